@@ -1,0 +1,1 @@
+"""Utterance corpora: the manifest, audio I/O, validation, statistics, the synthetic corpus."""

@@ -1,0 +1,162 @@
+"""Audio I/O: every file becomes mono float32 at 16 kHz, through this one loader.
+
+soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3) reads what it can; PyAV (FFmpeg, the
+``av`` extra) takes over for the rest (m4a, aac, opus in old libsndfile builds). Resampling is
+soxr. Errors are :class:`~nabra.errors.AudioError` and name the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from nabra.errors import AudioError
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says, without decoding the samples."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(path, "audio file not found")
+    if not path.is_file():
+        raise AudioError(path, "audio path is not a file")
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Sample rate, frame count and channels from the header (no full decode)."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        info = sf.info(str(path))
+        return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        sf_error = e
+    info = _av_info(path)
+    if info is None:
+        raise AudioError(path, f"not a readable audio file ({_reason(sf_error)})")
+    return info
+
+
+def probe_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds, from the header."""
+    return audio_info(path).duration
+
+
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> np.ndarray:
+    """Decode ``path`` (or the segment ``offset``..``offset+duration`` seconds) to mono float32 at
+    ``sample_rate``. Stereo is averaged; other rates are resampled with soxr."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            start = int(round(offset * sr))
+            if start > f.frames:
+                raise AudioError(path, f"offset {offset:.3f} s is past the end of the audio ({f.frames / sr:.3f} s)")
+            f.seek(start)
+            frames = -1 if duration is None else int(round(duration * sr))
+            data = f.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        data, sr = _av_load(path, e)
+        start = int(round(offset * sr))
+        stop = None if duration is None else start + int(round(duration * sr))
+        data = data[start:stop]
+    samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if sr != sample_rate and samples.size:
+        samples = soxr.resample(samples, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def save_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono 16-bit PCM WAV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+
+
+def check_samples(path: str | os.PathLike, samples: np.ndarray) -> None:
+    """Raise :class:`AudioError` if decoded samples are empty or hold NaN/Inf."""
+    if samples.size == 0:
+        raise AudioError(path, "audio has zero length")
+    if not np.isfinite(samples).all():
+        bad = int((~np.isfinite(samples)).sum())
+        raise AudioError(path, f"audio holds {bad} NaN or Inf samples")
+
+
+def _reason(e: Exception) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg.replace(str(getattr(e, "name", "")), "").strip(" :") or type(e).__name__
+
+
+def _av_info(path: Path) -> AudioInfo | None:
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            sr = stream.codec_context.sample_rate or stream.rate
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                seconds = container.duration / 1_000_000
+            else:
+                return None
+            return AudioInfo(int(sr), int(math.floor(seconds * sr)), int(stream.codec_context.channels or 1))
+    except Exception:  # noqa: BLE001 - any FFmpeg failure means "not audio we can read"
+        return None
+
+
+def _av_load(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
+    try:
+        import av
+    except ImportError:
+        raise AudioError(path, f"not a readable audio file ({_reason(sf_error)}); "
+                         "for formats libsndfile lacks, install the 'av' extra") from None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioError(path, "file has no audio stream")
+            stream = container.streams.audio[0]
+            sr = stream.codec_context.sample_rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+            chunks = [
+                out.to_ndarray().reshape(-1)
+                for frame in container.decode(stream)
+                for out in resampler.resample(frame)
+            ]
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except AudioError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise AudioError(path, f"not a readable audio file ({_reason(sf_error)}; FFmpeg: {e})") from None
+    data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return data[:, None].astype(np.float32, copy=False), int(sr)

@@ -1,0 +1,59 @@
+"""Label sets for dialect (DID) and emotion (SER): names plus Arabic and English aliases.
+
+The label sets are configuration: these are only the defaults (ADI-5 regions; five emotions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nabra.errors import NabraError
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The allowed labels of one classification field, with aliases used to parse free text."""
+
+    field: str
+    """Manifest field the labels belong to (``dialect`` or ``emotion``)."""
+    names: tuple[str, ...]
+    """Canonical label names, as written in the manifest."""
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Other spellings (Arabic, English) of each canonical name."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def with_names(self, names: list[str] | tuple[str, ...]) -> LabelSet:
+        """The same field restricted/extended to ``names`` (aliases kept for names that have them)."""
+        names = tuple(n.strip() for n in names if n.strip())
+        if not names:
+            raise NabraError(f"empty {self.field} label set")
+        if len(set(names)) != len(names):
+            raise NabraError(f"duplicate names in {self.field} label set: {', '.join(names)}")
+        return LabelSet(self.field, names, {n: self.aliases.get(n, ()) for n in names})
+
+
+DIALECTS = LabelSet(
+    "dialect",
+    ("EGY", "GLF", "LAV", "NOR", "MSA"),
+    {
+        "EGY": ("Egyptian", "مصري", "مصرية", "المصرية", "اللهجة المصرية"),
+        "GLF": ("Gulf", "Khaleeji", "خليجي", "خليجية", "الخليجية", "اللهجة الخليجية"),
+        "LAV": ("Levantine", "Shami", "شامي", "شامية", "الشامية", "اللهجة الشامية"),
+        "NOR": ("North African", "Maghrebi", "مغاربي", "مغاربية", "المغاربية", "اللهجة المغاربية"),
+        "MSA": ("Modern Standard Arabic", "Standard", "فصحى", "الفصحى", "العربية الفصحى"),
+    },
+)
+
+EMOTIONS = LabelSet(
+    "emotion",
+    ("neutral", "happy", "sad", "angry", "surprised"),
+    {
+        "neutral": ("محايد", "حياد", "هادئ"),
+        "happy": ("joy", "happiness", "سعيد", "سعادة", "فرح"),
+        "sad": ("sadness", "حزين", "حزن"),
+        "angry": ("anger", "غاضب", "غضب"),
+        "surprised": ("surprise", "متفاجئ", "مندهش", "دهشة", "مفاجأة"),
+    },
+)

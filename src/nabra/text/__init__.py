@@ -1,0 +1,1 @@
+"""Text processing: the one Arabic normalizer used by data preparation and every metric."""
