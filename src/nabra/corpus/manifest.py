@@ -194,7 +194,7 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], *, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = path.resolve().parent
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".tmp.{path.name}")  # same suffix: .gz stays compressed
     n = 0
     with open_text(tmp, "w") as f:
         for utt in utterances:

@@ -1,0 +1,134 @@
+"""`nabra <verb>`: each verb is a thin layer over a library function a user can also import.
+
+Errors the user caused (a missing file, a bad flag value) print one line and exit 2; invalid
+manifests exit 1 with one line per problem; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nabra.errors import NabraError
+
+
+def _label_sets(args):
+    from nabra.corpus.labels import DIALECTS, EMOTIONS
+
+    dialects = DIALECTS.with_names(args.dialects.split(",")) if args.dialects else DIALECTS
+    emotions = EMOTIONS.with_names(args.emotions.split(",")) if args.emotions else EMOTIONS
+    return dialects, emotions
+
+
+def cmd_data_validate(args) -> int:
+    from nabra.corpus.validate import ValidationConfig, ValidationReport, validate_manifest
+
+    dialects, emotions = _label_sets(args)
+    cfg = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=args.check_audio,
+                           min_duration=args.min_duration, workers=args.workers)
+    report = ValidationReport()
+    problems = 0
+    for problem in validate_manifest(args.manifest, cfg, report):
+        print(problem.format(args.manifest), flush=False)
+        problems += 1
+    sys.stdout.flush()
+    if problems:
+        print(f"{args.manifest}: {problems:,} problem(s) on {report.invalid:,} of {report.lines:,} lines",
+              file=sys.stderr)
+        return 1
+    audio = " (audio checked)" if args.check_audio else ""
+    print(f"{args.manifest}: {report.lines:,} lines, all valid{audio}")
+    return 0
+
+
+def cmd_data_stats(args) -> int:
+    from nabra.corpus.stats import manifest_stats, render_stats
+
+    st = manifest_stats(args.manifest)
+    if args.json:
+        print(json.dumps(st.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        render_stats(st, str(args.manifest))
+    return 0
+
+
+def _synth_config(args):
+    from nabra.corpus.synth import SynthConfig
+
+    return SynthConfig(utterances=args.utterances, seed=args.seed, summary_fraction=args.summary_fraction,
+                       long_fraction=args.long_fraction, dialect_density=args.dialect_density,
+                       imbalance=args.imbalance, workers=args.workers)
+
+
+def cmd_synth(args) -> int:
+    from nabra.corpus.synth import synthesize
+
+    result = synthesize(args.out_dir, _synth_config(args), progress=not args.quiet)
+    print(f"wrote {result.manifest} ({result.clips:,} clips, {result.seconds / 60:.1f} min of audio, "
+          f"{result.clips_per_s:.0f} clips/s)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from nabra.demo import run_demo
+
+    return run_demo(out=args.out, quick=args.quick, seeds=args.seeds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nabra", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    synth = sub.add_parser("synth", help="generate the synthetic Arabic speech corpus (eSpeak NG)")
+    synth.add_argument("out_dir", type=Path)
+    synth.add_argument("--utterances", type=int, default=1000, help="number of clips (default 1000)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--summary-fraction", type=float, default=0.1, help="share of news paragraphs with summaries")
+    synth.add_argument("--long-fraction", type=float, default=0.3, help="share of paragraphs longer than 30 s")
+    synth.add_argument("--dialect-density", type=float, default=0.75, help="share of words from the dialect lexicon")
+    synth.add_argument("--imbalance", type=float, default=1.0, help="most/least frequent label ratio (1 = balanced)")
+    synth.add_argument("--workers", type=int, default=0, help="parallel eSpeak workers (0 = all cores)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(func=cmd_synth)
+
+    data = sub.add_parser("data", help="manifest tools").add_subparsers(dest="data_verb", required=True, metavar="VERB")
+    val = data.add_parser("validate", help="check a manifest; one line per problem, exit 1 if any")
+    val.add_argument("manifest", type=Path)
+    val.add_argument("--check-audio", action="store_true", help="open and decode every audio file")
+    val.add_argument("--min-duration", type=float, default=0.1, help="shortest acceptable audio in s (default 0.1)")
+    val.add_argument("--dialects", help="comma-separated dialect label set (default EGY,GLF,LAV,NOR,MSA)")
+    val.add_argument("--emotions", help="comma-separated emotion label set (default neutral,happy,sad,angry,surprised)")
+    val.add_argument("--workers", type=int, default=4, help="threads reading audio (default 4)")
+    val.set_defaults(func=cmd_data_validate)
+    stats = data.add_parser("stats", help="utterances, hours, per-task and per-label counts, durations")
+    stats.add_argument("manifest", type=Path)
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(func=cmd_data_stats)
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
+    demo.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default ./demo)")
+    demo.add_argument("--quick", action="store_true", help="one seed, short")
+    demo.add_argument("--seeds", type=int, default=None, help="seeds per schedule (default 3, 1 with --quick)")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NabraError as e:
+        print(f"nabra: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `nabra data validate big.jsonl | head`
+        sys.stderr.close()
+        return 1
+    except KeyboardInterrupt:
+        print("nabra: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Manifest statistics: utterances, hours, per-task and per-label counts, duration percentiles.
+
+Streaming: counts are dictionaries and durations a compact float32 array, so a million-line
+manifest costs a few megabytes.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nabra.corpus.manifest import TASKS, iter_manifest
+
+PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
+
+
+@dataclass
+class ManifestStats:
+    """Summary of one manifest."""
+
+    utterances: int = 0
+    seconds: float = 0.0
+    missing_duration: int = 0
+    tasks: Counter = field(default_factory=Counter)
+    splits: Counter = field(default_factory=Counter)
+    dialects: Counter = field(default_factory=Counter)
+    emotions: Counter = field(default_factory=Counter)
+    speakers: int = 0
+    long_utterances: int = 0
+    """Utterances over 30 s (split into segments for the model)."""
+    duration_percentiles: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+    def to_dict(self) -> dict:
+        return {
+            "utterances": self.utterances,
+            "hours": round(self.hours, 4),
+            "missing_duration": self.missing_duration,
+            "speakers": self.speakers,
+            "long_utterances_over_30s": self.long_utterances,
+            "tasks": {t: self.tasks.get(t, 0) for t in TASKS},
+            "splits": dict(sorted(self.splits.items())),
+            "dialects": dict(sorted(self.dialects.items())),
+            "emotions": dict(sorted(self.emotions.items())),
+            "duration_percentiles": self.duration_percentiles,
+        }
+
+
+def manifest_stats(path: str | os.PathLike) -> ManifestStats:
+    """Compute :class:`ManifestStats` in one streaming pass over the manifest."""
+    st = ManifestStats()
+    durations = array("f")
+    speakers: set[str] = set()
+    for utt in iter_manifest(path, resolve=False):
+        st.utterances += 1
+        st.tasks.update(utt.tasks())
+        st.splits[utt.split or "(none)"] += 1
+        if utt.dialect is not None:
+            st.dialects[utt.dialect] += 1
+        if utt.emotion is not None:
+            st.emotions[utt.emotion] += 1
+        if utt.speaker is not None:
+            speakers.add(utt.speaker)
+        if utt.duration is None:
+            st.missing_duration += utt.audio is not None
+        else:
+            durations.append(utt.duration)
+    st.speakers = len(speakers)
+    if durations:
+        d = np.frombuffer(durations, dtype=np.float32).astype(np.float64)
+        st.seconds = float(d.sum())
+        st.long_utterances = int((d > 30.0).sum())
+        st.duration_percentiles = {f"p{p}": round(float(v), 3) for p, v in zip(PERCENTILES, np.percentile(d, PERCENTILES), strict=True)}
+    return st
+
+
+def render_stats(st: ManifestStats, title: str) -> None:
+    """Print the statistics as readable tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    head = Table(title=title, show_header=False, title_justify="left")
+    head.add_row("utterances", f"{st.utterances:,}")
+    head.add_row("hours", f"{st.hours:.2f}")
+    head.add_row("speakers", f"{st.speakers:,}")
+    head.add_row("over 30 s", f"{st.long_utterances:,}")
+    if st.missing_duration:
+        head.add_row("without duration", f"{st.missing_duration:,}")
+    head.add_row("splits", ", ".join(f"{k} {v:,}" for k, v in sorted(st.splits.items())))
+    console.print(head)
+    console.print(_counts_table("task", {t: st.tasks.get(t, 0) for t in TASKS}, st.utterances))
+    for name, counts in (("dialect", st.dialects), ("emotion", st.emotions)):
+        if counts:
+            console.print(_counts_table(name, dict(sorted(counts.items())), sum(counts.values())))
+    if st.duration_percentiles:
+        dur = Table(title="duration (s)", title_justify="left")
+        for key in st.duration_percentiles:
+            dur.add_column(key, justify="right")
+        dur.add_row(*(f"{v:.2f}" for v in st.duration_percentiles.values()))
+        console.print(dur)
+
+
+def _counts_table(name: str, counts: dict[str, int], total: int):
+    from rich.table import Table
+
+    table = Table(title=f"per {name}", title_justify="left")
+    table.add_column(name)
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    for key, n in counts.items():
+        table.add_row(key, f"{n:,}", f"{100 * n / total:.1f}%" if total else "-")
+    return table
