@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("manifest", type=Path)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(func=cmd_data_stats)
+    # Verbs of other areas register themselves here (one line each).
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
     demo.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default ./demo)")
