@@ -35,7 +35,7 @@ print(json.dumps({"lines": lines, "seconds": dt, "problems": n_problems,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-WORDS = "مرحبا كيف حالك اليوم الجو جميل في القاهرة والرياض وبيروت والرباط الطلاب يدرسون".split()
+WORDS = ["مرحبا", "كيف", "حالك", "اليوم", "الجو", "جميل", "في", "القاهرة", "والرياض", "وبيروت", "والرباط", "الطلاب", "يدرسون"]
 
 
 def make_manifest(path: Path, n: int) -> None:

@@ -29,6 +29,8 @@ class ManifestStats:
     splits: Counter = field(default_factory=Counter)
     dialects: Counter = field(default_factory=Counter)
     emotions: Counter = field(default_factory=Counter)
+    label_splits: Counter = field(default_factory=Counter)
+    """(field, label, split) -> count: shows whether every split is balanced."""
     speakers: int = 0
     long_utterances: int = 0
     """Utterances over 30 s (split into segments for the model)."""
@@ -64,8 +66,10 @@ def manifest_stats(path: str | os.PathLike) -> ManifestStats:
         st.splits[utt.split or "(none)"] += 1
         if utt.dialect is not None:
             st.dialects[utt.dialect] += 1
+            st.label_splits["dialect", utt.dialect, utt.split or "(none)"] += 1
         if utt.emotion is not None:
             st.emotions[utt.emotion] += 1
+            st.label_splits["emotion", utt.emotion, utt.split or "(none)"] += 1
         if utt.speaker is not None:
             speakers.add(utt.speaker)
         if utt.duration is None:
@@ -97,9 +101,11 @@ def render_stats(st: ManifestStats, title: str) -> None:
     head.add_row("splits", ", ".join(f"{k} {v:,}" for k, v in sorted(st.splits.items())))
     console.print(head)
     console.print(_counts_table("task", {t: st.tasks.get(t, 0) for t in TASKS}, st.utterances))
+    splits = sorted(st.splits) if len(st.splits) > 1 else []
     for name, counts in (("dialect", st.dialects), ("emotion", st.emotions)):
         if counts:
-            console.print(_counts_table(name, dict(sorted(counts.items())), sum(counts.values())))
+            by_split = {label: [st.label_splits[name, label, s] for s in splits] for label in counts}
+            console.print(_counts_table(name, dict(sorted(counts.items())), sum(counts.values()), splits, by_split))
     if st.duration_percentiles:
         dur = Table(title="duration (s)", title_justify="left")
         for key in st.duration_percentiles:
@@ -108,13 +114,16 @@ def render_stats(st: ManifestStats, title: str) -> None:
         console.print(dur)
 
 
-def _counts_table(name: str, counts: dict[str, int], total: int):
+def _counts_table(name: str, counts: dict[str, int], total: int, splits=(), by_split=None):
     from rich.table import Table
 
     table = Table(title=f"per {name}", title_justify="left")
     table.add_column(name)
     table.add_column("count", justify="right")
     table.add_column("share", justify="right")
+    for split in splits:
+        table.add_column(split, justify="right")
     for key, n in counts.items():
-        table.add_row(key, f"{n:,}", f"{100 * n / total:.1f}%" if total else "-")
+        per_split = [f"{v:,}" for v in (by_split or {}).get(key, [])]
+        table.add_row(key, f"{n:,}", f"{100 * n / total:.1f}%" if total else "-", *per_split)
     return table

@@ -1,0 +1,464 @@
+"""The synthetic Arabic speech corpus: eSpeak NG clips a tiny model can learn four tasks from.
+
+Short clips (most of the corpus) carry a transcript, a dialect and an emotion, chosen
+independently: the dialect is audible only in the words (per-dialect lexicons, ``lexicon/synth_ar.json``),
+the emotion only in the prosody (pitch, speed, amplitude, pitch range), so DID and SER cannot
+lean on each other. News paragraphs carry a transcript and a one-sentence reference summary
+(ASR, SSUM, TSUM); some are long enough to exceed the 30 s the Whisper feature extractor sees.
+
+eSpeak voice variants are the speakers, and the splits are speaker-disjoint. Every random choice
+is made up front from one seed (:func:`plan_corpus`); only the eSpeak calls run in parallel, so
+the same seed and config give byte-identical manifests and WAVs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+import soundfile as sf
+import soxr
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nabra.corpus.audio import SAMPLE_RATE, save_wav
+from nabra.corpus.labels import DIALECTS, EMOTIONS
+from nabra.corpus.manifest import Utterance, write_manifest
+from nabra.errors import NabraError
+
+ESPEAK = "espeak-ng"
+_NO_ESPEAK = "eSpeak NG not found: apt-get install espeak-ng"
+MANIFEST_NAME = "manifest.jsonl"
+
+# Speaker-disjoint splits: test holds the voices the FACTS calibration held out; dev takes one
+# more male and one more female voice, so both held-out sets have each sex.
+SPLIT_VOICES: dict[str, tuple[str, ...]] = {
+    "train": ("ar+m1", "ar+m2", "ar+m3", "ar+m5", "ar+m7", "ar+f1", "ar+f2", "ar+f4"),
+    "dev": ("ar+m6", "ar+f5"),
+    "test": ("ar+m4", "ar+f3"),
+}
+SPLIT_SHARES = {"train": 0.8, "dev": 0.1, "test": 0.1}
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """eSpeak settings of one emotion: ``-p`` pitch, ``-s`` speed (wpm), ``-a`` amplitude, SSML range."""
+
+    pitch: int
+    speed: int
+    amplitude: int
+    range: str
+
+
+# Calibrated in FACTS.md ("What a tiny thinker learns"): a 0.6 M thinker tells these apart in a minute.
+PROSODY: dict[str, Prosody] = {
+    "neutral": Prosody(50, 160, 100, "medium"),
+    "happy": Prosody(68, 190, 125, "x-high"),
+    "sad": Prosody(30, 115, 65, "x-low"),
+    "angry": Prosody(42, 200, 145, "high"),
+    "surprised": Prosody(85, 150, 115, "x-high"),
+}
+JITTER = Prosody(5, 10, 10, "")  # uniform +- per clip, so no two clips of a class sound the same
+MAX_AMPLITUDE = 150  # eSpeak clips above this
+
+# eSpeak reads MSA news at ~1.6-1.8 words/s at speed 150-170: 80 words last 47-58 s, well past 30 s,
+# while a 3-sentence paragraph (~30 words) stays near 20 s.
+LONG_MIN_WORDS = 80
+TRIM_THRESHOLD = 0.005  # ~ -46 dBFS: eSpeak pads ~0.35 s of near-silence at the end of each clip
+TRIM_PAD_S = 0.05
+
+
+@dataclass
+class SynthConfig:
+    """What to synthesize. Every field has a default; the checks run on construction."""
+
+    utterances: int = 1000
+    """Total clips (short labelled clips + summary paragraphs)."""
+    seed: int = 0
+    """Seed of every random choice (texts, labels, prosody jitter, voices)."""
+    summary_fraction: float = 0.1
+    """Share of clips that are multi-sentence news paragraphs with a summary."""
+    long_fraction: float = 0.3
+    """Share of those paragraphs made long enough to exceed 30 s of audio."""
+    dialect_density: float = 0.75
+    """Share of the words of a short clip drawn from its dialect's lexicon (the rest neutral filler)."""
+    words_per_utterance: tuple[int, int] = (4, 4)
+    """Min, max words per short clip (FACTS: 3 dialect words + 1 filler is learnable in minutes)."""
+    imbalance: float = 1.0
+    """Most-frequent / least-frequent label count, geometric in label order (1 = balanced); dialect and emotion."""
+    workers: int = 0
+    """Parallel eSpeak threads (0 = one per CPU core)."""
+    dialects: tuple[str, ...] = DIALECTS.names
+    """Dialect labels to generate; each needs a lexicon in ``lexicon/synth_ar.json``."""
+    emotions: tuple[str, ...] = EMOTIONS.names
+    """Emotion labels to generate; each needs prosody settings in :data:`PROSODY`."""
+
+    def __post_init__(self) -> None:
+        self.words_per_utterance = tuple(self.words_per_utterance)
+        self.dialects, self.emotions = tuple(self.dialects), tuple(self.emotions)
+        if self.utterances < 1:
+            raise NabraError(f"utterances must be at least 1, got {self.utterances}")
+        for name in ("summary_fraction", "long_fraction", "dialect_density"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise NabraError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        lo, hi = self.words_per_utterance
+        if not 1 <= lo <= hi:
+            raise NabraError(f"words_per_utterance must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
+        if self.imbalance < 1.0:
+            raise NabraError(f"imbalance must be at least 1 (1 = balanced), got {self.imbalance}")
+        if self.workers < 0:
+            raise NabraError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        _check_labels("dialect", self.dialects, load_lexicon()["dialects"])
+        _check_labels("emotion", self.emotions, PROSODY)
+
+
+def _check_labels(kind: str, names: tuple[str, ...], known: dict) -> None:
+    if not names or len(set(names)) != len(names):
+        raise NabraError(f"{kind} labels must be a non-empty list without duplicates, got {list(names)}")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise NabraError(f"no synthetic {kind} for {', '.join(unknown)} (known: {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Everything needed to render one clip: decided up front, so rendering is deterministic."""
+
+    id: str
+    split: str
+    voice: str
+    text: str
+    pitch: int
+    speed: int
+    amplitude: int
+    range: str
+    summary: str | None = None
+    dialect: str | None = None
+    emotion: str | None = None
+
+    @property
+    def speaker(self) -> str:
+        """The speaker id of the voice, e.g. ``synth-m1`` for ``ar+m1``."""
+        return "synth-" + self.voice.split("+", 1)[1]
+
+    @property
+    def audio(self) -> str:
+        """The WAV path, relative to the manifest's folder."""
+        return f"audio/{self.id}.wav"
+
+    def utterance(self, duration: float) -> Utterance:
+        """The manifest record of this clip once rendered."""
+        return Utterance(
+            id=self.id, audio=self.audio, duration=duration, language="ar", transcript=self.text,
+            summary=self.summary, dialect=self.dialect, emotion=self.emotion, speaker=self.speaker,
+            source="synth", split=self.split,
+        )  # fmt: skip
+
+
+@dataclass
+class SynthResult:
+    """What :func:`synthesize` wrote."""
+
+    out_dir: Path
+    """The corpus folder."""
+    manifest: Path
+    """Its manifest."""
+    utterances: int
+    """Clips written."""
+    short_clips: int
+    """Short labelled clips (ASR, DID, SER)."""
+    paragraphs: int
+    """News paragraphs with a summary (ASR, SSUM, TSUM)."""
+    long_paragraphs: int
+    """Paragraphs whose audio lasts more than 30 s."""
+    splits: dict[str, int]
+    """Clips per split."""
+    audio_seconds: float
+    """Total audio written, in seconds."""
+    elapsed: float
+    """Wall-clock seconds spent synthesizing."""
+    clips_per_s: float
+    """Synthesis throughput."""
+    durations: dict[str, float] = field(default_factory=dict, repr=False)
+    """Duration of every clip by id."""
+
+
+# ---------------------------------------------------------------------------------------------
+# eSpeak
+
+
+def espeak_available() -> bool:
+    """Whether the eSpeak NG executable is on the PATH."""
+    return shutil.which(ESPEAK) is not None
+
+
+def require_espeak() -> None:
+    """Raise a :class:`NabraError` with the install line when eSpeak NG is missing."""
+    if not espeak_available():
+        raise NabraError(_NO_ESPEAK)
+
+
+def _espeak_wav(clip: Clip) -> bytes:
+    ssml = f'<speak><prosody range="{clip.range}">{escape(clip.text)}</prosody></speak>'
+    cmd = [ESPEAK, "-m", "--stdin", "--stdout", "-v", clip.voice,
+           "-p", str(clip.pitch), "-s", str(clip.speed), "-a", str(clip.amplitude)]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, input=ssml.encode("utf-8"), capture_output=True, check=False)
+    except FileNotFoundError:
+        raise NabraError(_NO_ESPEAK) from None
+    if done.returncode != 0 or len(done.stdout) <= 44:  # 44 = a WAV header without samples
+        err = done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}, no audio"
+        raise NabraError(f"{clip.id}: eSpeak NG failed: {err}")
+    return done.stdout
+
+
+def _trim(samples: np.ndarray, sr: int) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(samples) > TRIM_THRESHOLD)
+    if loud.size == 0:
+        return samples
+    pad = int(TRIM_PAD_S * sr)
+    return samples[max(0, loud[0] - pad) : loud[-1] + pad + 1]
+
+
+def render_clip(clip: Clip, path: Path) -> float:
+    """Speak ``clip`` with eSpeak NG and write it as 16 kHz mono 16-bit WAV; returns its duration."""
+    # eSpeak streams to stdout, so its header gives a placeholder length; libsndfile reads to the end.
+    samples, sr = sf.read(io.BytesIO(_espeak_wav(clip)), dtype="float32")
+    if samples.ndim > 1:
+        samples = samples.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        samples = soxr.resample(samples, sr, SAMPLE_RATE, quality="HQ")
+    samples = _trim(samples, SAMPLE_RATE)
+    save_wav(path, samples)
+    return round(len(samples) / SAMPLE_RATE, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: every random choice, no audio
+
+
+@cache
+def load_lexicon() -> dict:
+    """The packaged word lists and news templates (``nabra/corpus/lexicon/synth_ar.json``)."""
+    text = resources.files("nabra.corpus").joinpath("lexicon/synth_ar.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def apportion(total: int, weights: list[float]) -> list[int]:
+    """Split ``total`` into integer parts proportional to ``weights`` (largest remainder; ties to
+    the earlier part), so parts always sum to ``total`` and differ from the exact share by < 1."""
+    exact = [total * w / sum(weights) for w in weights]
+    parts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def label_counts(n: int, k: int, imbalance: float) -> list[int]:
+    """Counts of ``k`` labels over ``n`` clips: equal (+-1) at ``imbalance`` 1, else geometric from
+    the first label (most frequent) to the last (``imbalance`` times rarer)."""
+    weights = [imbalance ** (-i / (k - 1)) if k > 1 else 1.0 for i in range(k)]
+    return apportion(n, weights)
+
+
+def _label_pairs(n: int, config: SynthConfig, rng: random.Random) -> list[tuple[str, str]]:
+    """(dialect, emotion) for ``n`` clips with exact marginal counts and near-independent factors.
+
+    Dialects are laid out in blocks; emotions in a low-discrepancy order (each spread evenly over
+    the sequence), so every dialect block holds each emotion in proportion: with 5 x 5 balanced
+    labels and n a multiple of 25, every dialect x emotion cell is exactly equal.
+    """
+    d_counts = label_counts(n, len(config.dialects), config.imbalance)
+    e_counts = label_counts(n, len(config.emotions), config.imbalance)
+    dialects = [d for d, c in zip(config.dialects, d_counts, strict=True) for _ in range(c)]
+    spread = sorted(((j + 0.5) / c, i) for i, c in enumerate(e_counts) for j in range(c))
+    pairs = [(d, config.emotions[i]) for d, (_, i) in zip(dialects, spread, strict=True)]
+    rng.shuffle(pairs)
+    return pairs
+
+
+def _jittered(rng: random.Random, emotion: str) -> dict:
+    """The eSpeak settings of one clip: its emotion's prosody, each number jittered."""
+    p = PROSODY[emotion]
+    return dict(
+        pitch=rng.randint(p.pitch - JITTER.pitch, p.pitch + JITTER.pitch),
+        speed=rng.randint(p.speed - JITTER.speed, p.speed + JITTER.speed),
+        amplitude=min(
+            MAX_AMPLITUDE, rng.randint(p.amplitude - JITTER.amplitude, p.amplitude + JITTER.amplitude)
+        ),
+        range=p.range,
+    )
+
+
+def _pick(rng: random.Random, pool: list[str], k: int) -> list[str]:
+    """``k`` words, without repetition as long as the pool lasts."""
+    return rng.sample(pool, min(k, len(pool))) + rng.choices(pool, k=max(0, k - len(pool)))
+
+
+def _short_text(rng: random.Random, dialect: str, config: SynthConfig) -> str:
+    lex = load_lexicon()
+    n = rng.randint(*config.words_per_utterance)
+    n_dialect = int(config.dialect_density * n + 0.5)
+    words = _pick(rng, lex["dialects"][dialect], n_dialect) + _pick(rng, lex["filler"], n - n_dialect)
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+def _fill_slots(rng: random.Random, templates: list[str], topic: dict) -> dict[str, str]:
+    """A value for every ``{slot}`` in ``templates``; ``{team}`` and ``{team2}`` draw distinct
+    values from the same pool; ``{person}`` is a first and a last name."""
+    shared = load_lexicon()["news"]["slots"]
+    names = sorted({m for t in templates for m in _SLOT.findall(t)})
+    used: dict[str, set[str]] = {}
+    values = {}
+    for name in names:
+        base = name.rstrip("0123456789")
+        if base == "person":
+            values[name] = f"{rng.choice(shared['first_name'])} {rng.choice(shared['last_name'])}"
+            continue
+        pool = [v for v in topic["slots"].get(base) or shared[base] if v not in used.get(base, set())]
+        values[name] = rng.choice(pool)
+        used.setdefault(base, set()).add(values[name])
+    return values
+
+
+def _paragraph(rng: random.Random, long: bool) -> tuple[str, str]:
+    """A news paragraph and its one-sentence summary (every summary slot is in the lead)."""
+    news = load_lexicon()["news"]
+    topic = rng.choice(news["topics"])
+    lead, summary = rng.choice(topic["lead"]), rng.choice(topic["summary"])
+    details, quotes = list(topic["details"]), list(topic["quotes"])
+    rng.shuffle(details)
+    rng.shuffle(quotes)
+    if long:
+        fillers = list(news["filler_sentences"])
+        rng.shuffle(fillers)
+        body = []
+        for sentence in details + quotes[:1] + fillers:
+            if len(" ".join([lead, *body]).split()) >= LONG_MIN_WORDS:
+                break
+            body.append(sentence)
+    else:
+        body = [details[0], quotes[0]]
+    sentences = [lead, *body]
+    slots = _fill_slots(rng, [*sentences, summary], topic)
+
+    def fill(template: str) -> str:
+        return _SLOT.sub(lambda m: slots[m.group(1)], template)
+
+    return " ".join(fill(s) for s in sentences), fill(summary)
+
+
+def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: SynthConfig) -> list[dict]:
+    """The clips of one split (without ids), in random order."""
+    voices = SPLIT_VOICES[split]
+    n_long = int(config.long_fraction * n_para + 0.5)
+    clips = []
+    for i in range(n_para):
+        text, summary = _paragraph(rng, long=i < n_long)
+        # News is read in neutral prosody; it carries no emotion label, so SER stays balanced.
+        clips.append(dict(text=text, summary=summary, **_jittered(rng, "neutral")))
+    for dialect, emotion in _label_pairs(n - n_para, config, rng):
+        text = _short_text(rng, dialect, config)
+        clips.append(dict(text=text, dialect=dialect, emotion=emotion, **_jittered(rng, emotion)))
+    rng.shuffle(clips)
+    # Voices rotate over the shuffled order, paragraphs and short clips each on their own turn,
+    # so every voice reads about the same share of each label and of the news.
+    for kind in (True, False):
+        for j, c in enumerate(c for c in clips if ("summary" in c) is kind):
+            c.update(split=split, voice=voices[j % len(voices)])
+    return clips
+
+
+def plan_corpus(config: SynthConfig) -> list[Clip]:
+    """Every clip of the corpus, in id order (train, dev, test), with all random choices made."""
+    rng = random.Random(config.seed)
+    sizes = apportion(config.utterances, list(SPLIT_SHARES.values()))
+    n_para = apportion(int(config.summary_fraction * config.utterances + 0.5), list(SPLIT_SHARES.values()))
+    width = max(6, len(str(config.utterances - 1)))
+    plans = []
+    for split, n, n_p in zip(SPLIT_SHARES, sizes, n_para, strict=True):
+        plans += _plan_split(rng, split, n, min(n_p, n), config)
+    return [Clip(id=f"synth-{i:0{width}d}", **p) for i, p in enumerate(plans)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthesis
+
+
+def synthesize(out_dir: str | os.PathLike, config: SynthConfig, *, progress: bool = True) -> SynthResult:
+    """Write the synthetic corpus: ``out_dir/manifest.jsonl`` (audio paths relative to it) and
+    16 kHz mono WAVs under ``out_dir/audio/``. An existing corpus there is regenerated."""
+    require_espeak()
+    out_dir = Path(out_dir)
+    manifest = out_dir / MANIFEST_NAME
+    audio_dir = out_dir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    # A manifest left from an earlier run would describe WAVs this run overwrites: drop it first,
+    # so a failed run leaves no manifest rather than a wrong one.
+    manifest.unlink(missing_ok=True)
+    clips = plan_corpus(config)
+    start = time.perf_counter()
+    durations = _render_all(clips, audio_dir, config.workers or os.cpu_count() or 1, progress)
+    elapsed = time.perf_counter() - start
+    write_manifest(manifest, (c.utterance(d) for c, d in zip(clips, durations, strict=True)))
+    _remove_stale(audio_dir, {f"{c.id}.wav" for c in clips})
+    return _result(out_dir, manifest, clips, durations, elapsed)
+
+
+def _render_all(clips: list[Clip], audio_dir: Path, workers: int, progress: bool) -> list[float]:
+    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    durations = []
+    with Progress(*columns, disable=not progress) as bar, ThreadPoolExecutor(workers) as pool:
+        task = bar.add_task("synth", total=len(clips))
+        try:
+            # map yields in submission order: durations line up with clips whatever finishes first.
+            for d in pool.map(lambda c: render_clip(c, audio_dir.parent / c.audio), clips):
+                durations.append(d)
+                bar.advance(task)
+        except BaseException:
+            # One failed clip (or Ctrl-C) fails the corpus: don't render the thousands still queued.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return durations
+
+
+_CLIP_FILE = re.compile(r"synth-\d{6,}\.wav")
+
+
+def _remove_stale(audio_dir: Path, keep: set[str]) -> None:
+    """Delete clip files of an earlier, larger run that the new manifest does not list."""
+    for path in audio_dir.iterdir():
+        if _CLIP_FILE.fullmatch(path.name) and path.name not in keep:
+            path.unlink()
+
+
+def _result(
+    out_dir: Path, manifest: Path, clips: list[Clip], durations: list[float], elapsed: float
+) -> SynthResult:
+    paragraphs = [d for c, d in zip(clips, durations, strict=True) if c.summary is not None]
+    return SynthResult(
+        out_dir=out_dir, manifest=manifest, utterances=len(clips),
+        short_clips=len(clips) - len(paragraphs), paragraphs=len(paragraphs),
+        long_paragraphs=sum(d > 30.0 for d in paragraphs),
+        splits={s: sum(c.split == s for c in clips) for s in SPLIT_SHARES},
+        audio_seconds=round(sum(durations), 3), elapsed=elapsed,
+        clips_per_s=len(clips) / elapsed if elapsed > 0 else float("inf"),
+        durations={c.id: d for c, d in zip(clips, durations, strict=True)},
+    )  # fmt: skip

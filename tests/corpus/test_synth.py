@@ -1,0 +1,234 @@
+import re
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from nabra.corpus import synth
+from nabra.corpus.audio import SAMPLE_RATE, audio_info, load_audio
+from nabra.corpus.manifest import read_manifest
+from nabra.corpus.synth import (
+    PROSODY,
+    SPLIT_VOICES,
+    Clip,
+    SynthConfig,
+    espeak_available,
+    load_lexicon,
+    plan_corpus,
+    render_clip,
+    synthesize,
+)
+from nabra.errors import NabraError
+from nabra.text.arabic import normalize
+
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="eSpeak NG not installed")
+
+SMALL = SynthConfig(utterances=50, seed=3, workers=2)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    result = synthesize(out, SMALL, progress=False)
+    return out, result, read_manifest(out / "manifest.jsonl")
+
+
+def _by_split(utts):
+    out = {}
+    for u in utts:
+        out.setdefault(u.split, []).append(u)
+    return out
+
+
+# --- determinism -------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_bytes(corpus, tmp_path):
+    out, _, utts = corpus
+    synthesize(tmp_path, SMALL, progress=False)
+    assert (tmp_path / "manifest.jsonl").read_bytes() == (out / "manifest.jsonl").read_bytes()
+    for u in utts:
+        name = u.audio.split("/audio/")[-1]
+        assert (tmp_path / "audio" / name).read_bytes() == (out / "audio" / name).read_bytes(), u.id
+
+
+def test_other_seed_gives_other_corpus(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    synthesize(a, SynthConfig(utterances=8, seed=0, workers=2), progress=False)
+    synthesize(b, SynthConfig(utterances=8, seed=1, workers=2), progress=False)
+    assert (a / "manifest.jsonl").read_bytes() != (b / "manifest.jsonl").read_bytes()
+
+
+def test_regenerating_with_fewer_clips_drops_stale_audio(tmp_path):
+    synthesize(tmp_path, SynthConfig(utterances=6, workers=2), progress=False)
+    synthesize(tmp_path, SynthConfig(utterances=3, workers=2), progress=False)
+    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == [f"synth-00000{i}.wav" for i in range(3)]
+    assert len(read_manifest(tmp_path / "manifest.jsonl")) == 3
+
+
+# --- the records ---------------------------------------------------------------------------------
+
+
+def test_records_audio_and_durations(corpus):
+    out, result, utts = corpus
+    assert len(utts) == result.utterances == SMALL.utterances
+    assert [u.id for u in utts] == [f"synth-{i:06d}" for i in range(len(utts))]
+    raw = (out / "manifest.jsonl").read_text(encoding="utf-8")
+    assert '"audio": "audio/synth-000000.wav"' in raw  # relative: the folder moves as a whole
+    for u in utts:
+        info = audio_info(u.audio)
+        assert (info.sample_rate, info.channels) == (SAMPLE_RATE, 1)
+        assert u.duration == pytest.approx(info.duration, abs=1e-3)
+        assert (u.language, u.source) == ("ar", "synth")
+
+
+def test_every_record_serves_its_tasks(corpus):
+    _, result, utts = corpus
+    tasks = Counter(u.tasks() for u in utts)
+    assert set(tasks) == {("asr", "did", "ser"), ("asr", "ssum", "tsum")}
+    assert tasks[("asr", "ssum", "tsum")] == result.paragraphs == 5
+
+
+def test_transcripts_are_plain_arabic(corpus):
+    _, _, utts = corpus
+    for u in utts:
+        for text in filter(None, (u.transcript, u.summary)):
+            assert not re.search(r"[A-Za-z0-9\u064b-\u0652]", text), text
+
+
+# --- labels and splits ---------------------------------------------------------------------------
+
+
+def test_splits_are_speaker_disjoint(corpus):
+    _, _, utts = corpus
+    speakers = {s: {u.speaker for u in us} for s, us in _by_split(utts).items()}
+    assert speakers["train"].isdisjoint(speakers["dev"] | speakers["test"])
+    assert speakers["dev"].isdisjoint(speakers["test"])
+    assert speakers["test"] == {"synth-m4", "synth-f3"}
+    assert Counter(u.split for u in utts) == {"train": 40, "dev": 5, "test": 5}
+
+
+def test_labels_balanced_in_every_split(corpus):
+    _, _, utts = corpus
+    for us in _by_split(utts).values():
+        for field in ("dialect", "emotion"):
+            counts = Counter(getattr(u, field) for u in us if u.dialect is not None)
+            assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_default_corpus_is_exactly_cross_balanced():
+    clips = plan_corpus(SynthConfig())
+    for split, n_short in (("train", 720), ("dev", 90), ("test", 90)):
+        short = [c for c in clips if c.split == split and c.dialect is not None]
+        assert len(short) == n_short
+        assert set(Counter(c.dialect for c in short).values()) == {n_short // 5}
+        assert set(Counter(c.emotion for c in short).values()) == {n_short // 5}
+        cells = Counter((c.dialect, c.emotion) for c in short).values()
+        assert len(cells) == 25 and max(cells) - min(cells) <= 1
+
+
+def test_imbalance_skews_geometrically_in_the_same_order():
+    config = SynthConfig(imbalance=4.0)
+    clips = plan_corpus(config)
+    for split in SPLIT_VOICES:
+        for field, names in (("dialect", config.dialects), ("emotion", config.emotions)):
+            counts = Counter(getattr(c, field) for c in clips if c.split == split and c.dialect is not None)
+            ordered = [counts[n] for n in names]
+            assert ordered == sorted(ordered, reverse=True)
+            assert ordered[0] / ordered[-1] == pytest.approx(4.0, rel=0.1)
+
+
+# --- the audio carries the labels ----------------------------------------------------------------
+
+
+def _clip(emotion: str, text: str = "دلوقتي عايز ازاي كده البيت") -> Clip:
+    p = PROSODY[emotion]
+    return Clip(id=f"t-{emotion}", split="test", voice="ar+m4", text=text, pitch=p.pitch,
+                speed=p.speed, amplitude=p.amplitude, range=p.range, emotion=emotion)  # fmt: skip
+
+
+def test_emotion_prosody_is_audible(tmp_path):
+    sad, angry = (render_clip(_clip(e), tmp_path / f"{e}.wav") for e in ("sad", "angry"))
+    assert sad > 1.4 * angry  # speed 115 vs 200 wpm
+    rms = {e: float(np.sqrt(np.mean(load_audio(tmp_path / f"{e}.wav") ** 2))) for e in ("sad", "angry")}
+    assert rms["angry"] > 1.5 * rms["sad"]  # amplitude 145 vs 65
+
+
+def test_long_paragraphs_exceed_30_seconds(tmp_path):
+    result = synthesize(
+        tmp_path, SynthConfig(utterances=2, summary_fraction=1.0, long_fraction=1.0), progress=False
+    )
+    assert result.paragraphs == result.long_paragraphs == 2
+    assert min(result.durations.values()) > 30.0
+
+
+def test_short_paragraphs_stay_short():
+    clips = plan_corpus(SynthConfig(utterances=200, summary_fraction=1.0, long_fraction=0.0))
+    assert max(len(c.text.split()) for c in clips) <= 40  # ~25 s at the slowest neutral speed
+
+
+# --- the lexicon ---------------------------------------------------------------------------------
+
+
+def test_dialect_lexicons_are_disjoint_and_plain():
+    lex = load_lexicon()
+    seen: dict[str, str] = {}
+    for name, words in [*lex["dialects"].items(), ("filler", lex["filler"])]:
+        assert len(words) >= 6
+        for w in words:
+            assert not re.search(r"[A-Za-z0-9\u064b-\u0652]", w), w
+            assert seen.setdefault(normalize(w), name) == name, f"{w} in {name} and {seen[normalize(w)]}"
+
+
+def test_every_summary_slot_is_in_every_lead_and_every_slot_has_values():
+    slot = re.compile(r"\{(\w+)\}")
+    news = load_lexicon()["news"]
+    for topic in news["topics"]:
+        needed = {s for t in topic["summary"] for s in slot.findall(t)}
+        for lead in topic["lead"]:
+            assert needed <= set(slot.findall(lead)), (topic["name"], lead)
+        templates = [*topic["lead"], *topic["details"], *topic["quotes"], *topic["summary"]]
+        for name in {s.rstrip("0123456789") for t in templates for s in slot.findall(t)} - {"person"}:
+            assert len(topic["slots"].get(name) or news["slots"][name]) >= 2, (topic["name"], name)
+
+
+def test_short_clip_words_come_from_the_dialect():
+    lex = load_lexicon()
+    for c in plan_corpus(SynthConfig(utterances=100)):
+        if c.dialect is not None:
+            words = c.text.split()
+            assert sum(w in lex["dialects"][c.dialect] for w in words) == 3 and len(words) == 4
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_bad_config_is_a_user_error():
+    with pytest.raises(NabraError, match="no synthetic dialect for XXX"):
+        SynthConfig(dialects=("EGY", "XXX"))
+    with pytest.raises(NabraError, match="imbalance"):
+        SynthConfig(imbalance=0.5)
+    with pytest.raises(NabraError, match="words_per_utterance"):
+        SynthConfig(words_per_utterance=(5, 2))
+
+
+def test_espeak_failure_names_the_clip(tmp_path):
+    # A bare unknown name: eSpeak reads "no-such-voice" as Norwegian and speaks happily.
+    with pytest.raises(NabraError, match=r"t-sad: eSpeak NG failed: .*voice"):
+        render_clip(replace(_clip("sad"), voice="zzz"), tmp_path / "x.wav")
+
+
+def test_missing_espeak_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(synth, "ESPEAK", "espeak-ng-not-installed")
+    assert not espeak_available()
+    with pytest.raises(NabraError, match="apt-get install espeak-ng"):
+        synthesize(tmp_path, SynthConfig(utterances=2), progress=False)
+
+
+def test_failed_run_leaves_no_manifest(monkeypatch, tmp_path):
+    synthesize(tmp_path, SynthConfig(utterances=3, workers=2), progress=False)
+    monkeypatch.setitem(synth.SPLIT_VOICES, "train", ("zzz",))
+    with pytest.raises(NabraError, match=r"synth-000000: eSpeak NG failed"):
+        synthesize(tmp_path, SynthConfig(utterances=3, workers=2), progress=False)
+    assert not (tmp_path / "manifest.jsonl").exists()
