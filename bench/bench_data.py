@@ -81,8 +81,8 @@ def bench_synth(n: int) -> None:
         t = time.perf_counter()
         result = synthesize(Path(tmp) / "synth", SynthConfig(utterances=n, seed=0, workers=2), progress=False)
         dt = time.perf_counter() - t
-        print(f"synth: {result.clips} clips ({result.seconds / 60:.1f} min of audio) in {dt:.1f} s "
-              f"= {result.clips / dt:.0f} clips/s with 2 workers")
+        print(f"synth: {result.utterances} clips ({result.paragraphs} paragraphs, {result.audio_seconds / 60:.1f} min "
+              f"of audio) in {dt:.1f} s = {result.utterances / dt:.0f} clips/s with 2 workers")
 
 
 def main() -> None:

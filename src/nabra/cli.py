@@ -66,8 +66,9 @@ def cmd_synth(args) -> int:
     from nabra.corpus.synth import synthesize
 
     result = synthesize(args.out_dir, _synth_config(args), progress=not args.quiet)
-    print(f"wrote {result.manifest} ({result.clips:,} clips, {result.seconds / 60:.1f} min of audio, "
-          f"{result.clips_per_s:.0f} clips/s)")
+    print(f"wrote {result.manifest}: {result.utterances:,} clips ({result.short_clips:,} labelled, "
+          f"{result.paragraphs:,} news paragraphs, {result.long_paragraphs:,} over 30 s), "
+          f"{result.audio_seconds / 60:.1f} min of audio, {result.clips_per_s:.0f} clips/s")
     return 0
 
 

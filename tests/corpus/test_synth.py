@@ -1,3 +1,4 @@
+import json
 import re
 from collections import Counter
 from dataclasses import replace
@@ -232,3 +233,15 @@ def test_failed_run_leaves_no_manifest(monkeypatch, tmp_path):
     with pytest.raises(NabraError, match=r"synth-000000: eSpeak NG failed"):
         synthesize(tmp_path, SynthConfig(utterances=3, workers=2), progress=False)
     assert not (tmp_path / "manifest.jsonl").exists()
+
+
+def test_cli_synth_then_validate_and_stats(tmp_path, capsys):
+    from nabra.cli import main
+
+    out = tmp_path / "corpus"
+    assert main(["synth", str(out), "--utterances", "30", "--seed", "3", "--quiet"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    manifest = out / "manifest.jsonl"
+    assert main(["data", "validate", str(manifest), "--check-audio"]) == 0
+    assert main(["data", "stats", str(manifest), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["utterances"] == 30
