@@ -72,6 +72,79 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_model_init_tiny(args) -> int:
+    from nabra.model.tiny import TinyConfig, init_tiny
+
+    cfg = TinyConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size, text_layers=args.text_layers,
+                     audio_layers=args.audio_layers, seed=args.seed)
+    out = init_tiny(args.out_dir, args.corpus, cfg)
+    return cmd_model_info(argparse.Namespace(path=out))
+
+
+def cmd_model_info(args) -> int:
+    from nabra.model import load
+
+    bundle = load(args.path)
+    model = bundle.model
+    parts = {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
+             "language model": model.model.language_model}
+    print(f"{bundle.path}: Qwen2.5-Omni thinker ({bundle.layout} layout), "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters, dtype {model.dtype}")
+    for name, module in parts.items():
+        print(f"  {name:15s} {sum(p.numel() for p in module.parameters()):>14,}")
+    print(f"  tokenizer       {len(bundle.tokenizer):>14,} tokens")
+    return 0
+
+
+def cmd_model_merge(args) -> int:
+    from nabra.model import load
+    from nabra.model.lora import merge
+
+    out = merge(load(args.base, dtype=args.dtype), args.adapter, args.out_dir)
+    print(f"wrote merged checkpoint {out}")
+    return 0
+
+
+def cmd_model_embed(args) -> int:
+    from nabra.model import load
+    from nabra.model.embeddings import compute_embeddings
+
+    table = compute_embeddings(load(args.model, dtype=args.dtype, device=args.device), args.manifest, args.cache,
+                               batch_size=args.batch_size)
+    print(f"{len(table.keys):,} aligner embeddings of size {table.vectors.shape[1]} in {args.cache}")
+    return 0
+
+
+def _add_model_verbs(sub) -> None:
+    model = sub.add_parser("model", help="model tools").add_subparsers(dest="model_verb", required=True, metavar="VERB")
+    tiny = model.add_parser("init-tiny", help="write a tiny random Qwen2.5-Omni thinker (+ tokenizer trained on a corpus)")
+    tiny.add_argument("out_dir", type=Path)
+    tiny.add_argument("--corpus", type=Path, help="manifest whose transcripts/summaries train the tokenizer")
+    tiny.add_argument("--vocab-size", type=int, default=1024)
+    tiny.add_argument("--hidden-size", type=int, default=128)
+    tiny.add_argument("--text-layers", type=int, default=2)
+    tiny.add_argument("--audio-layers", type=int, default=2)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=cmd_model_init_tiny)
+    info = model.add_parser("info", help="load a checkpoint folder and print what it holds")
+    info.add_argument("path", type=Path)
+    info.set_defaults(func=cmd_model_info)
+    merge = model.add_parser("merge", help="merge a LoRA adapter into its base; writes a plain thinker checkpoint")
+    merge.add_argument("base", type=Path)
+    merge.add_argument("adapter", type=Path)
+    merge.add_argument("out_dir", type=Path)
+    merge.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    merge.set_defaults(func=cmd_model_merge)
+    embed = model.add_parser("embed", help="aligner embeddings of a manifest (cached, resumable)")
+    embed.add_argument("model", type=Path)
+    embed.add_argument("manifest", type=Path)
+    embed.add_argument("--cache", type=Path, default=Path("cache/embeddings"))
+    embed.add_argument("--batch-size", type=int, default=16)
+    embed.add_argument("--dtype", default="float32")
+    embed.add_argument("--device", default=None, help="e.g. cuda (default: cpu)")
+    embed.set_defaults(func=cmd_model_embed)
+
+
 def cmd_demo(args) -> int:
     from nabra.demo import run_demo
 
@@ -79,6 +152,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+
     p = argparse.ArgumentParser(prog="nabra", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -108,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(func=cmd_data_stats)
     # Verbs of other areas register themselves here (one line each).
+
+    _add_model_verbs(sub)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
     demo.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default ./demo)")

@@ -1,0 +1,132 @@
+"""The tiny Qwen2.5-Omni thinker: random weights from config and a byte-level BPE tokenizer trained
+on the corpus, saved in the same on-disk layout as a real checkpoint so that `load` reads it through
+exactly the code path a real one takes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nabra.corpus.labels import DIALECTS, EMOTIONS
+from nabra.corpus.manifest import iter_manifest
+from nabra.model.tokens import CHAT_TEMPLATE, SPECIAL_TOKENS
+from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
+
+# Special tokens take the first ids, in this order; the config's token ids follow from it.
+_SPECIAL_ORDER = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>",
+                  "<|audio_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>")
+
+
+@dataclass
+class TinyConfig:
+    """Sizes of the tiny thinker (defaults: ~1 M parameters)."""
+
+    vocab_size: int = 1024
+    """Tokenizer vocabulary (byte-level BPE; special tokens included)."""
+    hidden_size: int = 128
+    """Language model width; the audio projector's output and the vision output match it."""
+    text_layers: int = 2
+    """Language model decoder layers."""
+    text_heads: int = 4
+    """Attention heads (head dim = hidden_size / heads; its half must equal sum(mrope_section))."""
+    kv_heads: int = 2
+    """Key/value heads (grouped-query attention)."""
+    intermediate_size: int = 256
+    """Language model MLP width."""
+    audio_d_model: int = 64
+    """Audio encoder width."""
+    audio_layers: int = 2
+    """Audio encoder layers."""
+    audio_heads: int = 4
+    """Audio encoder attention heads."""
+    seed: int = 0
+    """Seed of the random initialisation."""
+
+
+def thinker_config(cfg: TinyConfig, token_ids: dict[str, int]):
+    """A ``Qwen2_5OmniThinkerConfig`` of the tiny sizes, wired to ``token_ids``."""
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    head_dim = cfg.hidden_size // cfg.text_heads
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 4), half // 4, half // 4]  # sums to head_dim / 2, as the rope needs
+    config = Qwen2_5OmniThinkerConfig(
+        audio_config={"num_mel_bins": 128, "encoder_layers": cfg.audio_layers, "encoder_attention_heads": cfg.audio_heads,
+                      "encoder_ffn_dim": 4 * cfg.audio_d_model, "d_model": cfg.audio_d_model,
+                      "output_dim": cfg.hidden_size, "n_window": 100, "max_source_positions": 1500},
+        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                       "out_hidden_size": cfg.hidden_size, "fullatt_block_indexes": [0], "in_channels": 3,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+        text_config={"vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size,
+                     "num_hidden_layers": cfg.text_layers, "num_attention_heads": cfg.text_heads,
+                     "num_key_value_heads": cfg.kv_heads, "max_position_embeddings": 8192,
+                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+                     "tie_word_embeddings": True, "eos_token_id": token_ids["<|im_end|>"],
+                     "pad_token_id": token_ids["<|endoftext|>"]},
+        audio_token_index=token_ids["<|AUDIO|>"], image_token_index=token_ids["<|IMAGE|>"],
+        video_token_index=token_ids["<|VIDEO|>"], audio_start_token_id=token_ids["<|audio_bos|>"],
+        audio_end_token_id=token_ids["<|audio_eos|>"], user_token_id=token_ids["<|im_start|>"],
+        pad_token_id=token_ids["<|endoftext|>"], eos_token_id=token_ids["<|im_end|>"],
+    )
+    # Not a declared field, but the forward pass reads it (FACTS.md).
+    config.vision_start_token_id = token_ids["<|vision_bos|>"]
+    return config
+
+
+def corpus_texts(manifest: str | Path | None) -> Iterable[str]:
+    """Text the tokenizer should know: transcripts and summaries, templates, label names."""
+    yield SYSTEM_PROMPT
+    for templates in TEMPLATES.values():
+        yield from templates
+    for labels in (DIALECTS, EMOTIONS):
+        yield ", ".join(labels.names)
+        for name in labels.names:
+            yield name
+            yield from labels.aliases.get(name, ())
+    if manifest is not None:
+        for utt in iter_manifest(manifest, resolve=False):
+            for text in (utt.transcript, utt.summary):
+                if text:
+                    yield text
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """A byte-level BPE (round-trips any text, Arabic included) with the Qwen special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(_SPECIAL_ORDER),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    extra = {k: v for k, v in SPECIAL_TOKENS.items() if k not in ("eos_token", "im_start", "im_end")}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"], extra_special_tokens=extra,
+        chat_template=CHAT_TEMPLATE, padding_side="right", model_max_length=32768,
+    )
+
+
+def init_tiny(out_dir: str | Path, manifest: str | Path | None = None, cfg: TinyConfig | None = None) -> Path:
+    """Write a tiny thinker checkpoint (config, safetensors weights, tokenizer, feature extractor)."""
+    import torch
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
+
+    cfg = cfg or TinyConfig()
+    out_dir = Path(out_dir)
+    tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIAL_ORDER}
+    torch.manual_seed(cfg.seed)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config(cfg, ids))
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(out_dir)  # safetensors
+    tokenizer.save_pretrained(out_dir)
+    WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
+                            n_fft=400, return_attention_mask=True).save_pretrained(out_dir)
+    (out_dir / "nabra_tiny.json").write_text(json.dumps(vars(cfg), indent=2) + "\n")
+    return out_dir

@@ -1,0 +1,102 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nabra.cli import main
+from nabra.corpus.audio import load_audio
+from nabra.corpus.manifest import read_manifest
+from nabra.errors import NabraError
+from nabra.model import load
+from nabra.model.collate import Collator
+from nabra.tasks import iter_examples
+from nabra.testing import write_release_checkpoint
+
+
+def _batch(bundle, corpus, n=4, **kw):
+    examples = list(iter_examples(read_manifest(corpus)))[:n]
+    samples = [(e, load_audio(e.audio) if e.audio else None) for e in examples]
+    return Collator(bundle.tokenizer, bundle.feature_extractor)(samples, **kw)
+
+
+def _tensors(batch):
+    return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+
+def test_tiny_checkpoint_layout_and_size(tiny_dir, bundle):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "chat_template.jinja"):
+        assert (tiny_dir / name).is_file(), name
+    assert json.loads((tiny_dir / "config.json").read_text())["model_type"] == "qwen2_5_omni_thinker"
+    assert bundle.layout == "thinker"
+    assert sum(p.numel() for p in bundle.model.parameters()) < 5_000_000
+    # The byte-level BPE round-trips Arabic exactly.
+    text = "قالَ المعلّم: الجو جميل اليوم ١٢٣"
+    assert bundle.tokenizer.decode(bundle.tokenizer(text)["input_ids"]) == text
+
+
+def test_forward_backward_generate(bundle, corpus):
+    model = bundle.model
+    batch = _tensors(_batch(bundle, corpus, 6))
+    model.train()
+    out = model(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if "audio_tower.proj" in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)  # the audio path gets gradient
+    model.zero_grad()
+    model.eval()
+    gen = _tensors(_batch(bundle, corpus, 3, for_generation=True))
+    assert "labels" in gen and (gen["labels"] == -100).all()
+    gen.pop("labels")
+    with torch.no_grad():
+        ids = model.generate(**gen, max_new_tokens=5, do_sample=False)
+    assert ids.shape[0] == 3 and ids.shape[1] <= gen["input_ids"].shape[1] + 5
+
+
+def test_release_layout_reads_only_the_thinker(tiny_dir, bundle, tmp_path):
+    release = write_release_checkpoint(tiny_dir, tmp_path / "release", talker_mb=4)
+    loaded = load(release)
+    assert loaded.layout == "release"
+    ref, got = bundle.model.state_dict(), loaded.model.state_dict()
+    assert ref.keys() == got.keys()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert not any(k.startswith(("talker", "token2wav")) for k in got)
+
+
+def test_release_talker_weights_never_reach_memory(tiny_dir, tmp_path):
+    # 400 MB of talker weights: loading the thinker must not grow the process by anything like that.
+    release = write_release_checkpoint(tiny_dir, tmp_path / "release", talker_mb=400)
+    code = (
+        "import resource, sys; from nabra.model import load;"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "load(sys.argv[1]);"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
+    )
+    # Import transformers/torch first so their own footprint is not counted.
+    code = "import torch, transformers, nabra.model.load;" + code
+    grew_mb = float(subprocess.run([sys.executable, "-c", code, str(release)], check=True, capture_output=True,
+                                   text=True).stdout.strip().splitlines()[-1])
+    assert grew_mb < 150, f"loading grew the process by {grew_mb:.0f} MB"
+
+
+def test_not_a_checkpoint_errors_name_what_is_missing(tiny_dir, tmp_path):
+    with pytest.raises(NabraError, match="not a folder"):
+        load(tmp_path / "nope")
+    with pytest.raises(NabraError, match="no config.json"):
+        load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(NabraError, match="model_type is 'llama'"):
+        load(tmp_path)
+    (tmp_path / "config.json").write_text((tiny_dir / "config.json").read_text())
+    with pytest.raises(NabraError, match=r"missing weights \(\*\.safetensors\), tokenizer .*, feature extractor"):
+        load(tmp_path)
+
+
+def test_cli_init_tiny_and_info(corpus, tmp_path, capsys):
+    assert main(["model", "init-tiny", str(tmp_path / "t"), "--corpus", str(corpus), "--vocab-size", "400",
+                 "--hidden-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "Qwen2.5-Omni thinker (thinker layout)" in out and "400 tokens" in out
+    assert main(["model", "info", str(tmp_path / "missing")]) == 2
