@@ -1,0 +1,63 @@
+"""Benchmark the Common Voice importer on metadata only (no audio checks): rows/s.
+
+Builds a synthetic release (train/dev/test TSVs with the Common Voice 17 header, clip_durations.tsv
+and empty clip files, which the importer only lists), then times `import_corpus` end to end: TSV
+parsing, the checks, writing the manifest and validating it. Target: >= 20,000 rows/s.
+
+    python bench/bench_import.py [--rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+HEADER = ("client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender"
+          "\taccents\tvariant\tlocale\tsegment")
+WORDS = ("مرحبا", "كيف", "حالك", "اليوم", "الجو", "جميل", "في", "القاهرة", "والرياض", "وبيروت", "والرباط",
+         "الطلاب", "يدرسون")
+
+
+def make_release(root: Path, rows: int) -> None:
+    rng = random.Random(0)
+    clips = root / "clips"
+    clips.mkdir(parents=True)
+    splits = {"train": [], "dev": [], "test": []}
+    durations = ["clip\tduration[ms]"]
+    for i in range(rows):
+        clip = f"common_voice_ar_{i:08d}.mp3"
+        (clips / clip).touch()
+        sentence = " ".join(rng.choices(WORDS, k=rng.randint(3, 12)))
+        split = "train" if i % 10 < 8 else ("dev", "test")[i % 2]
+        splits[split].append(f"client{i % 3000:05d}\t{clip}\ts{i}\t{sentence}\t\t2\t0\ttwenties\t"
+                             f"female_feminine\t\t\tar\t")
+        durations.append(f"{clip}\t{rng.randint(1500, 9000)}")
+    for split, lines in splits.items():
+        (root / f"{split}.tsv").write_text("\n".join([HEADER, *lines]) + "\n", encoding="utf-8")
+    (root / "clip_durations.tsv").write_text("\n".join(durations) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    from nabra.corpus.importers import SkipReport, import_corpus
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=100_000)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ar"
+        make_release(root, args.rows)
+        report = SkipReport()
+        t = time.perf_counter()
+        import_corpus("commonvoice", root, Path(tmp) / "cv.jsonl", report=report)
+        dt = time.perf_counter() - t
+    assert report.utterances == args.rows and not report.skipped, report.summary()
+    rate = args.rows / dt
+    print(f"commonvoice import: {args.rows:,} rows in {dt:.2f} s = {rate:,.0f} rows/s "
+          f"(target >= 20,000) {'OK' if rate >= 20_000 else 'BELOW TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

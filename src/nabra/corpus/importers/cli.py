@@ -1,0 +1,249 @@
+"""`nabra data import|export|merge`: thin layers over the importers, exporters and merge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from nabra.cli import _label_sets
+from nabra.corpus.importers import IMPORTERS
+from nabra.corpus.manifest import SPLITS, TASKS
+
+
+def register(data_subparsers, top_subparsers) -> None:
+    """Add ``import``, ``export`` and ``merge`` to ``nabra data`` (``top_subparsers``: for top-level
+    verbs of this area; none yet)."""
+    del top_subparsers
+    _add_import(data_subparsers)
+    _add_export(data_subparsers)
+    merge = data_subparsers.add_parser("merge", help="merge manifests into one (ids must not collide)")
+    merge.add_argument("manifests", nargs="+", type=Path)
+    merge.add_argument("--out", type=Path, required=True, help="output manifest")
+    merge.add_argument("--prefix-ids", action="store_true", help="prefix every id with its manifest's name")
+    merge.set_defaults(func=cmd_data_merge)
+
+
+# ----------------------------------------------------------------------------- import
+
+def _labels_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--dialects", help="comma-separated dialect label set (default EGY,GLF,LAV,NOR,MSA)")
+    p.add_argument("--emotions", help="comma-separated emotion label set (default neutral,happy,sad,angry,surprised)")
+    return p
+
+
+def _import_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, parents=[_labels_parent()])
+    p.add_argument("--out", type=Path, required=True, help="output manifest (.jsonl or .jsonl.gz)")
+    p.add_argument("--check-audio", action="store_true",
+                   help="read every audio header; skip missing/unreadable files, fill in durations")
+    p.add_argument("--workers", type=int, default=4, help="threads reading audio headers (default 4)")
+    p.add_argument("--min-duration", type=float, default=0.1, help="shortest utterance in s (default 0.1)")
+    p.add_argument("--language", default="ar", help="language code of the speech (default ar)")
+    p.add_argument("--source", help="value of the manifest's source field (default: the kind)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _split_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=SPLITS, help="split of every utterance (when the layout does not say)")
+
+
+def _add_import(data) -> None:
+    parent = _import_parent()
+    kinds = data.add_parser("import", help="import a corpus or a peer toolkit's data into a manifest").add_subparsers(
+        dest="kind", required=True, metavar="KIND")
+    for kind, what in IMPORTERS.items():
+        p = kinds.add_parser(kind, help=what, parents=[parent])
+        if kind != "lhotse":  # lhotse can name its two files instead
+            p.add_argument("src", type=Path, help="source folder or file")
+        _KIND_ARGUMENTS[kind](p)
+        p.set_defaults(func=cmd_data_import)
+
+
+def _commonvoice_arguments(p) -> None:
+    p.add_argument("--tsv", "--splits", default="train,dev,test",
+                   help="TSVs to import, comma-separated (default train,dev,test; e.g. validated)")
+    p.add_argument("--probe-audio", action="store_true",
+                   help="read durations from the audio headers where clip_durations.tsv lacks them")
+
+
+def _mgb2_arguments(p) -> None:
+    p.add_argument("--buckwalter", action="store_true", help="transcripts are Buckwalter: convert to Arabic")
+    p.add_argument("--max-wmer", type=float, help="skip XML segments whose WMER (%%) is above this")
+    p.add_argument("--segments", help="name of the Kaldi segments file in SRC (default segments)")
+    p.add_argument("--text", help="name of the Kaldi text file in SRC (default text)")
+    _split_arg(p)
+
+
+def _adi_arguments(p) -> None:
+    p.add_argument("--mapping", help="JSON file COUNTRY -> REGION overriding the default mapping")
+    p.add_argument("--keep-country", action="store_true",
+                   help="keep the country label (validate with --dialects set to the countries)")
+    p.add_argument("--list", dest="list_file", help="label list: <utt> <label> per line")
+    p.add_argument("--audio-dir", help="folder of the list's audio (<utt>.wav); default SRC")
+    _split_arg(p)
+
+
+def _folder_arguments(p) -> None:
+    p.add_argument("--field", choices=("emotion", "dialect"), required=True, help="what the label is")
+    p.add_argument("--label-map", help="rename labels: JSON file or inline 'ang=angry,hap=happy'")
+    p.add_argument("--label-depth", type=int, default=1, help="folder level holding the label (default 1)")
+    p.add_argument("--label-regex", help="regex on the path relative to SRC with a group (?P<label>...)")
+    p.add_argument("--speaker-regex", help="regex on the relative path with a group (?P<speaker>...)")
+    _split_arg(p)
+
+
+def _hf_arguments(p) -> None:
+    p.add_argument("--columns", help="field=column pairs, e.g. 'audio=audio,transcript=sentence'")
+    _split_arg(p)
+
+
+def _swift_arguments(p) -> None:
+    p.add_argument("--task", choices=TASKS, help="task of rows whose prompt names none")
+    _split_arg(p)
+
+
+def _lhotse_arguments(p) -> None:
+    p.add_argument("src", type=Path, nargs="?", help="folder holding *_recordings_* / *_supervisions_* pairs")
+    p.add_argument("--recordings", help="recordings manifest (with --supervisions, instead of SRC)")
+    p.add_argument("--supervisions", help="supervisions manifest")
+    _split_arg(p)
+
+
+_KIND_ARGUMENTS = {"commonvoice": _commonvoice_arguments, "mgb2": _mgb2_arguments, "adi": _adi_arguments,
+                   "folder": _folder_arguments, "hf": _hf_arguments, "swift": _swift_arguments,
+                   "lhotse": _lhotse_arguments}
+
+
+def _kind_options(args, opts) -> dict:
+    """Keyword options of the kind's ``read`` from the parsed arguments."""
+    labels = {"dialects": opts.dialects, "emotions": opts.emotions}
+    common = {"source": args.source} if args.source else {}
+    if args.kind != "lhotse":
+        common["language"] = args.language
+    split = {"split": args.split} if hasattr(args, "split") else {}
+    if args.kind == "commonvoice":
+        return common | {"tsvs": [t.strip() for t in args.tsv.split(",") if t.strip()], "probe_audio": args.probe_audio}
+    if args.kind == "mgb2":
+        return common | split | {"buckwalter": args.buckwalter, "max_wmer": args.max_wmer,
+                                 "segments": args.segments, "text": args.text}
+    if args.kind == "adi":
+        from nabra.corpus.importers.adi import load_mapping
+
+        return common | split | {"mapping": load_mapping(args.mapping), "keep_country": args.keep_country,
+                                 "labels": opts.dialects, "list_file": args.list_file, "audio_dir": args.audio_dir}
+    if args.kind == "folder":
+        from nabra.corpus.importers.folder import parse_label_map
+
+        return common | split | {"field": args.field, "labels": opts.dialects if args.field == "dialect" else opts.emotions,
+                                 "label_map": parse_label_map(args.label_map), "label_depth": args.label_depth,
+                                 "label_regex": args.label_regex, "speaker_regex": args.speaker_regex}
+    if args.kind == "hf":
+        from nabra.corpus.importers.hf import parse_columns
+
+        return common | split | labels | {"columns": parse_columns(args.columns), "audio_dir": args.out.parent / "audio"}
+    if args.kind == "swift":
+        return common | split | labels | {"task": args.task}
+    return common | split | labels | {"recordings": args.recordings, "supervisions": args.supervisions}
+
+
+def _import_options(args):
+    from nabra.corpus.importers.common import ImportOptions
+
+    dialects, emotions = _label_sets(args)
+    if args.kind == "adi" and args.keep_country:
+        from nabra.corpus.importers.adi import country_labels, load_mapping
+
+        dialects = country_labels(load_mapping(args.mapping))
+    return ImportOptions(check_audio=args.check_audio, dialects=dialects, emotions=emotions,
+                         min_duration=args.min_duration, workers=args.workers, progress=not args.quiet)
+
+
+@contextmanager
+def _skip_sink(path: Path):
+    """A SkipReport writing to ``path``; the file is removed again when nothing was skipped."""
+    from nabra.corpus.importers.common import SkipReport
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        report = SkipReport(sink=f)
+        try:
+            yield report
+        finally:
+            f.close()
+            if report.skipped == 0:
+                path.unlink(missing_ok=True)
+
+
+def cmd_data_import(args) -> int:
+    from nabra.corpus.importers import import_corpus
+    from nabra.corpus.importers.common import skipped_path
+
+    opts = _import_options(args)
+    skips = skipped_path(args.out)
+    with _skip_sink(skips) as report:
+        import_corpus(args.kind, args.src, args.out, options=opts, report=report, **_kind_options(args, opts))
+    print(report.summary())
+    print(f"wrote {args.out}" + (f"; skipped rows are listed in {skips}" if report.skipped else ""))
+    if args.kind == "adi" and args.keep_country:
+        print(f"dialect labels are country codes: validate with --dialects {','.join(opts.dialects.names)}")
+    if not report.utterances:
+        print(f"{args.out}: nothing imported", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- export, merge
+
+def _add_export(data) -> None:
+    formats = data.add_parser("export", help="write a manifest in a peer toolkit's format").add_subparsers(
+        dest="format", required=True, metavar="FORMAT")
+    swift = formats.add_parser("swift", help="ms-swift / LLaMA-Factory chat JSONL, one row per (utterance, task)",
+                               parents=[_labels_parent()])
+    swift.add_argument("manifest", type=Path)
+    swift.add_argument("--out", type=Path, required=True, help="output JSONL")
+    swift.add_argument("--tasks", default=",".join(TASKS), help="tasks to export, comma-separated (default all)")
+    _split_arg(swift)
+    swift.add_argument("--prompt-language", choices=("ar", "en"), default="ar", help="language of the prompts")
+    swift.set_defaults(func=cmd_data_export)
+    lh = formats.add_parser("lhotse", help="Lhotse recordings + supervisions manifests (jsonl.gz), per split")
+    lh.add_argument("manifest", type=Path)
+    lh.add_argument("--out", type=Path, required=True, help="output folder")
+    lh.add_argument("--prefix", default="nabra", help="file name prefix (default nabra)")
+    lh.set_defaults(func=cmd_data_export)
+
+
+def cmd_data_export(args) -> int:
+    from nabra.corpus.importers.common import skipped_path
+
+    if args.format == "swift":
+        from nabra.corpus.importers import swift
+
+        dialects, emotions = _label_sets(args)
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        skips = skipped_path(args.out)
+        with _skip_sink(skips) as report:
+            swift.export(args.manifest, args.out, report, tasks=tasks, split=args.split,
+                         language=args.prompt_language, dialects=dialects, emotions=emotions)
+        written = str(args.out)
+    else:
+        from nabra.corpus.importers import lhotse
+
+        skips = args.out / f"{args.prefix}.skipped.jsonl"
+        with _skip_sink(skips) as report:
+            paths = lhotse.export(args.manifest, args.out, report, prefix=args.prefix)
+        written = ", ".join(str(p) for p in paths) or "nothing"
+    print(report.summary("exported", "utterances", "rows" if args.format == "swift" else "supervisions"))
+    print(f"wrote {written}" + (f"; skipped utterances are listed in {skips}" if report.skipped else ""))
+    return 0 if report.utterances else 1
+
+
+def cmd_data_merge(args) -> int:
+    from nabra.corpus.importers.merge import merge_manifests
+
+    n = merge_manifests(args.manifests, args.out, prefix_ids=args.prefix_ids)
+    print(f"wrote {args.out} ({n:,} utterances from {len(args.manifests)} manifests)")
+    return 0

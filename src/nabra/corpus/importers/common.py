@@ -1,0 +1,355 @@
+"""What every importer shares: the skip report, the checks before writing, and the writer.
+
+An importer is a generator of :class:`Row` (an utterance plus where it came from). It counts every
+input row it reads in ``report.seen`` and either yields it or records why it skipped it. The
+writer (:func:`run_import`) then rejects rows the manifest would not accept (bad values, unknown
+labels, duplicate ids, unreadable audio with ``check_audio``), writes the rest through
+:func:`~nabra.corpus.manifest.write_manifest` and validates the result, so that in the end
+``imported + skipped == seen``: no row is lost without a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TextIO
+
+from nabra.corpus.audio import AudioInfo, audio_info
+from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
+from nabra.corpus.manifest import (
+    ManifestLineError,
+    Utterance,
+    iter_lines,
+    open_text,
+    parse_line,
+    parse_record,
+    write_manifest,
+)
+from nabra.corpus.validate import ValidationConfig, check_utterance, validate_manifest
+from nabra.errors import AudioError, NabraError
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"})
+"""File types the importers pick up from folders (all of them load through ``load_audio``)."""
+
+_DURATION_TOLERANCE = 0.05  # seconds, as in validation: headers and decoders differ by a few ms
+_AUDIO_CHUNK = 256
+
+
+@dataclass(slots=True)
+class Row:
+    """One utterance from the source, with where it came from (for the skip report)."""
+
+    where: str
+    """``FILE:LINE`` or a path: where a user finds the input row."""
+    utt: Utterance
+    """The utterance; a relative ``audio`` path is relative to the working directory."""
+    rows: int = 1
+    """Input rows behind this utterance (more than one when an importer merges rows)."""
+    prepare: Callable[[], None] | None = None
+    """Work to do only once the row is accepted (e.g. writing its audio file out)."""
+
+
+class SkipReport:
+    """Counts of rows seen, imported and skipped (by reason), and the list of skipped rows.
+
+    Skipped rows go to ``sink`` as JSON lines when one is given (the CLI's ``*.skipped.jsonl``),
+    otherwise to ``items`` in memory.
+    """
+
+    def __init__(self, sink: TextIO | None = None):
+        self.seen = 0
+        """Input rows read by the importer."""
+        self.imported = 0
+        """Input rows behind the utterances written."""
+        self.utterances = 0
+        """Lines written to the manifest."""
+        self.reasons: Counter[str] = Counter()
+        """Skipped rows per reason."""
+        self.items: list[dict] = []
+        self._sink = sink
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.reasons.values())
+
+    def skip(self, where: str, reason: str, detail: str | None = None, rows: int = 1) -> None:
+        """Record that the row(s) at ``where`` were not imported, and why."""
+        self.reasons[reason] += rows
+        item = {"where": where, "reason": reason}
+        if detail is not None:
+            item["detail"] = detail
+        if rows != 1:
+            item["rows"] = rows
+        if self._sink is not None:
+            self._sink.write(json.dumps(item, ensure_ascii=False) + "\n")
+        else:
+            self.items.append(item)
+
+    def check_balance(self) -> None:
+        """Raise if rows went missing: that is a bug in an importer, not a user error."""
+        if self.imported + self.skipped != self.seen:
+            raise RuntimeError(f"import lost rows: seen {self.seen}, imported {self.imported}, "
+                               f"skipped {self.skipped}")
+
+    def summary(self, done: str = "imported", unit: str = "rows", result: str = "utterances") -> str:
+        """Human-readable lines: imported N of M rows, then the skipped rows by reason."""
+        lines = [f"{done} {self.imported:,} of {self.seen:,} {unit} as {self.utterances:,} {result}"]
+        if self.skipped:
+            lines.append(f"skipped {self.skipped:,} {unit}:")
+            lines += [f"  {n:>9,}  {reason}" for reason, n in self.reasons.most_common()]
+        return "\n".join(lines)
+
+
+@dataclass
+class ImportOptions:
+    """Checks and settings shared by every importer."""
+
+    check_audio: bool = False
+    """Read each audio file's header; skip missing/unreadable files and segments past the end."""
+    dialects: LabelSet = DIALECTS
+    """Dialect labels the manifest may hold."""
+    emotions: LabelSet = EMOTIONS
+    """Emotion labels the manifest may hold."""
+    min_duration: float = 0.1
+    """Shortest acceptable utterance, in seconds (when the duration is known)."""
+    workers: int = 4
+    """Threads reading audio headers (``check_audio``)."""
+    progress: bool = False
+    """Show a progress bar on stderr."""
+
+    def validation(self) -> ValidationConfig:
+        return ValidationConfig(dialects=self.dialects, emotions=self.emotions, min_duration=self.min_duration)
+
+
+@dataclass
+class ImportResult:
+    manifest: Path
+    report: SkipReport = field(repr=False)
+
+
+def run_import(rows: Iterable[Row], out: str | os.PathLike, report: SkipReport,
+               opts: ImportOptions | None = None) -> ImportResult:
+    """Check ``rows``, write the accepted ones to the manifest ``out`` and validate it."""
+    opts = opts or ImportOptions()
+    out = Path(out)
+    cfg = opts.validation()
+    line_rows = array("L")  # input rows behind each written line, for the post-validation pass
+
+    def accepted() -> Iterator[Utterance]:
+        for row in _checked(_with_progress(rows, report, opts.progress), report, opts, cfg):
+            line_rows.append(row.rows)
+            yield row.utt
+
+    report.utterances = write_manifest(out, accepted())
+    report.imported = sum(line_rows)
+    _validate_written(out, report, cfg, line_rows)
+    report.check_balance()
+    return ImportResult(out, report)
+
+
+def skipped_path(out: str | os.PathLike) -> Path:
+    """``data/cv.jsonl`` -> ``data/cv.skipped.jsonl`` (the skip list beside the manifest)."""
+    out = Path(out)
+    name = out.name
+    for suffix in (".jsonl.gz", ".jsonl", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return out.with_name(name + ".skipped.jsonl")
+
+
+def reason_key(message: str) -> str:
+    """A validation message without its values, so that skips group by kind in the summary."""
+    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", re.sub(r"'[^']*'", "X", message))
+
+
+def canonical_label(value: object, labels: LabelSet) -> str | None:
+    """The canonical name of ``value`` in ``labels`` (name or alias, case-insensitive), else None."""
+    if value is None:
+        return None
+    table = _alias_table(labels.names, tuple((n, tuple(labels.aliases.get(n, ()))) for n in labels.names))
+    return table.get(str(value).strip().casefold())
+
+
+@lru_cache(maxsize=32)  # keyed by content: a LabelSet holds a dict and cannot be hashed itself
+def _alias_table(names: tuple[str, ...], aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
+    table = {alias.casefold(): name for name, more in aliases for alias in more}
+    table.update({name.casefold(): name for name in names})  # a name wins over another label's alias
+    return table
+
+
+def require_dir(path: Path, layout: str) -> Path:
+    """``path`` if it is a folder, else a NabraError naming it and the expected layout."""
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "not found"
+        raise NabraError(f"{path}: {what}; expected layout:\n{layout}")
+    return path
+
+
+def require_file(path: Path, layout: str) -> Path:
+    """``path`` if it is a file, else a NabraError naming it and the expected layout."""
+    if not path.is_file():
+        raise NabraError(f"{path}: expected file not found; expected layout:\n{layout}")
+    return path
+
+
+def audio_files(root: Path) -> Iterator[Path]:
+    """Audio files under ``root``, recursively, in a stable (sorted) order."""
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() in AUDIO_SUFFIXES:
+                yield Path(folder) / name
+
+
+def safe_name(text: str) -> str:
+    """``text`` made safe as a file name (ids become audio file names)."""
+    return re.sub(r"[^\w.\-]+", "_", text).strip("._") or "_"
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _checked(rows: Iterable[Row], report: SkipReport, opts: ImportOptions, cfg: ValidationConfig) -> Iterator[Row]:
+    """Rows that pass the metadata checks (and the audio checks with ``check_audio``)."""
+    seen_ids: set[str] = set()
+    pending: list[Row] = []
+    with ThreadPoolExecutor(opts.workers) if opts.check_audio else _NoPool() as pool:
+        for row in rows:
+            if row.utt.audio is not None:  # the manifest may be written anywhere: pin the path down
+                row.utt.audio = os.path.abspath(row.utt.audio)
+            reason = _metadata_problem(row.utt, cfg, seen_ids)
+            if reason is not None:
+                report.skip(row.where, *reason, rows=row.rows)
+                continue
+            if row.prepare is not None and not _prepared(row, report):
+                continue
+            if not opts.check_audio or row.utt.audio is None:
+                yield row
+                continue
+            pending.append(row)
+            if len(pending) >= _AUDIO_CHUNK:
+                yield from _audio_checked(pool, pending, report)
+                pending = []
+        yield from _audio_checked(pool, pending, report)
+
+
+def _metadata_problem(utt: Utterance, cfg: ValidationConfig, seen_ids: set[str]) -> tuple[str, str] | None:
+    """(reason, detail) of the first problem the manifest validation would find, or None."""
+    try:
+        parse_record(utt.to_dict())
+    except ManifestLineError as e:
+        return reason_key(str(e)), str(e)
+    reasons = check_utterance(utt, cfg)
+    if reasons:
+        return reason_key(reasons[0]), "; ".join(reasons)
+    if utt.id in seen_ids:
+        return "duplicate id", utt.id
+    seen_ids.add(utt.id)
+    return None
+
+
+def _prepared(row: Row, report: SkipReport) -> bool:
+    try:
+        row.prepare()
+    except (NabraError, OSError, ValueError) as e:
+        report.skip(row.where, "audio could not be written", str(e), rows=row.rows)
+        return False
+    return True
+
+
+def _audio_checked(pool, rows: list[Row], report: SkipReport) -> Iterator[Row]:
+    if not rows:
+        return
+    for row, problem in zip(rows, pool.map(_audio_problem, [r.utt for r in rows]), strict=True):
+        if problem is None:
+            yield row
+        else:
+            report.skip(row.where, *problem, rows=row.rows)
+
+
+def _audio_problem(utt: Utterance) -> tuple[str, str] | None:
+    """Check the header of ``utt.audio``; fill in a missing duration. (reason, detail) or None."""
+    try:
+        info = _cached_info(utt.audio)
+    except AudioError as e:
+        return ("audio file not found" if "not found" in e.reason else "unreadable audio"), str(e)
+    if info.frames == 0:
+        return "audio has zero length", utt.audio
+    available = info.duration - utt.offset
+    if available <= 0:
+        return "offset past the end of the audio", f"{utt.audio}: offset {utt.offset} s, audio {info.duration:.3f} s"
+    if utt.duration is None:
+        utt.duration = round(available, 3)
+    elif utt.duration > available + _DURATION_TOLERANCE:
+        return ("segment runs past the end of the audio",
+                f"{utt.audio}: {utt.offset} s + {utt.duration} s > {info.duration:.3f} s")
+    return None
+
+
+@lru_cache(maxsize=4096)  # segments of one long recording share a header
+def _cached_info(path: str) -> AudioInfo:
+    return audio_info(path)
+
+
+def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line_rows: array) -> None:
+    """Validate the written manifest; drop (and report) any line it rejects.
+
+    The checks above already apply the validation rules, so this pass finds nothing unless they
+    drift apart; it is what guarantees that an import never leaves an invalid manifest behind.
+    """
+    bad: dict[int, str] = {}
+    for problem in validate_manifest(out, cfg):
+        bad.setdefault(problem.line, problem.reason)
+    if not bad:
+        return
+    tmp = out.with_name(f".tmp.{out.name}")
+    with open_text(tmp, "w") as f:
+        for lineno, line in iter_lines(out):
+            if lineno not in bad:
+                f.write(line)
+                continue
+            try:
+                uid = parse_line(line).id
+            except ManifestLineError:
+                uid = "?"
+            rows = line_rows[lineno - 1]
+            report.skip(f"{out.name}:{lineno} (id {uid})", reason_key(bad[lineno]), bad[lineno], rows=rows)
+            report.imported -= rows
+            report.utterances -= 1
+    os.replace(tmp, out)
+
+
+def _with_progress(rows: Iterable[Row], report: SkipReport, enabled: bool) -> Iterator[Row]:
+    """Pass rows through, showing a live count of rows read when ``enabled`` and stderr is a tty."""
+    if not (enabled and sys.stderr.isatty()):
+        yield from rows
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("importing: {task.completed:,} rows read"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("import", total=None)
+        for i, row in enumerate(rows):
+            if i % 1000 == 0:
+                progress.update(task, completed=report.seen)
+            yield row
+
+
+class _NoPool:
+    """Stands in for the thread pool when audio is not checked."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

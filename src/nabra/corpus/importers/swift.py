@@ -1,0 +1,297 @@
+"""ms-swift / LLaMA-Factory chat JSONL <-> utterances.
+
+A row is one instruction example::
+
+    {"messages": [{"role": "user", "content": "<audio>Transcribe the speech."},
+                  {"role": "assistant", "content": "..."}], "audios": ["/data/a.wav"]}
+
+(LLaMA-Factory's ShareGPT style: ``conversations`` with ``from: human/gpt`` and ``value``, and
+an optional top-level ``system``). Importing infers the task from the instruction's first and
+last lines (keywords in Arabic and English), or takes the fallback task; the answer becomes the
+transcript, summary, dialect or emotion. Rows that carry an ``id`` (as Nabra's export writes
+them) are merged back into one utterance per id, so export -> import restores the utterances.
+
+Exporting writes one row per (utterance, task) with a fixed prompt per task and language
+(:data:`SWIFT_PROMPTS`). Peers cannot address a segment of a file, so segments of long
+recordings are cut out to WAV files beside the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nabra.corpus.audio import audio_info, load_audio, save_wav
+from nabra.corpus.importers.common import Row, SkipReport, canonical_label, require_file, safe_name
+from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
+from nabra.corpus.manifest import TASKS, Utterance, iter_manifest, open_text
+from nabra.errors import AudioError, NabraError
+from nabra.text.arabic import normalize
+
+LAYOUT = "  SRC.jsonl   one JSON object per line: messages (or conversations) [+ audios] [+ id]"
+
+# The export's instruction per task and language. A placeholder until the task registry's own
+# templates are used for export too; kept to one template each so that exports are reproducible.
+SWIFT_PROMPTS: dict[str, dict[str, str]] = {
+    "asr": {"en": "<audio>Transcribe the Arabic speech.",
+            "ar": "<audio>فرّغ الكلام المسموع نصًا."},
+    "ssum": {"en": "<audio>Summarize the spoken Arabic in one sentence.",
+             "ar": "<audio>لخّص الكلام المسموع في جملة واحدة."},
+    "tsum": {"en": "Summarize the following Arabic text in one sentence:\n{transcript}",
+             "ar": "لخّص النص التالي في جملة واحدة:\n{transcript}"},
+    "did": {"en": "<audio>Which Arabic dialect is spoken? Answer with one of: {labels}.",
+            "ar": "<audio>ما لهجة المتحدث؟ أجب بواحدة من: {labels}."},
+    "ser": {"en": "<audio>What emotion does the speaker express? Answer with one of: {labels}.",
+            "ar": "<audio>ما الشعور الذي يعبر عنه المتحدث؟ أجب بواحدة من: {labels}."},
+}
+
+# Instruction keywords per task, in normalized form (diacritics stripped, alef and ta marbuta
+# folded, case-folded). "sum" becomes ssum with audio, tsum without.
+_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "asr": ("transcri", "speech recognition", "speech to text", "write down", "what is said",
+            "what was said", "convert the speech", "فرغ", "تفريغ", "تعرف علي الكلام", "حول الكلام",
+            "اكتب ما يقال", "اكتب ما قيل", "اكتب الكلام"),
+    "sum": ("summar", "gist", "لخص", "تلخيص", "ملخص", "خلاصه"),
+    "did": ("dialect", "لهجه"),
+    "ser": ("emotion", "feeling", "mood", "عاطف", "شعور", "مشاعر", "انفعال"),
+}
+_AUDIO_TAG = re.compile(r"<audio>")
+_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
+
+
+# ----------------------------------------------------------------------------- import
+
+@dataclass
+class _Merged:
+    """Rows of one id merged into one utterance (ids come from Nabra's own export)."""
+
+    where: str
+    utt: Utterance
+    rows: int = 1
+
+
+def read(src: str | os.PathLike, report: SkipReport, *, task: str | None = None,
+         dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS, split: str | None = None,
+         language: str = "ar", source: str = "swift") -> Iterator[Row]:
+    """Utterances from the chat JSONL at ``src``; ``task`` is used when a prompt names none."""
+    if task is not None and task not in TASKS:
+        raise NabraError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    path = require_file(Path(src), LAYOUT)
+    base = path.resolve().parent
+    labels = {"did": dialects, "ser": emotions}
+    merged: dict[str, _Merged] = {}
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            report.seen += 1
+            where = f"{path.name}:{lineno}"
+            obj, utt, problem = _parse_row(line, base, task, labels)
+            if problem is not None:
+                report.skip(where, *problem)
+                continue
+            utt.language, utt.source, utt.split = language, source, split
+            if obj.get("id") is None:
+                utt.id = f"{path.stem}-{lineno:06d}"
+                yield Row(where, utt)
+            else:
+                utt.id = str(obj["id"])
+                _merge(merged, utt, where, report)
+    for m in merged.values():
+        yield Row(m.where, m.utt, rows=m.rows)
+
+
+def _merge(merged: dict[str, _Merged], utt: Utterance, where: str, report: SkipReport) -> None:
+    held = merged.get(utt.id)
+    if held is None:
+        merged[utt.id] = _Merged(where, utt)
+        return
+    for name in ("audio", "transcript", "summary", "dialect", "emotion"):
+        new, old = getattr(utt, name), getattr(held.utt, name)
+        if new is not None and old is not None and new != old:
+            report.skip(where, "conflicts with an earlier row of the same id", f"{name} differs from {held.where}")
+            return
+    for name in ("audio", "transcript", "summary", "dialect", "emotion"):
+        if getattr(held.utt, name) is None:
+            setattr(held.utt, name, getattr(utt, name))
+    held.rows += 1
+
+
+def _parse_row(line: str, base: Path, fallback: str | None,
+               labels: dict[str, LabelSet]) -> tuple[dict, Utterance | None, tuple[str, str] | None]:
+    """(the row, its utterance, None) or (row, None, (reason, detail)) for one JSONL line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return {}, None, ("bad JSON", e.msg)
+    if not isinstance(obj, dict):
+        return {}, None, ("bad JSON", "not an object")
+    turns = _turns(obj)
+    if turns is None:
+        return obj, None, ("no messages or conversations", ", ".join(obj)[:80])
+    users = [t for t in turns if t[0] == "user"]
+    answers = [t for t in turns if t[0] == "assistant"]
+    if len(users) != 1 or len(answers) != 1:
+        return obj, None, ("not one user turn and one answer", f"{len(users)} user, {len(answers)} assistant turns")
+    audios = obj.get("audios") or []
+    audios = [audios] if isinstance(audios, str) else list(audios)
+    if len(audios) > 1:
+        return obj, None, ("more than one audio in a row", f"{len(audios)} audios")
+    system = " ".join([*(t[1] for t in turns if t[0] == "system"), str(obj.get("system") or "")])
+    prompt, answer = users[0][1], answers[0][1].strip()
+    task = infer_task(prompt, system, has_audio=bool(audios)) or fallback
+    if task is None:
+        return obj, None, ("task not recognised in the prompt (pass --task)", _first_line(prompt))
+    audio = audios[0] if audios else None
+    if audio is not None and not os.path.isabs(audio):
+        audio = str(base / audio)
+    return obj, *_utterance(task, prompt, answer, audio, labels)
+
+
+def _utterance(task: str, prompt: str, answer: str, audio: str | None,
+               labels: dict[str, LabelSet]) -> tuple[Utterance | None, tuple[str, str] | None]:
+    if not answer:
+        return None, ("empty answer", task)
+    utt = Utterance(id="", audio=audio)
+    if task in ("did", "ser"):
+        name = canonical_label(answer, labels[task])
+        if name is None:
+            return None, (f"unknown {'dialect' if task == 'did' else 'emotion'} label", answer[:80])
+        setattr(utt, "dialect" if task == "did" else "emotion", name)
+    elif task == "asr":
+        utt.transcript = answer
+    elif task == "ssum":
+        utt.summary = answer
+    else:
+        text = _text_to_summarize(prompt)
+        if not text:
+            return None, ("no text to summarize in the prompt", _first_line(prompt))
+        utt.transcript, utt.summary, utt.audio = text, answer, None
+    if task in ("asr", "ssum", "did", "ser") and audio is None:
+        return None, ("no audio for an audio task", task)
+    return utt, None
+
+
+def infer_task(prompt: str, system: str = "", *, has_audio: bool = True) -> str | None:
+    """The task an instruction asks for, or None when no task or more than one matches.
+
+    Keywords are looked for in the first line (with the system prompt), then in the last line:
+    the instruction sits at one end, and the text between (a transcript to summarize) must not
+    be read as an instruction.
+    """
+    lines = [ln for ln in _AUDIO_TAG.sub(" ", prompt).splitlines() if ln.strip()] or [""]
+    for line in dict.fromkeys((lines[0], lines[-1])):
+        text = _key(f"{system} {line}")
+        found = {task for task, words in _KEYWORDS.items() if any(w in text for w in words)}
+        if len(found) == 1:
+            task = found.pop()
+            return ("ssum" if has_audio else "tsum") if task == "sum" else task
+    return None
+
+
+def _text_to_summarize(prompt: str) -> str | None:
+    """The text of a text-summarization prompt: the lines after the instruction line, or what
+    follows a colon when it is all on one line."""
+    prompt = _AUDIO_TAG.sub("", prompt).strip()
+    first, _, rest = prompt.partition("\n")
+    if rest.strip():
+        return rest.strip()
+    _, colon, after = first.partition(":")
+    return after.strip() if colon and after.strip() else None
+
+
+def _turns(obj: dict) -> list[tuple[str, str]] | None:
+    """(role, text) of each message, for both the OpenAI and the ShareGPT conventions."""
+    messages = obj.get("messages", obj.get("conversations"))
+    if not isinstance(messages, list):
+        return None
+    turns = []
+    for m in messages:
+        if not isinstance(m, dict):
+            return None
+        role = _ROLES.get(str(m.get("role", m.get("from", ""))).casefold())
+        text = m.get("content", m.get("value"))
+        if role is None or not isinstance(text, str):
+            return None
+        turns.append((role, text))
+    return turns
+
+
+def _key(text: str) -> str:
+    return normalize(text, ta_marbuta=True).casefold()
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:80] if text.strip() else ""
+
+
+# ----------------------------------------------------------------------------- export
+
+def export(manifest: str | os.PathLike, out: str | os.PathLike, report: SkipReport, *,
+           tasks: Sequence[str] = TASKS, split: str | None = None, language: str = "ar",
+           dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS) -> int:
+    """Write one chat row per (utterance, task) of ``manifest`` to ``out``; returns rows written.
+
+    ``report`` counts utterances: those filtered out by ``split`` are not counted as seen.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cut_dir = out.with_name(f"{out.name.split('.')[0]}_segments")
+    labels = {"did": ", ".join(dialects.names), "ser": ", ".join(emotions.names)}
+    written = 0
+    tmp = out.with_name(f".tmp.{out.name}")
+    with open_text(tmp, "w") as f:
+        for utt in iter_manifest(manifest):
+            if split is not None and utt.split != split:
+                continue
+            report.seen += 1
+            rows = _export_rows(utt, tasks, language, labels, cut_dir, report)
+            if rows:
+                report.imported += 1
+                report.utterances += len(rows)
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written += len(rows)
+    os.replace(tmp, out)
+    return written
+
+
+def _export_rows(utt: Utterance, tasks: Sequence[str], language: str, labels: dict[str, str],
+                 cut_dir: Path, report: SkipReport) -> list[dict]:
+    chosen = [t for t in utt.tasks() if t in tasks]
+    if not chosen:
+        report.skip(utt.id, "serves none of the exported tasks", ", ".join(utt.tasks()) or "no task")
+        return []
+    audio = None
+    if any(t != "tsum" for t in chosen):
+        try:
+            audio = _whole_file(utt, cut_dir)
+        except AudioError as e:
+            report.skip(utt.id, "unreadable audio", str(e))
+            return []
+    rows = []
+    for task in chosen:
+        prompt = SWIFT_PROMPTS[task][language].format(transcript=utt.transcript, labels=labels.get(task, ""))
+        answer = {"asr": utt.transcript, "ssum": utt.summary, "tsum": utt.summary,
+                  "did": utt.dialect, "ser": utt.emotion}[task]
+        row = {"id": utt.id, "messages": [{"role": "user", "content": prompt},
+                                          {"role": "assistant", "content": answer}]}
+        if task != "tsum":
+            row["audios"] = [audio]
+        rows.append(row)
+    return rows
+
+
+def _whole_file(utt: Utterance, cut_dir: Path) -> str:
+    """A file holding exactly the utterance's audio: its own file, or a WAV cut from a segment."""
+    info = audio_info(utt.audio)
+    whole = not utt.offset and (utt.duration is None or abs(info.duration - utt.duration) <= 0.05)
+    if whole:
+        return utt.audio
+    dest = cut_dir / f"{safe_name(utt.id)}.wav"
+    save_wav(dest, load_audio(utt.audio, offset=utt.offset, duration=utt.duration))
+    return str(dest.resolve())

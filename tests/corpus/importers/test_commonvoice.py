@@ -1,0 +1,108 @@
+import json
+
+import pytest
+
+from nabra.cli import main
+from nabra.corpus.importers import ImportOptions
+from nabra.errors import NabraError
+from nabra.testing import write_clip
+
+# Common Voice 17+ header; older releases lack sentence_id/sentence_domain/variant and say "accent".
+HEADER = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
+          "age", "gender", "accents", "variant", "locale", "segment"]
+OLD_HEADER = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent", "locale", "segment"]
+
+
+def cv_row(clip, sentence, client="c1", header=HEADER):
+    values = {"client_id": client, "path": clip, "sentence_id": "s" + clip[:4], "sentence": sentence,
+              "sentence_domain": "", "up_votes": "2", "down_votes": "0", "age": "twenties",
+              "gender": "male_masculine", "accents": "مصري", "accent": "egyptian", "variant": "",
+              "locale": "ar", "segment": ""}
+    return "\t".join(values[c] for c in header)
+
+
+def write_tsv(path, rows, header=HEADER):
+    path.write_text("\n".join(["\t".join(header), *rows]) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def release(tmp_path):
+    """A small release: 4 clips (one corrupt), TSVs with good and bad rows, clip_durations.tsv."""
+    root = tmp_path / "cv-corpus-17.0" / "ar"
+    for name, sec in (("common_voice_ar_1.mp3", 1.0), ("common_voice_ar_2.mp3", 1.2), ("common_voice_ar_3.mp3", 0.8)):
+        write_clip(root / "clips" / name, sec, sample_rate=44100, fmt="MP3")
+    (root / "clips" / "common_voice_ar_4.mp3").write_bytes(b"not an mp3 at all")
+    write_tsv(root / "train.tsv", [
+        cv_row("common_voice_ar_1.mp3", "مرحبا بكم"),
+        cv_row("common_voice_ar_2.mp3", "   "),                          # empty sentence
+        cv_row("common_voice_ar_9.mp3", "الملف غير موجود"),                # clip missing
+        cv_row("common_voice_ar_4.mp3", "ملف تالف", client="c2"),
+    ])
+    write_tsv(root / "dev.tsv", [cv_row("common_voice_ar_2.mp3", 'قال "نعم" ثم ذهب', client="c3")])
+    write_tsv(root / "test.tsv", ["c4\tcommon_voice_ar_3.mp3\ttoo few fields"])  # malformed
+    write_tsv(root / "validated.tsv", [cv_row("common_voice_ar_1.mp3", "مرحبا بكم"),
+                                       cv_row("common_voice_ar_3.mp3", "صباح الخير")])
+    (root / "clip_durations.tsv").write_text(
+        "clip\tduration[ms]\ncommon_voice_ar_1.mp3\t1000\ncommon_voice_ar_2.mp3\t1200\n", encoding="utf-8")
+    return root
+
+
+def test_train_dev_test_with_skips_by_reason(release, tmp_path, import_checked):
+    report, utts = import_checked("commonvoice", release, tmp_path / "out" / "cv.jsonl")
+    assert report.seen == 6
+    assert dict(report.reasons) == {"empty transcript": 1, "audio file not found": 1, "malformed row": 1}
+    assert set(utts) == {"common_voice_ar_1", "common_voice_ar_4", "common_voice_ar_2"}
+    u = utts["common_voice_ar_1"]
+    assert (u.transcript, u.speaker, u.split, u.language, u.duration) == ("مرحبا بكم", "c1", "train", "ar", 1.0)
+    assert u.extra == {"age": "twenties", "gender": "male_masculine", "accents": "مصري"}
+    assert utts["common_voice_ar_2"].transcript == 'قال "نعم" ثم ذهب'  # quotes are text, not CSV quoting
+    assert utts["common_voice_ar_2"].split == "dev"
+    assert utts["common_voice_ar_4"].duration is None  # not in clip_durations.tsv, no probing
+
+
+def test_check_audio_skips_the_corrupt_clip_and_fills_durations(release, tmp_path, import_checked):
+    report, utts = import_checked("commonvoice", release, tmp_path / "cv.jsonl", ImportOptions(check_audio=True))
+    assert report.reasons["unreadable audio"] == 1
+    assert "common_voice_ar_4" not in utts
+    assert all(u.duration for u in utts.values())
+
+
+def test_probe_audio_reads_missing_durations(release, tmp_path, import_checked):
+    (release / "clip_durations.tsv").unlink()
+    report, utts = import_checked("commonvoice", release, tmp_path / "cv.jsonl", tsvs=["validated"], probe_audio=True)
+    assert report.seen == 2 and not report.skipped
+    assert abs(utts["common_voice_ar_3"].duration - 0.8) < 0.06
+    assert all(u.split is None for u in utts.values())  # validated.tsv is no split
+
+
+def test_old_release_header(tmp_path, import_checked):
+    root = tmp_path / "cv5"
+    write_clip(root / "clips" / "a.mp3", 0.5, sample_rate=44100, fmt="MP3")
+    write_clip(root / "clips" / "b.mp3", 0.5, sample_rate=44100, fmt="MP3")
+    rows = [cv_row("a.mp3", "نص", header=OLD_HEADER), cv_row("b", "نص آخر", header=OLD_HEADER)]  # early: no ".mp3"
+    write_tsv(root / "train.tsv", rows, header=OLD_HEADER)
+    _, utts = import_checked("commonvoice", root, tmp_path / "cv.jsonl", tsvs=["train"])
+    assert utts["a"].extra["accents"] == "egyptian"
+    assert utts["b"].audio.endswith("clips/b.mp3")
+
+
+def test_missing_layout_names_the_path(release, tmp_path):
+    from nabra.corpus.importers import import_corpus
+
+    with pytest.raises(NabraError, match=r"(?s)nope: not found; expected layout:\n.*clips/\*\.mp3"):
+        import_corpus("commonvoice", tmp_path / "nope", tmp_path / "x.jsonl")
+    with pytest.raises(NabraError, match=r"other\.tsv: expected file not found"):
+        import_corpus("commonvoice", release, tmp_path / "x.jsonl", tsvs=["other"])
+    write_tsv(release / "train.tsv", ["x\ty"], header=["client_id", "file"])
+    with pytest.raises(NabraError, match="header lacks column"):
+        import_corpus("commonvoice", release, tmp_path / "x.jsonl", tsvs=["train"])
+
+
+def test_cli_writes_manifest_and_skip_list(release, tmp_path, capsys):
+    out = tmp_path / "cv.jsonl"
+    assert main(["data", "import", "commonvoice", str(release), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "imported 3 of 6 rows as 3 utterances" in printed and "empty transcript" in printed
+    skipped = [json.loads(line) for line in (tmp_path / "cv.skipped.jsonl").read_text().splitlines()]
+    assert sorted(s["where"] for s in skipped) == ["test.tsv:2", "train.tsv:3", "train.tsv:4"]
+    assert main(["data", "validate", str(out)]) == 0

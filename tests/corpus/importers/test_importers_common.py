@@ -1,0 +1,74 @@
+import pytest
+
+from nabra.corpus.importers import ImportOptions, SkipReport, common, run_import
+from nabra.corpus.importers.common import Row, canonical_label, reason_key, skipped_path
+from nabra.corpus.labels import DIALECTS, EMOTIONS
+from nabra.corpus.manifest import Utterance, read_manifest
+from nabra.testing import write_clip
+
+
+def rows(report, utts):
+    for i, utt in enumerate(utts, 1):
+        report.seen += 1
+        yield Row(f"src:{i}", utt)
+
+
+def test_checks_before_writing(tmp_path):
+    clip = str(write_clip(tmp_path / "a.wav", 1.0))
+    utts = [
+        Utterance("ok", audio=clip, transcript="نص"),
+        Utterance("ok", audio=clip, transcript="نص"),                      # duplicate id
+        Utterance("lbl", audio=clip, dialect="Martian"),                     # unknown label
+        Utterance("none", audio=clip),                                       # no annotation
+        Utterance("short", audio=clip, transcript="نص", duration=0.01),
+        Utterance("past", audio=clip, transcript="نص", offset=0.5, duration=2.0),
+        Utterance("gone", audio=str(tmp_path / "gone.wav"), transcript="نص"),
+        Utterance("seg", audio=clip, transcript="نص", offset=0.25),
+    ]
+    report = SkipReport()
+    run_import(rows(report, utts), tmp_path / "m.jsonl", report, ImportOptions(check_audio=True, workers=2))
+    assert dict(report.reasons) == {
+        "duplicate id": 1, "dialect X is not in the label set (EGY, GLF, LAV, NOR, MSA)": 1,
+        "no annotation (needs at least one of transcript, summary, dialect, emotion)": 1,
+        "duration N s is shorter than the minimum N s": 1, "segment runs past the end of the audio": 1,
+        "audio file not found": 1}
+    written = {u.id: u for u in read_manifest(tmp_path / "m.jsonl")}
+    assert written["ok"].duration == 1.0 and written["seg"].duration == 0.75  # filled from the header
+    assert report.items[0] == {"where": "src:2", "reason": "duplicate id", "detail": "ok"}
+
+
+def test_validation_after_writing_is_the_safety_net(tmp_path, monkeypatch):
+    # If the checks before writing ever miss something, the written manifest is still cleaned.
+    monkeypatch.setattr(common, "_metadata_problem", lambda utt, cfg, seen: None)
+    report = SkipReport()
+    utts = [Utterance("a", transcript="x", audio="a.wav"), Utterance("a", transcript="y", audio="b.wav")]
+    run_import(rows(report, utts), tmp_path / "m.jsonl", report)
+    assert report.seen == 2 and report.imported == 1 and report.utterances == 1
+    assert report.items[0]["where"] == "m.jsonl:2 (id a)"
+    assert [u.transcript for u in read_manifest(tmp_path / "m.jsonl")] == ["x"]
+
+
+def test_lost_rows_are_a_bug():
+    report = SkipReport()
+    report.seen = 3
+    report.imported = 1
+    report.skip("x", "why")
+    with pytest.raises(RuntimeError, match="import lost rows"):
+        report.check_balance()
+
+
+def test_helpers():
+    assert skipped_path("data/cv.jsonl").name == "cv.skipped.jsonl"
+    assert skipped_path("data/cv.jsonl.gz").name == "cv.skipped.jsonl"
+    assert reason_key("duration 0.05 s is shorter than the minimum 0.1 s") == "duration N s is shorter than the minimum N s"
+    assert canonical_label(" egyptian ", DIALECTS) == "EGY" and canonical_label("غضب", EMOTIONS) == "angry"
+    assert canonical_label("EGY ", DIALECTS) == "EGY" and canonical_label("Martian", DIALECTS) is None
+
+
+def test_relative_source_paths_resolve_from_the_manifest(tmp_path, monkeypatch, import_checked):
+    # An importer given a relative SRC yields relative audio paths; the manifest, written in
+    # another folder, must still point at the files.
+    write_clip(tmp_path / "corpus" / "angry" / "a.wav", 0.2)
+    monkeypatch.chdir(tmp_path)
+    _, utts = import_checked("folder", "corpus", tmp_path / "out" / "m.jsonl", field="emotion", labels=EMOTIONS)
+    assert utts["angry-a"].audio == str(tmp_path / "corpus" / "angry" / "a.wav")

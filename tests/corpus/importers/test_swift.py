@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nabra.cli import main
+from nabra.corpus.audio import load_audio
+from nabra.corpus.importers import SkipReport, swift
+from nabra.corpus.importers.swift import infer_task
+from nabra.corpus.manifest import Utterance, read_manifest, write_manifest
+from nabra.testing import tiny_manifest, write_clip
+
+
+def chat(prompt, answer, audio=None, **more):
+    row = {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}], **more}
+    if audio:
+        row["audios"] = [audio]
+    return json.dumps(row, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(("prompt", "has_audio", "task"), [
+    ("<audio>تعرف على الكلام", True, "asr"),
+    ("<audio>Transcribe the Arabic speech.", True, "asr"),
+    ("<audio>فرّغ هذا المقطع الصوتي نصياً.", True, "asr"),
+    ("<audio>اكتب ما يقال في هذا التسجيل.", True, "asr"),
+    ("<audio>Summarize the recording.", True, "ssum"),
+    ("<audio>ما خلاصة هذا التسجيل؟", True, "ssum"),
+    ("لخّص النص التالي في جملة واحدة:\nقالت الوزارة إن اللهجة المصرية ...", False, "tsum"),
+    ("<audio>Which Arabic dialect is spoken? Answer with one of: EGY, GLF.", True, "did"),
+    ("<audio>حدّد اللهجة العربية في هذا التسجيل", True, "did"),
+    ("<audio>What emotion does the speaker express?", True, "ser"),
+    ("<audio>صنّف انفعال المتحدث", True, "ser"),
+    ("<audio>", True, None),
+    ("<audio>Transcribe the speech and name its dialect.", True, None),  # two tasks: ambiguous
+])
+def test_task_inference(prompt, has_audio, task):
+    assert infer_task(prompt, has_audio=has_audio) == task
+
+
+@pytest.fixture
+def jsonl(tmp_path):
+    write_clip(tmp_path / "a.wav", 0.5)
+    write_clip(tmp_path / "b.wav", 0.5)
+    lines = [
+        chat("<audio>تعرف على الكلام", "مرحبا بكم", "a.wav"),
+        chat("<audio>Summarize the speech.", "ترحيب", "/abs/missing.wav"),
+        json.dumps({"conversations": [{"from": "human", "value": "<audio>ما لهجة المتحدث؟"},
+                                      {"from": "gpt", "value": "مصري"}], "audios": ["b.wav"]}, ensure_ascii=False),
+        chat("<audio>What emotion is this?", "joy", "b.wav"),
+        chat("Summarize the following text:\nالنص الطويل هنا.", "ملخص"),
+        chat("<audio>", "نص بلا تعليمات", "a.wav"),                      # no task in the prompt
+        chat("<audio>Which dialect?", "Martian", "a.wav"),               # unknown label
+        chat("<audio>Transcribe.", "   ", "a.wav"),                      # empty answer
+        '{"messages": [{"role": "user"',                                 # bad JSON
+        json.dumps({"messages": [{"role": "user", "content": "<audio>Transcribe"},
+                                 {"role": "assistant", "content": "a"},
+                                 {"role": "user", "content": "again"},
+                                 {"role": "assistant", "content": "b"}], "audios": ["a.wav"]}),
+        chat("<audio><audio>Transcribe.", "x", None, audios=["a.wav", "b.wav"]),
+        "",
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_import_rows_with_reasons(jsonl, tmp_path, import_checked):
+    report, utts = import_checked("swift", jsonl, tmp_path / "out.jsonl", split="train")
+    assert report.seen == 11
+    assert dict(report.reasons) == {
+        "task not recognised in the prompt (pass --task)": 1, "unknown dialect label": 1, "empty answer": 1,
+        "bad JSON": 1, "not one user turn and one answer": 1, "more than one audio in a row": 1}
+    assert utts["train-000001"].transcript == "مرحبا بكم" and utts["train-000001"].audio == str(jsonl.parent / "a.wav")
+    assert utts["train-000002"].summary == "ترحيب"
+    assert utts["train-000003"].dialect == "EGY" and utts["train-000004"].emotion == "happy"
+    tsum = utts["train-000005"]
+    assert (tsum.transcript, tsum.summary, tsum.audio, tsum.tasks()) == ("النص الطويل هنا.", "ملخص", None, ("tsum",))
+
+
+def test_fallback_task(jsonl, tmp_path, import_checked):
+    report, utts = import_checked("swift", jsonl, tmp_path / "out.jsonl", task="asr")
+    assert utts["train-000006"].transcript == "نص بلا تعليمات"
+    assert "task not recognised in the prompt (pass --task)" not in report.reasons
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_export_then_import_gives_the_same_examples(tmp_path, language, import_checked):
+    manifest = tiny_manifest(tmp_path / "m", 10)
+    exported = tmp_path / "swift.jsonl"
+    report = SkipReport()
+    rows = swift.export(manifest, exported, report, language=language)
+    original = read_manifest(manifest)
+    assert rows == sum(len(u.tasks()) for u in original) and report.utterances == rows
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert all(("audios" in r) == (not r["messages"][0]["content"].startswith(("Summarize the following", "لخّص النص")))
+               for r in lines)
+    report, utts = import_checked("swift", exported, tmp_path / "back.jsonl")
+    assert report.seen == rows and report.utterances == len(original)
+    for u in original:
+        back = utts[u.id]
+        assert (back.audio, back.transcript, back.summary, back.dialect, back.emotion) == (
+            u.audio, u.transcript, u.summary, u.dialect, u.emotion)
+        assert back.tasks() == u.tasks()
+    # And the round trip is a fixed point: exporting the import gives the same rows.
+    swift.export(tmp_path / "back.jsonl", tmp_path / "again.jsonl", SkipReport(), language=language)
+    assert (tmp_path / "again.jsonl").read_text() == exported.read_text()
+
+
+def test_segments_are_cut_for_export(tmp_path):
+    ramp = np.linspace(-0.5, 0.5, 16000 * 4, dtype=np.float32)
+    sf.write(tmp_path / "long.wav", ramp, 16000, subtype="FLOAT")
+    write_manifest(tmp_path / "m.jsonl", [
+        Utterance("seg1", audio=str(tmp_path / "long.wav"), offset=1.0, duration=1.5, transcript="نص"),
+        Utterance("gone", audio=str(tmp_path / "nope.wav"), transcript="نص"),
+        Utterance("text", transcript="نص", summary="ملخص"),
+    ])
+    report = SkipReport()
+    swift.export(tmp_path / "m.jsonl", tmp_path / "out.jsonl", report, tasks=["asr", "ssum"])
+    assert dict(report.reasons) == {"unreadable audio": 1, "serves none of the exported tasks": 1}
+    row = json.loads((tmp_path / "out.jsonl").read_text())
+    cut = row["audios"][0]
+    assert cut.endswith("out_segments/seg1.wav")
+    assert abs(load_audio(cut).size - 24000) <= 1
+
+
+def test_cli_export_and_import(tmp_path, capsys):
+    manifest = tiny_manifest(tmp_path / "m", 5)
+    out = tmp_path / "sw.jsonl"
+    assert main(["data", "export", "swift", str(manifest), "--out", str(out), "--tasks", "asr,did",
+                 "--split", "train"]) == 0
+    assert "exported 2 of 2 utterances as 4 rows" in capsys.readouterr().out
+    assert main(["data", "import", "swift", str(out), "--out", str(tmp_path / "back.jsonl"), "--quiet"]) == 0
+    assert "imported 4 of 4 rows as 2 utterances" in capsys.readouterr().out
