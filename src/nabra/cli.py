@@ -145,6 +145,18 @@ def _add_model_verbs(sub) -> None:
     embed.set_defaults(func=cmd_model_embed)
 
 
+def cmd_train(args) -> int:
+    from nabra.config import load_config
+    from nabra.train import train
+
+    overrides = list(args.overrides)
+    if args.skip_invalid:
+        overrides.append("data.skip_invalid=true")
+    run = train(load_config(args.config, overrides), progress=not args.quiet)
+    print(f"run folder: {run} (metrics.jsonl, checkpoints/, final/)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from nabra.demo import run_demo
 
@@ -152,6 +164,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nabra.corpus.importers.cli import register as register_data_io
 
     p = argparse.ArgumentParser(prog="nabra", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -182,8 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(func=cmd_data_stats)
     # Verbs of other areas register themselves here (one line each).
+    register_data_io(data, sub)
 
     _add_model_verbs(sub)
+
+    train = sub.add_parser("train", help="train (or resume) a run from a YAML recipe",
+                           description="Rerunning the same command on the same run folder resumes it.")
+    train.add_argument("config", help="YAML file, or a shipped recipe: demo, omni7b-lora-{uniform,tpc,ads,tpc_ads}")
+    train.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    train.add_argument("--skip-invalid", action="store_true", help="quarantine invalid manifest lines instead of stopping")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
     demo.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default ./demo)")

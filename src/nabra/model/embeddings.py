@@ -73,15 +73,20 @@ def model_fingerprint(model, source: str | os.PathLike = "") -> str:
     return h.hexdigest()
 
 
-def compute_embeddings(bundle, manifest: str | os.PathLike, cache_dir: str | os.PathLike, *, batch_size: int = 16,
-                       model_key: str | None = None, progress: bool = True, model=None) -> EmbeddingTable:
-    """Aligner embeddings of every utterance of ``manifest``, from cache when present.
+def embedding_key(model, source: str | os.PathLike, manifest: str | os.PathLike) -> str:
+    """The cache key of a (weights, manifest) pair."""
+    return f"{model_fingerprint(model, source)[:16]}-{file_hash(manifest)[:16]}"
 
-    ``model`` overrides ``bundle.model`` (e.g. the PEFT-wrapped model during training).
+
+def compute_embeddings(bundle, manifest: str | os.PathLike, cache_dir: str | os.PathLike, *, batch_size: int = 16,
+                       key: str | None = None, progress: bool = True, model=None) -> EmbeddingTable:
+    """Aligner embeddings of every utterance of ``manifest``, from ``cache_dir/<key>`` when present.
+
+    ``model`` overrides ``bundle.model`` (e.g. the PEFT-wrapped model during training); ``key``
+    defaults to :func:`embedding_key` of the weights and the manifest.
     """
     model = model if model is not None else bundle.model
-    key = f"{(model_key or model_fingerprint(model, bundle.path))[:16]}-{file_hash(manifest)[:16]}"
-    folder = Path(cache_dir) / key
+    folder = Path(cache_dir) / (key or embedding_key(model, bundle.path, manifest))
     final = folder / "embeddings.npz"
     if final.is_file():
         return EmbeddingTable.read(final)

@@ -1,0 +1,269 @@
+"""Typed run configuration: one YAML file per recipe, validated, overridable as ``key.sub=value``.
+
+Every knob is a dataclass field with its one-line docstring beside it (the documentation lives
+here and nowhere else). Unknown keys are errors naming the nearest valid key; values are checked
+by type and by each dataclass's ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nabra.corpus.manifest import TASKS
+from nabra.errors import NabraError
+from nabra.model.collate import CollatorConfig
+from nabra.model.lora import LoraSettings
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from."""
+
+    manifest: str = ""
+    """Utterance manifest (JSONL); its ``train`` split is trained on."""
+    dev_manifest: str | None = None
+    """Manifest for the dev evaluation (default: the ``dev`` split of ``manifest``)."""
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    """Tasks to train (asr, ssum, tsum, did, ser)."""
+    language: str | None = None
+    """Instruction templates: ``ar``, ``en`` or both (null)."""
+    dialects: list[str] | None = None
+    """Dialect label set (default EGY, GLF, LAV, NOR, MSA)."""
+    emotions: list[str] | None = None
+    """Emotion label set (default neutral, happy, sad, angry, surprised)."""
+    skip_invalid: bool = False
+    """Quarantine invalid manifest lines (``quarantine.jsonl`` in the run) instead of stopping."""
+    dev_per_task: int = 32
+    """Dev examples per task for the periodic dev evaluation."""
+    audio_cache_mb: int = 1024
+    """Decoded audio kept in memory between epochs (0 = decode every time)."""
+    load_workers: int = 4
+    """Threads decoding audio for a batch."""
+
+    def __post_init__(self):
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise NabraError(f"data.tasks: unknown task(s) {bad}; tasks are {', '.join(TASKS)}")
+        if self.language not in (None, "ar", "en"):
+            raise NabraError(f"data.language must be ar, en or null, got {self.language!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Which model and what of it is trained."""
+
+    path: str = ""
+    """Qwen2.5-Omni checkpoint folder (release or thinker-only layout)."""
+    init_tiny: bool = False
+    """Build a tiny random thinker at ``path`` first when there is none (the CPU demo)."""
+    dtype: str = "float32"
+    """Weights dtype: float32, bfloat16 or float16."""
+    finetune: str = "lora"
+    """``lora`` (adapters on the language model) or ``full`` (every weight; for tiny models)."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA settings (used when finetune is lora)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (saves memory on large models)."""
+
+    def __post_init__(self):
+        if self.finetune not in ("lora", "full"):
+            raise NabraError(f"model.finetune must be 'lora' or 'full', got {self.finetune!r}")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    max_steps: int = 1000
+    """Optimizer steps to run (ignored when ``epochs`` is set)."""
+    epochs: float | None = None
+    """Train for this many passes over the training examples instead of ``max_steps``."""
+    batch_size: int = 16
+    """Global batch: examples per optimizer step, over all processes and accumulation steps."""
+    micro_batch_size: int | None = None
+    """Examples per forward pass and process (default: the whole global batch of the process)."""
+    lr: float = 2e-4
+    """Peak learning rate."""
+    min_lr_ratio: float = 0.1
+    """The cosine decay ends at ``lr * min_lr_ratio``."""
+    warmup_steps: int = 30
+    """Linear warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0 = no clipping; the norm is logged either way)."""
+    precision: str = "fp32"
+    """``fp32`` or ``bf16`` (autocast; GPUs with bf16 support)."""
+    seed: int = 0
+    """Seed of the schedule, the initialisation of new weights and dropout."""
+    save_every: int = 100
+    """Write a checkpoint every N steps (0 = only the final adapter)."""
+    keep_last: int = 3
+    """Checkpoints kept (older ones are deleted)."""
+    eval_every: int = 100
+    """Dev evaluation every N steps (0 = never)."""
+    log_every: int = 1
+    """Write a metrics line every N steps."""
+    volatility_window: int = 50
+    """Steps in the sliding window of the loss/gradient-norm variance diagnostics."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (``tb/`` in the run folder; needs the tensorboard package)."""
+
+    def __post_init__(self):
+        if self.precision not in ("fp32", "bf16"):
+            raise NabraError(f"train.precision must be fp32 or bf16, got {self.precision!r}")
+        for name in ("max_steps", "batch_size", "keep_last", "log_every", "volatility_window"):
+            if getattr(self, name) <= 0:
+                raise NabraError(f"train.{name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass
+class ScheduleConfig:
+    """Which data schedule, with the knobs of each (see docs/schedules.md)."""
+
+    name: str = "uniform"
+    """uniform, tpc, ads or tpc_ads."""
+    uniform: dict = field(default_factory=dict)
+    """Knobs of the uniform schedule."""
+    tpc: dict = field(default_factory=dict)
+    """Knobs of the Task-Progressive Curriculum."""
+    ads: dict = field(default_factory=dict)
+    """Knobs of Aligner-Based Diverse Sampling (``refresh_every``: embeddings refresh period)."""
+    tpc_ads: dict = field(default_factory=dict)
+    """Knobs of the TPC→ADS hybrid."""
+
+    def __post_init__(self):
+        if self.name not in ("uniform", "tpc", "ads", "tpc_ads"):
+            raise NabraError(f"schedule.name must be uniform, tpc, ads or tpc_ads, got {self.name!r}")
+
+
+@dataclass
+class RunConfig:
+    """A whole training run."""
+
+    output_dir: str = "runs/run"
+    """The run folder: resolved config, metrics, checkpoints, final adapter."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    collate: CollatorConfig = field(default_factory=CollatorConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# -- building dataclasses from plain data ------------------------------------------------------
+
+def from_dict(cls, data: Any, where: str = ""):
+    """Build dataclass ``cls`` from ``data`` (nested dicts), checking keys and types."""
+    if not isinstance(data, dict):
+        raise NabraError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {(where + '.' if where else '') + close[0]!r}?" if close else ""
+            raise NabraError(f"unknown config key {path!r}{hint} (valid: {', '.join(fields)})")
+        kwargs[key] = _coerce(hints[key], value, path)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise NabraError(f"{where or 'config'}: {e}") from None
+
+
+def _coerce(tp, value, path: str):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, path)
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value or {}, path)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise NabraError(f"{path}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        items = [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "2e-3" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
+        raise NabraError(f"{path}: expected {tp.__name__}, got {value!r}")
+    if (tp is dict or origin is dict) and not isinstance(value, dict):
+        raise NabraError(f"{path}: expected a mapping, got {value!r}")
+    return value
+
+
+def to_dict(obj) -> dict:
+    """Plain nested dicts of a config (tuples become lists, for YAML)."""
+    def plain(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(obj)
+
+
+# -- files and overrides -------------------------------------------------------------------------
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A YAML path, or the name of a shipped recipe (``demo``, ``omni7b-lora-ads`` ...)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise NabraError(f"{name}: no such config file, and not a shipped recipe ({', '.join(names)})")
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply one ``key.sub=value`` override (the value is parsed as YAML) to nested ``data``."""
+    if "=" not in override:
+        raise NabraError(f"override {override!r} is not of the form key.sub=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise NabraError(f"override {override!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a recipe YAML, apply overrides, validate. Relative paths stay relative to the cwd."""
+    path = resolve_config_path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise NabraError(f"{path}: not valid YAML: {e}") from None
+    for override in overrides:
+        apply_override(data, override)
+    return from_dict(RunConfig, data)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML (what a run folder's ``config.yaml`` holds)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
