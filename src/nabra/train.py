@@ -108,6 +108,8 @@ def dev_subset(examples: list[Example], per_task: int) -> list[Example]:
 def drop_overlong(examples: list[Example], tokenizer, cfg: RunConfig, log) -> tuple[list[Example], list[int]]:
     """Leave out examples whose prompt + audio placeholders + answer exceed ``max_length`` before
     step 1 (audio length from the manifest's durations), reporting each; returns answer lengths."""
+    if not examples:
+        return [], []
     system = cfg.collate.system_prompt
     prompts = tokenizer([prompt_text(system, ex.instruction, []) for ex in examples], add_special_tokens=False)["input_ids"]
     answers = tokenizer([answer_text(ex.target) for ex in examples], add_special_tokens=False)["input_ids"]
@@ -252,6 +254,7 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
     if acc.is_main_process:
         (tmp / "COMPLETE").write_text(f"{step}\n")
         _fsync_dir(tmp)
+        shutil.rmtree(final, ignore_errors=True)  # a torn leftover of an earlier, killed attempt
         os.replace(tmp, final)
         for old in checkpoints(run_dir)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
@@ -529,7 +532,8 @@ def setup(cfg: RunConfig, log) -> Loop:
     """Everything before step 1: accelerator, run folder, data checks, model, schedule, optimizer."""
     from accelerate import Accelerator
 
-    acc = Accelerator(mixed_precision="bf16" if cfg.train.precision == "bf16" else "no")
+    # cpu=True lets torchrun/accelerate launch run several CPU processes (gloo) where there is no GPU.
+    acc = Accelerator(mixed_precision="bf16" if cfg.train.precision == "bf16" else "no", cpu=not torch.cuda.is_available())
     run = RunDir(cfg.output_dir, cfg, acc.is_main_process)
     say = log if acc.is_main_process else (lambda *_: None)
     _seed_everything(cfg.train.seed)

@@ -1,0 +1,61 @@
+import pytest
+
+from nabra.config import CONFIG_DIR, RunConfig, apply_override, dump_config, from_dict, load_config
+from nabra.errors import NabraError
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_recipe_loads_and_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+    assert cfg.schedule.name in ("uniform", "tpc", "ads", "tpc_ads")
+    # The resolved config round-trips through YAML.
+    assert load_config_text(dump_config(cfg)) == cfg
+
+
+def load_config_text(text, tmp=None):
+    import yaml
+
+    return from_dict(RunConfig, yaml.safe_load(text))
+
+
+def test_recipes_are_found_by_name():
+    assert load_config("demo").model.init_tiny is True
+    assert load_config("omni7b-lora-tpc_ads").schedule.name == "tpc_ads"
+    assert load_config("omni7b-lora-ads").train.precision == "bf16"
+
+
+def test_overrides(tmp_path):
+    cfg = load_config("demo", ["train.max_steps=5", "model.lora.r=4", "data.tasks=[asr, did]",
+                               "schedule.name=tpc", "train.lr=1e-3", "data.dev_manifest=x.jsonl"])
+    assert cfg.train.max_steps == 5 and cfg.model.lora.r == 4 and cfg.data.tasks == ["asr", "did"]
+    assert cfg.schedule.name == "tpc" and cfg.train.lr == 1e-3 and cfg.data.dev_manifest == "x.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.max_step=5", r"unknown config key 'train.max_step'; did you mean 'train.max_steps'\?"),
+        ("trian.lr=1", r"unknown config key 'trian'; did you mean 'train'\?"),
+        ("train.lr=fast", r"train.lr: expected float, got 'fast'"),
+        ("train.max_steps=0", "train.max_steps must be positive"),
+        ("schedule.name=random", "schedule.name must be uniform, tpc, ads or tpc_ads"),
+        ("model.lora.targets=[qkv]", "unknown LoRA targets"),
+        ("data.tasks=[asr, translate]", r"unknown task\(s\) \['translate'\]"),
+        ("train.max_steps", "not of the form key.sub=value"),
+    ],
+)
+def test_bad_config_is_a_clear_error(override, message):
+    with pytest.raises(NabraError, match=message):
+        load_config("demo", [override])
+
+
+def test_missing_recipe_lists_the_shipped_ones():
+    with pytest.raises(NabraError, match="not a shipped recipe .*demo"):
+        load_config("nope")
+
+
+def test_apply_override_creates_sections():
+    data = {}
+    apply_override(data, "schedule.ads.refresh_every=50")
+    assert data == {"schedule": {"ads": {"refresh_every": 50}}}

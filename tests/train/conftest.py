@@ -1,0 +1,42 @@
+import pytest
+import yaml
+
+from nabra.corpus.synth import SynthConfig, synthesize
+from nabra.testing import tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    synthesize(out, SynthConfig(utterances=60, seed=0, workers=2, long_fraction=0.0), progress=False)
+    return out / "manifest.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, synth_corpus):
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny"), synth_corpus, hidden_size=64, intermediate_size=128)
+
+
+@pytest.fixture
+def make_config(tmp_path, synth_corpus, tiny):
+    """Write a small training recipe and return its path."""
+
+    def make(name="run", **sections):
+        cfg = {
+            "output_dir": str(tmp_path / name),
+            "data": {"manifest": str(synth_corpus), "dev_per_task": 2, "load_workers": 2},
+            "model": {"path": str(tiny), "finetune": "full"},
+            "schedule": {"name": "uniform"},
+            "train": {"max_steps": 4, "batch_size": 8, "lr": 1e-3, "warmup_steps": 2, "save_every": 2,
+                      "eval_every": 2, "seed": 0},
+        }
+        for section, values in sections.items():
+            if isinstance(values, dict):
+                cfg.setdefault(section, {}).update(values)
+            else:
+                cfg[section] = values
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+        return path
+
+    return make

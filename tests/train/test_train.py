@@ -1,0 +1,140 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nabra.cli import main
+from nabra.config import load_config
+from nabra.errors import NabraError
+from nabra.train import checkpoints, train
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def train_records(run):
+    return [r for r in metrics(run) if "loss" in r]
+
+
+def final_weights(run):
+    return load_file(str(run / "final" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("schedule", ["uniform", "tpc", "ads", "tpc_ads"])
+def test_every_schedule_trains_the_tiny_model(make_config, schedule):
+    cfg = load_config(make_config(schedule, schedule={"name": schedule, "ads": {"refresh_every": 2}}))
+    run = train(cfg, progress=False, log=lambda *_: None)
+    records = train_records(run)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    for r in records:
+        assert r["loss"] > 0 and r["grad_norm"] > 0 and r["lr"] > 0 and r["examples_per_s"] > 0
+        assert set(r["task_loss"]) <= {"asr", "ssum", "tsum", "did", "ser"} and r["task_loss"]
+        assert "loss_var" in r and "grad_norm_var" in r and r["stage"]
+    dev = [r for r in metrics(run) if r.get("event") == "dev"]
+    assert [r["step"] for r in dev] == [2, 4] and dev[0]["dev_loss"]
+    assert (run / "final" / "model.safetensors").is_file() and (run / "config.yaml").is_file()
+    assert [c.name for c in checkpoints(run)] == ["step-0000002"]
+    if schedule in ("ads", "tpc_ads"):
+        assert list((run / "embeddings").glob("*/embeddings.npz"))  # aligner embeddings were computed
+
+
+def test_lora_run_saves_a_peft_adapter(make_config):
+    cfg = load_config(make_config("lora", model={"finetune": "lora", "lora": {"r": 4}}, train={"max_steps": 2}))
+    run = train(cfg, progress=False, log=lambda *_: None)
+    assert (run / "final" / "adapter_config.json").is_file()
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_learning_happens(make_config):
+    cfg = load_config(make_config("learn", train={"max_steps": 30, "lr": 3e-3, "save_every": 0, "eval_every": 0}))
+    records = train_records(train(cfg, progress=False, log=lambda *_: None))
+    first, last = records[0]["loss"], sum(r["loss"] for r in records[-5:]) / 5
+    assert last < first - 1.0, (first, last)
+
+
+def _run_cli(config, *extra):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "nabra", "train", str(config), "--quiet", *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_gives_the_same_run(make_config):
+    sections = {"train": {"max_steps": 8, "save_every": 2, "eval_every": 0, "keep_last": 10},
+                "schedule": {"name": "tpc"}, "model": {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1}}}
+    reference = train(load_config(make_config("ref", **sections)), progress=False, log=lambda *_: None)
+    config = make_config("killed", **sections)
+    run = Path(load_config(config).output_dir)
+    proc = _run_cli(config)
+    deadline = time.time() + 120
+    while not (os.path.isdir(f"{run}/checkpoints/step-0000004") or time.time() > deadline or proc.poll() is not None):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # A torn checkpoint (killed mid-write) must never be picked.
+    torn = run / "checkpoints" / "step-0000006"
+    torn.mkdir(parents=True, exist_ok=True)
+    (torn / "trainable.safetensors").write_bytes(b"half a file")
+    assert all(c.name != "step-0000006" for c in checkpoints(run))
+    resumed = _run_cli(config)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "resuming" in out
+    ref, got = train_records(reference), train_records(run)
+    assert [r["step"] for r in got] == list(range(1, 9))
+    for a, b in zip(ref, got, strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-6, (a["step"], a["loss"], b["loss"])
+    wa, wb = load_file(str(reference / "final" / "adapter_model.safetensors")), load_file(str(run / "final" / "adapter_model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_the_same_global_batch(make_config):
+    sections = {"train": {"max_steps": 3, "save_every": 0, "eval_every": 0}}
+    one = make_config("one", train={**sections["train"], "micro_batch_size": 4})
+    two = make_config("two", **sections)
+    assert main(["train", str(one), "--quiet"]) == 0
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29541", "-m", "nabra", "train",
+                           str(two), "--quiet"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    a, b = train_records(Path(load_config(one).output_dir)), train_records(Path(load_config(two).output_dir))
+    assert [r["step"] for r in b] == [1, 2, 3]
+    for x, y in zip(a, b, strict=True):
+        assert abs(x["loss"] - y["loss"]) < 1e-5 and abs(x["grad_norm"] - y["grad_norm"]) < 1e-4
+        assert x["task_loss"].keys() == y["task_loss"].keys()
+
+
+def test_invalid_manifest_stops_or_is_quarantined(make_config, synth_corpus, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    lines = synth_corpus.read_text(encoding="utf-8").splitlines()
+    bad.write_text("\n".join(lines[:40] + ['{"id": "x", "emotion": "bored", "audio": "a.wav"}', "{oops"]) + "\n")
+    shutil.copytree(synth_corpus.parent / "audio", tmp_path / "audio")
+    config = make_config("q", data={"manifest": str(bad)}, train={"max_steps": 1, "save_every": 0, "eval_every": 0})
+    with pytest.raises(NabraError, match=r"(?s)2 invalid line\(s\).*bad.jsonl:41: emotion 'bored'.*skip-invalid"):
+        train(load_config(config), progress=False, log=lambda *_: None)
+    assert main(["train", str(config), "--quiet", "--skip-invalid"]) == 0
+    run = Path(load_config(config).output_dir)
+    quarantined = [json.loads(x) for x in (run / "quarantine.jsonl").read_text().splitlines()]
+    assert [q["line"] for q in quarantined] == [41, 42]
+    assert "bored" in quarantined[0]["reasons"][0] and "bad JSON" in quarantined[1]["reasons"][0]
+
+
+def test_resuming_with_another_config_is_refused(make_config):
+    config = make_config("cfgchange", train={"max_steps": 2, "save_every": 1, "eval_every": 0})
+    train(load_config(config), progress=False, log=lambda *_: None)
+    changed = load_config(config, ["schedule.name=tpc"])
+    with pytest.raises(NabraError, match="another config .*schedule.name"):
+        train(changed, progress=False, log=lambda *_: None)
+    longer = load_config(config, ["train.max_steps=3"])  # extending a run is fine
+    assert len(train_records(train(longer, progress=False, log=lambda *_: None))) == 3
