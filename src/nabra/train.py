@@ -146,7 +146,9 @@ def setup_data(cfg: RunConfig, tokenizer, run_dir: Path, log) -> Data:
     counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
     log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
-    return Data(train, dev, ExampleTable.from_examples(train), store, answer_tokens)
+    dialects, emotions = label_sets(cfg)
+    table = ExampleTable.from_examples(train, labels={"did": dialects, "ser": emotions})
+    return Data(train, dev, table, store, answer_tokens)
 
 
 def setup_model(cfg: RunConfig, log):
@@ -190,13 +192,12 @@ def build_optimizer(model, cfg: RunConfig, total_steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def build_run_schedule(cfg: RunConfig, data: Data, total_steps: int):
+def build_run_schedule(cfg: RunConfig, data: Data, total_steps: int, min_audio: int):
+    """The configured schedule; ``min_audio`` audio examples per batch (one per micro-batch)."""
     from nabra.schedule import build_schedule
 
-    knobs = dict(getattr(cfg.schedule, cfg.schedule.name))
-    knobs.pop("refresh_every", None)
     return build_schedule(cfg.schedule.name, data.table, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                          total_steps=total_steps, **knobs)
+                          total_steps=total_steps, min_audio=min_audio, **getattr(cfg.schedule, cfg.schedule.name))
 
 
 # ============================================================================================
@@ -468,34 +469,28 @@ class Loop:
 # ADS: aligner embeddings from the current model
 # ============================================================================================
 
-def refresh_every(cfg: RunConfig) -> int:
-    """Steps between aligner-embedding refreshes (ADS and TPC→ADS; 0 = computed once)."""
-    if cfg.schedule.name not in ("ads", "tpc_ads"):
-        return -1
-    knobs = cfg.schedule.ads if cfg.schedule.name == "ads" else {**cfg.schedule.ads, **cfg.schedule.tpc_ads}
-    return int(knobs.get("refresh_every", 0))
-
-
 def set_embeddings(loop: Loop, key: str | None = None) -> None:
-    """Give the schedule per-example aligner embeddings: read under ``key`` (a resume), or computed
-    from the current weights (cached under the run folder by the weights' fingerprint)."""
+    """Give the schedule per-example aligner embeddings: read under ``key`` (a resume: the clusters
+    come from the checkpoint), or computed from the current weights (cached in the run folder under
+    the weights' fingerprint)."""
     from nabra.model.embeddings import EmbeddingTable, compute_embeddings, embedding_key
 
     cache = loop.run.path / "embeddings"
-    model = loop.acc.unwrap_model(loop.model)
+    resuming = key is not None
     if key is None:
+        model = loop.acc.unwrap_model(loop.model)
         key = embedding_key(model, loop.bundle.path, loop.cfg.data.manifest)
-        was_training = model.training
         model.eval()
         if loop.acc.is_main_process:
             compute_embeddings(loop.bundle, loop.cfg.data.manifest, cache, model=model, key=key, progress=False)
         loop.acc.wait_for_everyone()
-        model.train(was_training)
+        model.train()
     path = cache / key / "embeddings.npz"
     if not path.is_file():
         raise NabraError(f"{path}: the aligner embeddings this run was using are gone; cannot resume exactly")
     table = EmbeddingTable.read(path)
-    loop.schedule.set_embeddings(np.stack([table.for_example(ex.utt_id, ex.task) for ex in loop.data.train]))
+    vectors = np.stack([table.for_example(ex.utt_id, ex.task) for ex in loop.data.train])
+    loop.schedule.set_embeddings(vectors, recluster=not resuming)
     loop.embedding_key = key
 
 
@@ -540,27 +535,25 @@ def setup(cfg: RunConfig, log) -> Loop:
     bundle, model = setup_model(cfg, say)
     data = setup_data(cfg, bundle.tokenizer, run.path, say)
     total = _total_steps(cfg, len(data.train))
-    schedule = build_run_schedule(cfg, data, total)
+    micro = _micro_batches(cfg, acc)
+    schedule = build_run_schedule(cfg, data, total, min_audio=acc.num_processes * micro)
     optimizer, lr_scheduler = build_optimizer(model, cfg, total)
     model, optimizer = acc.prepare(model, optimizer)
     tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in data.train)]
     return Loop(cfg, acc, run, data, bundle, model, optimizer, lr_scheduler, schedule,
-                Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate), total,
-                _micro_batches(cfg, acc), tasks, Diagnostics(cfg.train.volatility_window))
+                Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate), total, micro, tasks,
+                Diagnostics(cfg.train.volatility_window))
 
 
 def resume(loop: Loop, log) -> int:
     """Continue from the last complete checkpoint, if any; returns the step to start after."""
     ckpts = checkpoints(loop.run.path)
-    refresh = refresh_every(loop.cfg)
     if not ckpts:
-        if refresh >= 0:
-            set_embeddings(loop)
         return 0
-    state = torch.load(ckpts[-1] / "trainer_state.pt", map_location="cpu", weights_only=True)
-    if refresh >= 0:
-        set_embeddings(loop, key=state.get("embedding_key"))
     step = load_checkpoint(ckpts[-1], loop.acc, loop.model, loop.optimizer, loop.lr_scheduler, loop.schedule)
+    key = torch.load(ckpts[-1] / "trainer_state.pt", map_location="cpu", weights_only=True).get("embedding_key")
+    if key:
+        set_embeddings(loop, key=key)
     loop.run.truncate_metrics(step)
     log(f"resuming {loop.run.path} from {ckpts[-1].name} (step {step} of {loop.total_steps})")
     return step
@@ -570,10 +563,9 @@ def train(cfg: RunConfig, *, progress: bool = True, log=print) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run folder."""
     loop = setup(cfg, log)
     start = resume(loop, log)
-    refresh = refresh_every(cfg)
     with _progress_bar(loop, start, progress) as advance:
         for step in range(start + 1, loop.total_steps + 1):
-            if refresh > 0 and step > 1 and (step - 1) % refresh == 0:
+            if loop.schedule.needs_embeddings(loop.schedule.step):
                 set_embeddings(loop)
             record = loop.train_step()
             if step % cfg.train.log_every == 0 or step == loop.total_steps:

@@ -1,0 +1,182 @@
+"""``tpc``: Task-Progressive Curriculum. Training runs in stages, each adding tasks to the mix."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nabra.corpus.manifest import TASKS
+from nabra.errors import NabraError
+from nabra.schedule.base import Schedule, draw_tasks, task_groups, task_probs
+from nabra.schedule.queues import GroupQueues
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STAGES = (("asr",), ("asr", "did", "ser"), ("asr", "did", "ser", "ssum", "tsum"))
+
+
+@dataclass
+class TPCConfig:
+    """Knobs of the ``tpc`` schedule. In a stage, p(task) ∝ w · n_task^(1/temperature) with w = 1.0
+    for a task new in that stage and w = ``replay`` for a task trained in an earlier stage."""
+
+    stages: list[list[str]] = field(default_factory=lambda: [list(s) for s in DEFAULT_STAGES])
+    """Tasks of each stage, in order; a stage lists every task it trains, earlier ones included."""
+    fractions: list[float] = field(default_factory=list)
+    """Share of total_steps per stage, summing to 1; empty: equal shares."""
+    steps: list[int] = field(default_factory=list)
+    """Length of each stage in steps, instead of fractions; the last stage also runs past their sum."""
+    replay: float = 0.5
+    """Weight w of a task already trained in an earlier stage (the stage's new tasks weigh 1.0)."""
+    temperature: float = 1.0
+    """T in p(task) ∝ w · n_task^(1/T) inside a stage, as in ``uniform``."""
+    blend_steps: int = 0
+    """Steps over which the mix moves linearly from one stage's to the next's, centred on each boundary; 0: a hard switch."""
+
+    def __post_init__(self):
+        if not self.stages or any(not s for s in self.stages):
+            raise NabraError("tpc: stages must be a non-empty list of non-empty task lists")
+        for s in self.stages:
+            bad = sorted(set(s) - set(TASKS))
+            if bad or len(set(s)) != len(s):
+                raise NabraError(f"tpc: stage {s} has unknown or repeated tasks; tasks are {', '.join(TASKS)}")
+        self._check_lengths()
+        if not (self.replay >= 0 and self.temperature > 0 and self.blend_steps >= 0):
+            raise NabraError("tpc: replay must be >= 0, temperature > 0, blend_steps >= 0")
+
+    def _check_lengths(self) -> None:
+        n = len(self.stages)
+        if self.fractions and self.steps:
+            raise NabraError("tpc: give stage fractions or stage steps, not both")
+        if self.fractions and (len(self.fractions) != n or min(self.fractions) < 0
+                               or abs(sum(self.fractions) - 1) > 1e-6):
+            raise NabraError(f"tpc: fractions must be {n} numbers >= 0 summing to 1 (got {self.fractions})")
+        if self.steps and (len(self.steps) != n or min(self.steps) < 0):
+            raise NabraError(f"tpc: steps must be {n} integers >= 0 (got {self.steps})")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One resolved stage: its tasks (present in the data), its steps ``[start, end)``, its mix."""
+
+    tasks: tuple[str, ...]
+    start: int
+    end: int
+    probs: np.ndarray
+    """p(task) over ``TASKS``."""
+
+
+class TPCSchedule(Schedule):
+    """Task-Progressive Curriculum: stages of growing task mixes (default asr → +did +ser → +ssum +tsum).
+
+    Each slot's task is drawn from the current stage's mix and filled from that task's own shuffled
+    queue (each example once per task epoch). Tasks absent from the data are dropped from every
+    stage; a stage left empty gives its steps to the next stage (the previous one when it is last).
+    """
+
+    name = "tpc"
+    config_class = TPCConfig
+
+    def __init__(self, table, **kwargs):
+        super().__init__(table, **kwargs)
+        self.stages = resolve_stages(self.config, table.counts(), self.total_steps)
+        self._starts = [s.start for s in self.stages]
+        self._audio = np.array([t in self.audio_tasks for t in TASKS])
+        self.queues = GroupQueues(task_groups(table, TASKS), len(TASKS))
+
+    @property
+    def boundaries(self) -> list[int]:
+        """First step of every stage but the first."""
+        return self._starts[1:]
+
+    def stage_index(self, step: int | None = None) -> int:
+        """Index of the stage ``step`` (default: the next batch's) belongs to."""
+        step = self.step if step is None else step
+        return max(bisect.bisect_right(self._starts, step) - 1, 0)
+
+    def mix(self, step: int | None = None) -> dict[str, float]:
+        """p(task) at ``step``, blend included."""
+        return dict(zip(TASKS, self._probs(self.step if step is None else step).tolist(), strict=True))
+
+    def stage(self, step: int | None = None) -> str:
+        step = self.step if step is None else step
+        k = self.stage_index(step)
+        text = f"tpc:{k + 1}/{len(self.stages)} {'+'.join(self.stages[k].tasks)}"
+        blend = self._blend(step)
+        return text if blend is None else f"{text} (blend {blend[1]:.2f})"
+
+    def _blend(self, step: int) -> tuple[int, float] | None:
+        """(next stage, weight of its mix) when ``step`` lies in a blend window."""
+        width = self.config.blend_steps
+        for k in range(1, len(self.stages)):
+            lo = self.stages[k].start - width // 2
+            if lo <= step < lo + width:
+                return k, (step - lo + 0.5) / width
+        return None
+
+    def _probs(self, step: int) -> np.ndarray:
+        blend = self._blend(step)
+        if blend is None:
+            return self.stages[self.stage_index(step)].probs
+        k, alpha = blend
+        return (1 - alpha) * self.stages[k - 1].probs + alpha * self.stages[k].probs
+
+    def _next_batch(self) -> np.ndarray:
+        slots = draw_tasks(self.rng, self._probs(self.step), self._audio, self.batch_size, self.min_audio)
+        return np.array([self.queues.take(s, self.rng) for s in slots.tolist()])
+
+    def _state_dict(self) -> dict:
+        return {"queues": self.queues.state_dict()}
+
+    def _load_state_dict(self, state: dict) -> None:
+        self.queues.load_state_dict(state["queues"])
+
+
+def resolve_stages(config: TPCConfig, counts: dict[str, int], total_steps: int) -> list[Stage]:
+    """The stages as they run on this data: absent tasks dropped, empty stages merged, mixes computed."""
+    kept: list[list] = []  # [tasks, length]
+    carry = 0
+    for i, (tasks, length) in enumerate(zip(config.stages, _lengths(config, total_steps), strict=True)):
+        tasks = [t for t in tasks if t in counts]
+        if not tasks:
+            log.info("tpc: stage %d (%s) has no data; its %d steps go to the next stage",
+                     i + 1, "+".join(config.stages[i]), length)
+            carry += length
+            continue
+        kept.append([tasks, length + carry])
+        carry = 0
+    if not kept:
+        raise NabraError(f"tpc: no stage task is in the data (data has {', '.join(counts)})")
+    kept[-1][1] += carry
+    stages, seen, start = [], set(), 0
+    for tasks, length in kept:
+        weights = {t: config.replay if t in seen else 1.0 for t in tasks}
+        p = task_probs({t: counts[t] for t in tasks}, weights, config.temperature)
+        probs = np.zeros(len(TASKS))
+        probs[[TASKS.index(t) for t in tasks]] = p
+        stages.append(Stage(tuple(tasks), start, start + length, probs))
+        seen.update(tasks)
+        start += length
+    _check_blend(stages, config.blend_steps)
+    return stages
+
+
+def _lengths(config: TPCConfig, total_steps: int) -> list[int]:
+    if config.steps:
+        if sum(config.steps) != total_steps:
+            log.warning("tpc: stage steps sum to %d, total_steps is %d", sum(config.steps), total_steps)
+        return [int(s) for s in config.steps]
+    fractions = config.fractions or [1 / len(config.stages)] * len(config.stages)
+    ends = np.rint(np.cumsum(fractions) * total_steps).astype(int)
+    ends[-1] = total_steps  # float rounding must not lose the last step
+    return np.diff(ends, prepend=0).tolist()
+
+
+def _check_blend(stages: list[Stage], width: int) -> None:
+    short = [i + 1 for i, s in enumerate(stages[:-1]) if s.end - s.start < width]
+    if width and short:
+        raise NabraError(f"tpc: blend_steps={width} is longer than stage(s) {short}; "
+                         "windows of neighbouring boundaries would overlap")
