@@ -1,15 +1,20 @@
-"""Benchmark the Common Voice importer on metadata only (no audio checks): rows/s.
+"""Benchmark the Common Voice importer on metadata only (no audio checks): rows/s; and
+`nabra ssum build` with eSpeak NG: documents/min.
 
 Builds a synthetic release (train/dev/test TSVs with the Common Voice 17 header, clip_durations.tsv
 and empty clip files, which the importer only lists), then times `import_corpus` end to end: TSV
 parsing, the checks, writing the manifest and validating it. Target: >= 20,000 rows/s.
 
-    python bench/bench_import.py [--rows 100000]
+The ssum part speaks news-like documents of 6 sentences (~70 words, ~43 s of audio each) with 2
+workers, from the pairs file to the validated manifest.
+
+    python bench/bench_import.py [--rows 100000] [--ssum 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import tempfile
 import time
@@ -40,12 +45,44 @@ def make_release(root: Path, rows: int) -> None:
     (root / "clip_durations.tsv").write_text("\n".join(durations) + "\n", encoding="utf-8")
 
 
+SENTENCES = ("قال وزير الاقتصاد إن معدل النمو بلغ 3.5 في المئة خلال العام الماضي.",
+             "وأضاف أن الحكومة ستواصل تنفيذ الإصلاحات المالية في الأشهر المقبلة.",
+             "وشهدت الأسواق المحلية ارتفاعا ملحوظا في حجم التداول هذا الأسبوع.",
+             "وتوقع الخبراء أن تستمر أسعار النفط في الصعود حتى نهاية العام.",
+             "وأكد المتحدث باسم الوزارة أن الخطة تهدف إلى دعم الشركات الصغيرة والمتوسطة.",
+             "من جهة أخرى، افتتح المتحف الوطني أبوابه أمام الزوار بعد أعمال ترميم استمرت عامين.",
+             "وحضر حفل الافتتاح عدد كبير من المسؤولين والفنانين والمواطنين.",
+             "وأشار التقرير إلى أن نسبة البطالة تراجعت إلى أدنى مستوى لها منذ عشر سنوات.")
+
+
+def bench_ssum(docs: int, tmp: Path) -> None:
+    """`ssum build` with eSpeak NG and 2 workers: documents/min, from pairs to validated manifest."""
+    from nabra.corpus.ssum import SsumConfig, build
+
+    rng = random.Random(0)
+    pairs = tmp / "pairs.jsonl"
+    with open(pairs, "w", encoding="utf-8") as f:
+        for i in range(docs):
+            doc = " ".join(rng.sample(SENTENCES, 6))
+            f.write(json.dumps({"id": f"doc{i}", "document": doc, "summary": SENTENCES[0]}, ensure_ascii=False) + "\n")
+    t = time.perf_counter()
+    result = build(pairs, tmp / "ssum", SsumConfig(workers=2), progress=False)
+    dt = time.perf_counter() - t
+    assert result.report.utterances == docs and not result.report.skipped, result.report.summary()
+    print(f"ssum build (eSpeak NG, 2 workers): {docs} documents of 6 sentences "
+          f"({result.audio_seconds / docs:.1f} s of audio each) in {dt:.2f} s = {60 * docs / dt:,.0f} documents/min")
+
+
 def main() -> None:
     from nabra.corpus.importers import SkipReport, import_corpus
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--ssum", type=int, default=20, metavar="N", help="documents for the ssum build benchmark (0: skip)")
     args = p.parse_args()
+    if args.ssum:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_ssum(args.ssum, Path(tmp))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ar"
         make_release(root, args.rows)

@@ -224,7 +224,8 @@ def _espeak_wav(clip: Clip) -> bytes:
     return done.stdout
 
 
-def _trim(samples: np.ndarray, sr: int) -> np.ndarray:
+def trim_silence(samples: np.ndarray, sr: int) -> np.ndarray:
+    """``samples`` without the near-silence at both ends (a short pad of it kept)."""
     loud = np.flatnonzero(np.abs(samples) > TRIM_THRESHOLD)
     if loud.size == 0:
         return samples
@@ -232,15 +233,20 @@ def _trim(samples: np.ndarray, sr: int) -> np.ndarray:
     return samples[max(0, loud[0] - pad) : loud[-1] + pad + 1]
 
 
-def render_clip(clip: Clip, path: Path) -> float:
-    """Speak ``clip`` with eSpeak NG and write it as 16 kHz mono 16-bit WAV; returns its duration."""
+def speak(clip: Clip) -> np.ndarray:
+    """Speak ``clip`` with eSpeak NG: mono float32 samples at 16 kHz, end silences trimmed."""
     # eSpeak streams to stdout, so its header gives a placeholder length; libsndfile reads to the end.
     samples, sr = sf.read(io.BytesIO(_espeak_wav(clip)), dtype="float32")
     if samples.ndim > 1:
         samples = samples.mean(axis=1)
     if sr != SAMPLE_RATE:
         samples = soxr.resample(samples, sr, SAMPLE_RATE, quality="HQ")
-    samples = _trim(samples, SAMPLE_RATE)
+    return trim_silence(samples, SAMPLE_RATE)
+
+
+def render_clip(clip: Clip, path: Path) -> float:
+    """Speak ``clip`` with eSpeak NG and write it as 16 kHz mono 16-bit WAV; returns its duration."""
+    samples = speak(clip)
     save_wav(path, samples)
     return round(len(samples) / SAMPLE_RATE, 3)
 

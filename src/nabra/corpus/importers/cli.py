@@ -13,9 +13,9 @@ from nabra.corpus.manifest import SPLITS, TASKS
 
 
 def register(data_subparsers, top_subparsers) -> None:
-    """Add ``import``, ``export`` and ``merge`` to ``nabra data`` (``top_subparsers``: for top-level
-    verbs of this area; none yet)."""
-    del top_subparsers
+    """Add ``import``, ``export`` and ``merge`` to ``nabra data``, and ``nabra ssum build``
+    (``top_subparsers``: the top-level verbs)."""
+    _add_ssum(top_subparsers)
     _add_import(data_subparsers)
     _add_export(data_subparsers)
     merge = data_subparsers.add_parser("merge", help="merge manifests into one (ids must not collide)")
@@ -238,6 +238,55 @@ def cmd_data_export(args) -> int:
         written = ", ".join(str(p) for p in paths) or "nothing"
     print(report.summary("exported", "utterances", "rows" if args.format == "swift" else "supervisions"))
     print(f"wrote {written}" + (f"; skipped utterances are listed in {skips}" if report.skipped else ""))
+    return 0 if report.utterances else 1
+
+
+# ----------------------------------------------------------------------------- ssum build
+
+def _add_ssum(top) -> None:
+    verbs = top.add_parser("ssum", help="AraMega-SSum: speak text-summarization pairs with a multi-voice TTS")
+    build = verbs.add_subparsers(dest="ssum_verb", required=True, metavar="VERB").add_parser(
+        "build", help="speak (document, summary) pairs into a manifest of (speech, transcript, summary)",
+        description="Rerunning the same command on the same --out folder resumes it.")
+    build.add_argument("--pairs", type=Path, required=True,
+                       help="JSONL, one pair per line: document (or text) and summary [+ id, title, split]")
+    build.add_argument("--out", type=Path, required=True, help="output folder (manifest.jsonl, audio/)")
+    build.add_argument("--tts", choices=("espeak", "command"), help="TTS backend (default espeak)")
+    build.add_argument("--tts-command", help="external TTS, e.g. 'mytts --out {wav} --text-file {txt} --voice {voice}'")
+    build.add_argument("--voices", help="comma-separated voices to rotate (default: the 12 eSpeak ar+ variants)")
+    build.add_argument("--workers", type=int, help="documents spoken in parallel (default: one per CPU core)")
+    build.add_argument("--limit", type=int, help="stop after N documents")
+    build.add_argument("--split-by", choices=("doc", "voice"),
+                       help="split of pairs without one: per document (default), or speaker-disjoint")
+    build.add_argument("--seed", type=int, help="seed of voice order, pauses and splits (default 0)")
+    build.add_argument("--source", help="value of the manifest's source field (default aramega-ssum)")
+    build.add_argument("--document-field", help="input field of the document (default document, else text)")
+    build.add_argument("--summary-field", help="input field of the summary (default summary)")
+    build.add_argument("--max-sentence-chars", type=int, help="split longer sentences at a comma (default 200)")
+    build.add_argument("--check-audio", action="store_true", help="read every WAV header again before writing")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=cmd_ssum_build)
+
+
+def cmd_ssum_build(args) -> int:
+    from nabra.corpus.importers.common import skipped_path
+    from nabra.corpus.ssum import SsumConfig, build
+
+    voices = tuple(v.strip() for v in args.voices.split(",") if v.strip()) if args.voices else None
+    given = {"tts": args.tts or ("command" if args.tts_command else "espeak"), "tts_command": args.tts_command,
+             "voices": voices, "workers": args.workers, "limit": args.limit, "split_by": args.split_by,
+             "seed": args.seed, "source": args.source, "document_field": args.document_field,
+             "summary_field": args.summary_field, "max_sentence_chars": args.max_sentence_chars,
+             "check_audio": args.check_audio}
+    # Unset flags are left out, so the defaults live in one place: SsumConfig.
+    config = SsumConfig(**{k: v for k, v in given.items() if v is not None})
+    result = build(args.pairs, args.out, config, progress=not args.quiet)
+    report = result.report
+    print(report.summary("spoke", "pairs", "documents"))
+    print(f"spoke {result.synthesized:,} documents in {result.elapsed:.1f} s ({result.docs_per_min:,.0f} docs/min), "
+          f"{result.resumed:,} resumed from an earlier run; {result.audio_seconds / 3600:.2f} h of audio")
+    skipped = f"; skipped pairs are listed in {skipped_path(result.manifest)}"
+    print(f"wrote {result.manifest}" + (skipped if report.skipped else ""))
     return 0 if report.utterances else 1
 
 
