@@ -165,6 +165,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from nabra.corpus.importers.cli import register as register_data_io
+    from nabra.evaluate.cli import register as register_evaluate
 
     p = argparse.ArgumentParser(prog="nabra", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=cmd_data_stats)
     # Verbs of other areas register themselves here (one line each).
     register_data_io(data, sub)
+    register_evaluate(sub)
 
     _add_model_verbs(sub)
 

@@ -1,0 +1,87 @@
+"""`nabra evaluate` and `nabra report`: thin layers over :mod:`nabra.evaluate.runner` and
+:mod:`nabra.evaluate.report`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nabra.corpus.manifest import SPLITS, TASKS
+from nabra.errors import NabraError
+
+# Metrics the evaluate table shows per task (all of them are in metrics.json).
+SHOWN = {"asr": ("wer", "cer", "wer_leaderboard", "cer_leaderboard"),
+         "ssum": ("rouge1", "rouge2", "rougeL", "bertscore_f1"),
+         "tsum": ("rouge1", "rouge2", "rougeL", "bertscore_f1"), "did": ("accuracy", "macro_f1", "unparsed_rate"),
+         "ser": ("accuracy", "macro_f1", "unparsed_rate")}
+
+
+def register(top_subparsers) -> None:
+    """Add the top-level verbs ``evaluate`` and ``report``."""
+    ev = top_subparsers.add_parser("evaluate", help="generate answers on a manifest split and score them",
+                                   description="Writes predictions.jsonl and metrics.json.")
+    ev.add_argument("model", type=Path, metavar="RUN_OR_CHECKPOINT",
+                    help="a run folder, a thinker checkpoint folder or a PEFT adapter folder")
+    ev.add_argument("--manifest", type=Path, required=True)
+    ev.add_argument("--split", default="test", choices=SPLITS)
+    ev.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} (default: the run's tasks)")
+    ev.add_argument("--out", type=Path, help="output folder (default RUN/eval-SPLIT)")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--scheme", default="default", choices=("default", "leaderboard"),
+                    help="normalization of the headline WER/CER and ROUGE (the leaderboard's is always added)")
+    ev.add_argument("--max-new-tokens", type=int, help="cap on every answer (default: per task)")
+    ev.add_argument("--bertscore-model", help="local model folder: adds BERTScore F1 to summaries (needs bert-score)")
+    ev.add_argument("--base", help="base model folder of an adapter (default: the one the run recorded)")
+    ev.add_argument("--device", help="e.g. cuda, cpu (default: cuda when available)")
+    ev.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the run's)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
+
+    rep = top_subparsers.add_parser("report", help="compare runs: tables, learning curves, confusion matrices")
+    rep.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders")
+    rep.add_argument("--out", type=Path, required=True, help="output folder (report.md, report.html, PNGs)")
+    rep.set_defaults(func=cmd_report)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nabra.evaluate.runner import evaluate
+
+    if args.batch_size <= 0:
+        raise NabraError(f"--batch-size must be positive, got {args.batch_size}")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    result = evaluate(args.model, args.manifest, split=args.split, tasks=tasks, out_dir=args.out,
+                      batch_size=args.batch_size, scheme=args.scheme, base=args.base, device=args.device,
+                      dtype=args.dtype, max_new_tokens=args.max_new_tokens,
+                      bertscore_model=args.bertscore_model, progress=not args.quiet)
+    print_table(result)
+    out = Path(result["out_dir"])
+    print(f"wrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")
+    return 0
+
+
+def print_table(result: dict) -> None:
+    """A compact table of the metrics: one row per task, values in %."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['split']} metrics (%), {result['scheme']} normalization")
+    for col, justify in (("task", "left"), ("n", "right"), ("metrics", "left")):
+        table.add_column(col, justify=justify)
+    for task, m in result["metrics"].items():
+        shown = "  ".join(f"{k} {100 * m[k]:.1f}" for k in SHOWN[task] if m.get(k) is not None)
+        table.add_row(task, f"{m['n']:,}", shown)
+    composite = result.get("composite")
+    if composite is not None and composite == composite:  # not NaN
+        table.add_row("composite", "", f"{100 * composite:.1f}")
+    console = Console()
+    console.print(table)
+    for message in result.get("skipped", []):
+        console.print(f"[yellow]{message}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nabra.evaluate.report import make_report
+
+    page = make_report(args.runs, args.out)
+    print(f"wrote {page}, {page.with_suffix('.md')} and the plots beside them")
+    return 0

@@ -1,0 +1,564 @@
+"""The schedule-comparison report: ``report.md`` + a self-contained ``report.html`` + PNG plots.
+
+From run folders (``config.yaml``, ``metrics.jsonl``, ``eval-test/metrics.json``) it builds:
+
+- the final metrics per task, per schedule (mean ± sample std over the seeds given) and per run;
+- learning curves per task: smoothed train loss, dev loss and the dev metric against the step, one
+  line per schedule (seeds averaged, a band of ± one std);
+- gradient-norm volatility (the sliding-window variance the trainer logs) per schedule;
+- DID and SER confusion matrices of the best run of each schedule;
+- a plain-language summary: which schedule wins which task, by how much, and whether the gap is
+  larger than the spread between seeds.
+
+The document is a list of blocks rendered twice (Markdown and HTML), so both say the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nabra.corpus.manifest import TASKS
+from nabra.errors import NabraError
+
+# (task, metric key, label, higher is better); tasks as in metrics.json, "composite" at the top level.
+TABLE_ROWS = (
+    ("asr", "wer", "WER", False), ("asr", "cer", "CER", False),
+    ("asr", "wer_leaderboard", "WER (leaderboard norm.)", False),
+    ("asr", "cer_leaderboard", "CER (leaderboard norm.)", False),
+    *((t, k, name, True) for t in ("ssum", "tsum") for k, name in
+      (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"))),
+    *((t, k, name, up) for t in ("did", "ser") for k, name, up in
+      (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False))),
+    ("composite", "composite", "composite score", True),
+)
+PRIMARY = {"asr": ("wer", False), "ssum": ("rougeL", True), "tsum": ("rougeL", True), "did": ("macro_f1", True),
+           "ser": ("macro_f1", True), "composite": ("composite", True)}
+"""The metric that decides who "wins" a task, and whether higher is better."""
+SCHEDULE_ORDER = ("uniform", "tpc", "ads", "tpc_ads")
+TIE = 5e-4
+"""Differences below this (0.05 points, invisible at the report's one decimal) are ties."""
+COLORS = {"uniform": "#4c72b0", "tpc": "#dd8452", "ads": "#55a868", "tpc_ads": "#c44e52"}
+
+
+# ============================================================================================
+# reading runs
+# ============================================================================================
+
+@dataclass
+class Run:
+    """What the report needs from one run folder."""
+
+    path: Path
+    schedule: str
+    seed: int
+    train: list[dict] = field(default_factory=list)
+    """Per-step training records (loss, task_loss, grad_norm, grad_norm_var, ...)."""
+    dev: list[dict] = field(default_factory=list)
+    """``{"event": "dev"}`` records: ``dev_loss`` per task."""
+    dev_eval: list[dict] = field(default_factory=list)
+    """``{"event": "dev_eval"}`` records: ``metrics`` per task and ``composite``."""
+    final: dict | None = None
+    """``{"metrics": {...}, "composite": x}`` of the final evaluation."""
+    final_source: str = ""
+    """``test`` (eval-test/metrics.json), ``dev`` (the last dev evaluation) or empty (none)."""
+    notes: list[str] = field(default_factory=list)
+    name: str = ""
+    """How the report names the run: its folder name (with its parent's when two runs share one)."""
+
+    def __post_init__(self):
+        self.name = self.name or self.path.name
+
+    def value(self, task: str, key: str) -> float | None:
+        """A final metric (``task == "composite"`` for the composite score); ``None`` when absent."""
+        if not self.final:
+            return None
+        v = self.final.get("composite") if task == "composite" else self.final.get("metrics", {}).get(task, {}).get(key)
+        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """Read a run folder; a missing ``config.yaml`` is an error, missing metrics are noted."""
+    import yaml
+
+    path = Path(path)
+    config_file = path / "config.yaml"
+    if not config_file.is_file():
+        raise NabraError(f"{path}: no config.yaml: not a Nabra run folder")
+    cfg = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    run = Run(path, str((cfg.get("schedule") or {}).get("name", "unknown")), int((cfg.get("train") or {}).get("seed", 0)))
+    _read_records(run)
+    _read_final(run)
+    return run
+
+
+def _read_records(run: Run) -> None:
+    metrics = run.path / "metrics.jsonl"
+    if not metrics.is_file():
+        run.notes.append(f"{run.name}: no metrics.jsonl (no curves)")
+        return
+    bad = 0
+    for line in metrics.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line torn by a crash: the rest is still good
+            bad += 1
+            continue
+        event = record.get("event")
+        if event == "dev":
+            run.dev.append(record)
+        elif event == "dev_eval":
+            run.dev_eval.append(record)
+        elif event is None and "loss" in record:
+            run.train.append(record)
+    if bad:
+        run.notes.append(f"{run.name}: {bad} unreadable line(s) in metrics.jsonl skipped")
+
+
+def _read_final(run: Run) -> None:
+    test = run.path / "eval-test" / "metrics.json"
+    if test.is_file():
+        run.final, run.final_source = json.loads(test.read_text(encoding="utf-8")), "test"
+    elif run.dev_eval:
+        run.final, run.final_source = run.dev_eval[-1], "dev"
+        run.notes.append(f"{run.name}: no eval-test/metrics.json: its table values are the last dev evaluation "
+                         f"(step {run.dev_eval[-1].get('step')})")
+    else:
+        run.notes.append(f"{run.name}: no final evaluation (eval-test/metrics.json) and no dev evaluation")
+
+
+def by_schedule(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by schedule, in the canonical schedule order, seeds sorted."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.schedule, []).append(run)
+    order = sorted(groups, key=lambda s: (SCHEDULE_ORDER.index(s) if s in SCHEDULE_ORDER else 99, s))
+    return {s: sorted(groups[s], key=lambda r: (r.seed, r.name)) for s in order}
+
+
+# ============================================================================================
+# statistics
+# ============================================================================================
+
+@dataclass
+class Stat:
+    """Mean, sample standard deviation (0 for one value) and count of the values of one cell."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> Stat | None:
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        return cls(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, len(values))
+
+
+def schedule_stats(groups: dict[str, list[Run]], task: str, key: str) -> dict[str, Stat]:
+    """Per-schedule statistics of one final metric (schedules without the metric left out)."""
+    out = {}
+    for schedule, runs in groups.items():
+        stat = Stat.of([r.value(task, key) for r in runs])
+        if stat:
+            out[schedule] = stat
+    return out
+
+
+def best_run(runs: list[Run]) -> Run:
+    """The run with the highest final composite score (the first when none has one)."""
+    scored = [r for r in runs if r.value("composite", "composite") is not None]
+    return max(scored, key=lambda r: r.value("composite", "composite")) if scored else runs[0]
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _fmt(stat: Stat | None) -> str:
+    if stat is None:
+        return "–"
+    return f"{pct(stat.mean)} ± {pct(stat.std)}" if stat.n > 1 else pct(stat.mean)
+
+
+# ============================================================================================
+# the summary in words
+# ============================================================================================
+
+def winner_sentence(task: str, stats: dict[str, Stat]) -> str | None:
+    """One sentence: who wins ``task`` on its primary metric, by how much, and whether it is noise."""
+    key, higher = PRIMARY[task]
+    if not stats:
+        return None
+    label = {"asr": "ASR (WER, lower is better)", "composite": "Composite score"}.get(
+        task, f"{task.upper()} ({'ROUGE-L' if key == 'rougeL' else 'macro-F1'})")
+    ranked = sorted(stats.items(), key=lambda kv: kv[1].mean, reverse=higher)
+    (best, b), rest = ranked[0], ranked[1:]
+    if not rest:
+        return f"{label}: only {best} has results ({pct(b.mean)}%)."
+    second, s = rest[0]
+    gap = abs(b.mean - s.mean)
+    if gap < TIE:
+        tied = [name for name, st in ranked if abs(st.mean - b.mean) < TIE]
+        return f"{label}: {' and '.join(tied)} tie at {pct(b.mean)}%."
+    text = f"{label}: **{best}** wins with {pct(b.mean)}% vs {second} {pct(s.mean)}% ({100 * gap:.1f} points)"
+    if b.n < 2 or s.n < 2:
+        return text + "; one seed on at least one side, so the seed-to-seed spread is unknown."
+    spread = max(b.std, s.std)
+    if gap <= spread:
+        return text + f", within the seed spread (std up to {pct(spread)}): not a clear win."
+    return text + f", larger than the seed spread (std up to {pct(spread)})."
+
+
+def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
+    """Which schedule's gradient norm varies most over the second half of training."""
+    level = {}
+    for schedule, runs in groups.items():
+        values = []
+        for run in runs:
+            steps, var = grad_norm_variance(run)
+            if len(steps):
+                values.append(float(np.mean(var[steps >= steps.max() / 2])))
+        if values:
+            level[schedule] = float(np.mean(values))
+    if len(level) < 2:
+        return None
+    hi, lo = max(level, key=level.get), min(level, key=level.get)
+    return (f"Gradient-norm volatility (mean sliding-window variance over the second half of training) is highest "
+            f"for **{hi}** ({level[hi]:.3g}) and lowest for **{lo}** ({level[lo]:.3g}).")
+
+
+def summary(groups: dict[str, list[Run]]) -> list[str]:
+    """The report's summary sentences."""
+    lines = [s for task in ("composite", *TASKS)
+             if (s := winner_sentence(task, schedule_stats(groups, task, PRIMARY[task][0])))]
+    if not lines:
+        lines.append("No run has final metrics (eval-test/metrics.json or dev evaluations): nothing to rank.")
+    vol = volatility_sentence(groups)
+    if vol:
+        lines.append(vol)
+    return lines
+
+
+# ============================================================================================
+# series for the curves
+# ============================================================================================
+
+def train_loss_series(run: Run, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, loss) of ``task`` in the training records (the steps whose batch held the task)."""
+    pts = [(r["step"], r["task_loss"][task]) for r in run.train if task in (r.get("task_loss") or {})]
+    return _arrays(pts)
+
+
+def dev_loss_series(run: Run, task: str) -> tuple[np.ndarray, np.ndarray]:
+    pts = [(r["step"], r["dev_loss"][task]) for r in run.dev if task in (r.get("dev_loss") or {})]
+    return _arrays(pts)
+
+
+def dev_metric_series(run: Run, task: str) -> tuple[np.ndarray, np.ndarray]:
+    key = PRIMARY[task][0]
+    pts = [(r["step"], r["metrics"][task][key]) for r in run.dev_eval
+           if isinstance((r.get("metrics") or {}).get(task, {}).get(key), int | float)]
+    return _arrays(pts)
+
+
+def grad_norm_variance(run: Run, window: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, sliding-window variance of the gradient norm): the trainer's ``grad_norm_var`` when
+    logged, else computed from ``grad_norm`` over ``window`` records."""
+    if run.train and all("grad_norm_var" in r for r in run.train):
+        return _arrays([(r["step"], r["grad_norm_var"]) for r in run.train])
+    steps, norms = _arrays([(r["step"], r["grad_norm"]) for r in run.train if "grad_norm" in r])
+    var = np.array([np.var(norms[max(0, i - window + 1): i + 1]) for i in range(len(norms))])
+    return steps, var
+
+
+def smooth(values: np.ndarray, points: int = 30) -> np.ndarray:
+    """Trailing moving average over ~1/``points`` of the series (a noisy per-step loss reads better)."""
+    w = max(1, len(values) // points)
+    if w == 1:
+        return values
+    cumsum = np.cumsum(np.insert(values, 0, 0.0))
+    out = np.empty_like(values, dtype=float)
+    out[w - 1:] = (cumsum[w:] - cumsum[:-w]) / w
+    out[: w - 1] = cumsum[1:w] / np.arange(1, w)
+    return out
+
+
+def average(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Mean and std of several seeds' series on the union of their steps, over the range they all cover
+    (linear interpolation between logged steps; exact when the seeds log the same steps)."""
+    series = [(s, v) for s, v in series if len(s)]
+    if not series:
+        return None
+    lo, hi = max(s.min() for s, _ in series), min(s.max() for s, _ in series)
+    grid = np.unique(np.concatenate([s[(s >= lo) & (s <= hi)] for s, _ in series]))
+    if not len(grid):
+        return None
+    stacked = np.stack([np.interp(grid, s, v) for s, v in series])
+    return grid, stacked.mean(0), stacked.std(0, ddof=1) if len(series) > 1 else np.zeros(len(grid))
+
+
+def _arrays(pts: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    pts = sorted(pts)
+    return np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float)
+
+
+# ============================================================================================
+# plots (matplotlib's object API: no pyplot state, the Agg canvas)
+# ============================================================================================
+
+def _figure(ncols: int, width: float = 5.0, height: float = 3.6):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def _plot_band(ax, groups, make_series, *, smoothed: bool = False) -> bool:
+    """One line per schedule (seeds averaged) with a ± std band; False when nothing was drawn."""
+    drawn = False
+    for schedule, runs in groups.items():
+        series = [make_series(r) for r in runs]
+        if smoothed:
+            series = [(s, smooth(v)) for s, v in series]
+        avg = average(series)
+        if avg is None:
+            continue
+        steps, mean, std = avg
+        color = COLORS.get(schedule)
+        n = sum(len(s) > 0 for s, _ in series)
+        ax.plot(steps, mean, color=color, label=f"{schedule} (n={n})", marker="o" if len(steps) < 12 else None, ms=3)
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+        drawn = True
+    return drawn
+
+
+def plot_curves(groups: dict[str, list[Run]], task: str, out: Path) -> bool:
+    """``curves-<task>.png``: train loss (smoothed), dev loss, dev metric; False when no data."""
+    key, higher = PRIMARY[task]
+    panels = [("train loss (smoothed)", lambda r: train_loss_series(r, task), True),
+              ("dev loss", lambda r: dev_loss_series(r, task), False),
+              (f"dev {key} ({'higher' if higher else 'lower'} is better)", lambda r: dev_metric_series(r, task), False)]
+    panels = [p for p in panels if any(len(p[1](r)[0]) for runs in groups.values() for r in runs)]
+    if not panels:
+        return False
+    fig, axes = _figure(len(panels))
+    for ax, (title, make, smoothed) in zip(axes, panels, strict=True):
+        _plot_band(ax, groups, make, smoothed=smoothed)
+        ax.set_title(f"{task}: {title}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(out, dpi=110)
+    return True
+
+
+def plot_volatility(groups: dict[str, list[Run]], out: Path) -> bool:
+    """``grad-norm-volatility.png``: sliding-window variance of the gradient norm (log scale) and
+    the smoothed gradient norm, per schedule."""
+    if not any(r.train for runs in groups.values() for r in runs):
+        return False
+    fig, (ax_var, ax_norm) = _figure(2)
+    _plot_band(ax_var, groups, grad_norm_variance)
+    _plot_band(ax_norm, groups, lambda r: _arrays([(x["step"], x["grad_norm"]) for x in r.train if "grad_norm" in x]),
+               smoothed=True)
+    _log_scale_if_wide(ax_var)
+    ax_var.set_title("gradient-norm variance (sliding window)", fontsize=10)
+    ax_norm.set_title("gradient norm (smoothed)", fontsize=10)
+    for ax in (ax_var, ax_norm):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(out, dpi=110)
+    return True
+
+
+def _log_scale_if_wide(ax) -> None:
+    """Log y axis when the drawn values span more than ~2 decades (variances of schedules often do)."""
+    values = np.concatenate([line.get_ydata() for line in ax.get_lines()] or [np.zeros(1)])
+    positive = values[values > 0]
+    if len(positive) and positive.max() / positive.min() > 100:
+        ax.set_yscale("log", nonpositive="mask")
+
+
+def plot_confusions(groups: dict[str, list[Run]], task: str, out: Path) -> list[str] | None:
+    """``confusion-<task>.png``: the best run of each schedule, rows normalized, counts written in
+    each cell; returns the run names shown (None when no run has a confusion matrix)."""
+    shown = []
+    for runs in groups.values():
+        with_cm = [r for r in runs if (r.final or {}).get("metrics", {}).get(task, {}).get("confusion")]
+        if with_cm:
+            shown.append(best_run(with_cm))
+    if not shown:
+        return None
+    fig, axes = _figure(len(shown), width=4.2, height=3.9)
+    for ax, run in zip(axes, shown, strict=True):
+        cm = run.final["metrics"][task]["confusion"]
+        counts = np.array(cm["matrix"], dtype=float)
+        rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), c in np.ndenumerate(counts):
+            if c:
+                ax.text(j, i, f"{int(c)}", ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.6 else "black")
+        ax.axvline(len(cm["labels"]) - 0.5, color="#888", linewidth=1)  # labels | unparsed
+        ax.set_xticks(range(len(cm["columns"])), cm["columns"], rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(cm["labels"])), cm["labels"], fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("reference")
+        who = run.schedule if run.name == run.schedule else f"{run.schedule} ({run.name})"
+        ax.set_title(f"{task}: {who}", fontsize=9)
+    fig.savefig(out, dpi=110)
+    return [r.name for r in shown]
+
+
+# ============================================================================================
+# the document
+# ============================================================================================
+
+def _tables(groups: dict[str, list[Run]]) -> list[tuple]:
+    """The per-schedule and per-run final-metric tables (values in %)."""
+    rows = [(t, k, name, up) for t, k, name, up in TABLE_ROWS
+            if any(r.value(t, k) is not None for runs in groups.values() for r in runs)]
+    if not rows:
+        return [("p", "No final metrics to tabulate.")]
+    sched_rows, run_rows = [], []
+    runs = [r for rs in groups.values() for r in rs]
+    for task, key, name, higher in rows:
+        stats = schedule_stats(groups, task, key)
+        best = _best_key(stats, higher, lambda s: s.mean)
+        sched_rows.append([task, name] + [_bold(_fmt(stats.get(s)), s == best) for s in groups])
+        values = [r.value(task, key) for r in runs]
+        best_i = _best_key({i: v for i, v in enumerate(values) if v is not None}, higher, lambda v: v)
+        run_rows.append([task, name] + [_bold(pct(v) if v is not None else "–", i == best_i)
+                                        for i, v in enumerate(values)])
+    seeds = {s: len(rs) for s, rs in groups.items()}
+    return [
+        ("table", ["task", "metric"] + [f"{s} (n={seeds[s]})" for s in groups], sched_rows),
+        ("p", "Values in %, mean ± sample standard deviation over the seeds given; best of each row in bold. "
+              "WER/CER and the unparsed rate: lower is better."),
+        ("h3", "Per run"),
+        ("table", ["task", "metric"] + [f"{r.name} ({r.schedule}, seed {r.seed}"
+                                        f"{', dev' if r.final_source == 'dev' else ''})" for r in runs], run_rows),
+    ]
+
+
+def _best_key(values: dict, higher: bool, get):
+    """The key of the best value; ``None`` when fewer than two or when the best is tied."""
+    ranked = sorted(values, key=lambda k: get(values[k]), reverse=higher)
+    if len(ranked) < 2 or abs(get(values[ranked[0]]) - get(values[ranked[1]])) < TIE:
+        return None
+    return ranked[0]
+
+
+def _bold(text: str, yes: bool) -> str:
+    return f"**{text}**" if yes else text
+
+
+def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
+    """Write the PNGs into ``out`` and return the document as blocks."""
+    groups = by_schedule(runs)
+    blocks: list[tuple] = [
+        ("h1", "Nabra: schedule comparison"),
+        ("p", f"{len(runs)} run(s): " + "; ".join(f"{s}: {', '.join(r.name for r in rs)}" for s, rs in groups.items())),
+        ("h2", "Summary"), ("ul", summary(groups)),
+        ("h2", "Final metrics"), *_tables(groups),
+        ("h2", "Learning curves"),
+    ]
+    for task in TASKS:
+        if plot_curves(groups, task, out / f"curves-{task}.png"):
+            blocks.append(("img", f"curves-{task}.png", f"{task}: learning curves, seeds averaged (band: ± 1 std)"))
+    if plot_volatility(groups, out / "grad-norm-volatility.png"):
+        blocks += [("h2", "Gradient-norm volatility"),
+                   ("img", "grad-norm-volatility.png", "Sliding-window variance of the gradient norm per schedule")]
+    confusion = [(t, plot_confusions(groups, t, out / f"confusion-{t}.png")) for t in ("did", "ser")]
+    if any(names for _, names in confusion):
+        blocks.append(("h2", "Confusion matrices (best run of each schedule)"))
+        blocks += [("img", f"confusion-{t}.png", f"{t}: {', '.join(names)}; colour = share of the reference row")
+                   for t, names in confusion if names]
+    notes = [n for r in runs for n in r.notes]
+    if notes:
+        blocks += [("h2", "Notes"), ("ul", notes)]
+    return blocks
+
+
+def render_markdown(blocks: list[tuple]) -> str:
+    """The blocks as Markdown (images linked by file name)."""
+    parts = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(kind[1]) + " " + rest[0])
+        elif kind == "p":
+            parts.append(rest[0])
+        elif kind == "ul":
+            parts.append("\n".join(f"- {item}" for item in rest[0]))
+        elif kind == "table":
+            header, rows = rest
+            lines = [header, ["---"] * len(header), *rows]
+            parts.append("\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines))
+        elif kind == "img":
+            parts.append(f"![{rest[1]}]({rest[0]})\n\n*{rest[1]}*")
+    return "\n\n".join(parts) + "\n"
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child,td:nth-child(2),th{text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%}figure{margin:1em 0}figcaption{color:#555;font-size:13px}")
+
+
+def _inline(text: str) -> str:
+    """HTML of a text with Markdown's **bold**."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def render_html(blocks: list[tuple], folder: Path) -> str:
+    """The blocks as one self-contained HTML page (PNG files from ``folder`` embedded as base64)."""
+    body = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{_inline(rest[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(rest[0])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in rest[0]) + "</ul>")
+        elif kind == "table":
+            header, rows = rest
+            head = "".join(f"<th>{_inline(h)}</th>" for h in header)
+            cells = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+        elif kind == "img":
+            data = base64.b64encode((folder / rest[0]).read_bytes()).decode("ascii")
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(rest[1])}">'
+                        f"<figcaption>{_inline(rest[1])}</figcaption></figure>")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nabra report</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def make_report(run_paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Write ``report.md``, ``report.html`` and the PNGs into ``out``; returns ``out/report.html``."""
+    if not run_paths:
+        raise NabraError("no run folders given")
+    runs = [read_run(p) for p in run_paths]
+    names = [r.name for r in runs]
+    for r in runs:
+        if names.count(r.path.name) > 1:
+            r.name = f"{r.path.parent.name}/{r.path.name}"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    blocks = build_blocks(runs, out)
+    (out / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(render_html(blocks, out), encoding="utf-8")
+    return out / "report.html"

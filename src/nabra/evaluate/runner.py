@@ -1,0 +1,319 @@
+"""Evaluation runner: load a trained model, generate answers greedily in batches, score them.
+
+Batches never mix tasks: each task has its own answer budget (``max_new_tokens``), and an
+untrained or confused model that never writes its end token runs every batch to that budget, so a
+dialect label must not wait for a 128-token summary. Within a task, examples are sorted by
+estimated prompt length (audio tokens + instruction), longest first, so a batch pads little and
+an out-of-memory error shows at the first batch; predictions come back in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from nabra.corpus.manifest import TASKS
+from nabra.errors import NabraError
+from nabra.evaluate.metrics import Prediction, composite_score, compute_metrics, require_bertscore
+from nabra.tasks import Example, make_example, parse_output
+
+AUDIO_TOKENS_PER_SECOND = 25
+"""Whisper frames (100/s) after the thinker's two stride-2 stages."""
+LABEL_NEW_TOKENS = 16
+"""did/ser: a label word takes 3-9 BPE tokens; room for an alias or a short phrase."""
+SUMMARY_NEW_TOKENS = 128
+"""ssum/tsum: one-sentence summaries."""
+ASR_TOKENS_PER_SECOND = 10
+"""asr: ~3 words/s of speech x ~3 tokens per Arabic word, with margin."""
+ASR_MIN_NEW_TOKENS, ASR_MAX_NEW_TOKENS = 32, 448
+
+
+# ============================================================================================
+# generation
+# ============================================================================================
+
+def answer_budget(ex: Example) -> int:
+    """Default ``max_new_tokens`` of an example: fixed per task, proportional to duration for ASR."""
+    if ex.task in ("did", "ser"):
+        return LABEL_NEW_TOKENS
+    if ex.task in ("ssum", "tsum"):
+        return SUMMARY_NEW_TOKENS
+    if not ex.duration:
+        return ASR_MAX_NEW_TOKENS // 2
+    return min(ASR_MAX_NEW_TOKENS, max(ASR_MIN_NEW_TOKENS, math.ceil(ASR_TOKENS_PER_SECOND * ex.duration) + 16))
+
+
+def prompt_length(ex: Example) -> float:
+    """Estimated prompt tokens: audio placeholders from the duration, ~2 characters per text token."""
+    return AUDIO_TOKENS_PER_SECOND * (ex.duration or 0.0) + len(ex.instruction) / 2
+
+
+def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool = True) -> list[list[int]]:
+    """Indices of ``examples`` per batch: one task per batch, longest prompts first when sorting."""
+    by_task: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_task.setdefault(ex.task, []).append(i)
+    batches = []
+    for task in sorted(by_task, key=lambda t: TASKS.index(t) if t in TASKS else len(TASKS)):
+        order = by_task[task]
+        if sort_by_length:
+            order = sorted(order, key=lambda i: -prompt_length(examples[i]))
+        batches += [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+    return batches
+
+
+def generate_predictions(model, bundle, collator, examples: list[Example], store, *, batch_size: int = 16,
+                         max_new_tokens: int | None = None, sort_by_length: bool = True, progress: bool = True,
+                         dialect_of: dict[str, str] | None = None, dialects=None, emotions=None) -> list[Prediction]:
+    """Greedy answers of ``model`` to ``examples``, parsed, in the order of ``examples``.
+
+    ``max_new_tokens`` (default: :func:`answer_budget` of each example, the largest of its batch)
+    caps every answer. ``dialect_of`` maps utterance ids to dialects (for the per-dialect ASR
+    breakdown); ``dialects``/``emotions`` are the label sets outputs are parsed against. An example
+    the collator leaves out (longer than ``max_length``) gets an empty answer: it counts as wrong.
+    """
+    labels = {k: v for k, v in (("dialects", dialects), ("emotions", emotions)) if v is not None}
+    outputs: dict[int, str] = {}
+    batches = plan_batches(examples, batch_size, sort_by_length)
+    was_training = model.training
+    model.eval()  # no dropout while generating; a model in training (dev evaluation) is given back as it was
+    try:
+        with _Progress(len(examples), progress) as advance:
+            for indices in batches:
+                batch = [examples[i] for i in indices]
+                budget = max_new_tokens or max(answer_budget(ex) for ex in batch)
+                texts = generate_batch(model, bundle.tokenizer, collator, store.samples(batch), budget)
+                outputs.update({indices[j]: text for j, text in texts.items()})
+                advance(len(batch), batch[0].task)
+    finally:
+        model.train(was_training)
+    dialect_of = dialect_of or {}
+    return [Prediction(id=ex.id, task=ex.task, prompt=ex.instruction, prediction=outputs.get(i, ""),
+                       reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ""), **labels),
+                       label=ex.label, dialect=dialect_of.get(ex.utt_id))
+            for i, ex in enumerate(examples)]
+
+
+def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> dict[int, str]:
+    """Decoded new tokens of one batch, by position in ``samples`` (positions the collator skipped
+    are missing)."""
+    import torch
+
+    batch = collator(samples, for_generation=True)
+    if not batch["example_ids"]:
+        return {}
+    position = {ex.id: i for i, (ex, _) in enumerate(samples)}
+    param = next(model.parameters())
+    inputs = {k: v.to(param.device) for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
+    if "input_features" in inputs:
+        inputs["input_features"] = inputs["input_features"].to(param.dtype)
+    with torch.inference_mode():
+        out = model.generate(**inputs, do_sample=False, use_cache=True, max_new_tokens=max_new_tokens)
+    # Left padding: every prompt ends at the same column, the answers start after it.
+    new = out[:, inputs["input_ids"].shape[1]:]
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    return {position[eid]: text for eid, text in zip(batch["example_ids"], texts, strict=True)}
+
+
+class _Progress:
+    """A rich progress bar over examples (or nothing)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n, task: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[task_name]}"))
+        self.bar.start()
+        self.task = self.bar.add_task("evaluate", total=self.total, task_name="")
+        return lambda n, task: self.bar.update(self.task, advance=n, task_name=task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+# ============================================================================================
+# loading a trained model
+# ============================================================================================
+
+def run_folder(path: str | os.PathLike) -> Path | None:
+    """The run folder ``path`` is, or lies in (``run/final``, ``run/best``); ``None`` otherwise."""
+    path = Path(path)
+    if (path / "config.yaml").is_file():
+        return path
+    if path.name in ("final", "best") and (path.parent / "config.yaml").is_file():
+        return path.parent
+    return None
+
+
+def run_config(path: str | os.PathLike):
+    """The run's config when ``path`` is (in) a run folder, else the defaults."""
+    from nabra.config import RunConfig, load_config
+
+    run = run_folder(path)
+    return load_config(run / "config.yaml") if run else RunConfig()
+
+
+def load_for_eval(path: str | os.PathLike, *, base: str | None = None, dtype: str | None = None,
+                  device: str | None = None):
+    """``(model, bundle)`` ready to generate, from a run folder (its ``best/`` if present, else
+    ``final/``), a thinker checkpoint folder, or a PEFT adapter folder. An adapter is merged into
+    its base (``base``, else ``nabra_run.json``'s ``base_model``, else the run config's
+    ``model.path``, else ``adapter_config.json``'s ``base_model_name_or_path``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_dir():
+        raise NabraError(f"{path}: not a folder (expected a run folder, a checkpoint or an adapter folder)")
+    run = run_folder(path)
+    cfg = run_config(path) if run else None
+    weights = path
+    if run == path:
+        weights = path / "best" if (path / "best").is_dir() else path / "final"
+        if not weights.is_dir():
+            raise NabraError(f"{path}: run folder without final/ or best/: has its training finished?")
+    dtype = dtype or (cfg.model.dtype if cfg else "float32")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    bundle = _load_weights(weights, dtype, base, cfg.model.path if cfg else None)
+    bundle.model.to(device).eval()
+    return bundle.model, bundle
+
+
+def _load_weights(folder: Path, dtype: str, base: str | None, config_base: str | None):
+    from nabra.model import load
+    from nabra.model.lora import load_adapter
+
+    if (folder / "adapter_config.json").is_file():
+        bundle = load(_adapter_base(folder, base, config_base), dtype=dtype)
+        # Merged once: generation then runs at the plain model's speed, and modules_to_save are applied.
+        bundle.model = load_adapter(bundle.model, folder).merge_and_unload()
+        return bundle
+    if (folder / "config.json").is_file():
+        return load(folder, dtype=dtype)
+    if (folder / "trainer_state.pt").is_file():
+        raise NabraError(f"{folder}: a training checkpoint (optimizer and trainer state), not a model: evaluate "
+                         "the run folder (its final/) instead")
+    raise NabraError(f"{folder}: neither a checkpoint folder (config.json) nor a PEFT adapter folder "
+                     "(adapter_config.json)")
+
+
+def _adapter_base(folder: Path, base: str | None, config_base: str | None) -> str:
+    """The base model folder of an adapter: ``base`` when given, else the first recorded one that exists."""
+    if base:
+        if not Path(base).is_dir():
+            raise NabraError(f"{base}: base model folder not found")
+        return base
+    run_info = folder / "nabra_run.json"
+    adapter_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    candidates = [
+        ("nabra_run.json", json.loads(run_info.read_text(encoding="utf-8")).get("base_model") if run_info.is_file() else None),
+        ("the run's config.yaml", config_base),
+        ("adapter_config.json", adapter_cfg.get("base_model_name_or_path")),
+    ]
+    for _, value in candidates:
+        if value and Path(value).is_dir():
+            return value
+    tried = "; ".join(f"{src}: {value}" for src, value in candidates if value) or "none recorded"
+    raise NabraError(f"{folder}: the adapter's base model folder is not found ({tried}); pass --base")
+
+
+# ============================================================================================
+# evaluate a manifest split
+# ============================================================================================
+
+def build_eval_examples(utterances, cfg, split: str, tasks) -> tuple[list[Example], list[str]]:
+    """Examples of ``tasks`` for the ``split`` utterances (templates as in training), and a
+    message for every task that has none (no references in that split)."""
+    from nabra.train import label_sets
+
+    dialects, emotions = label_sets(cfg)
+    examples = [make_example(u, task, seed=cfg.train.seed, language=cfg.data.language, dialects=dialects,
+                             emotions=emotions)
+                for u in utterances if u.split == split for task in u.tasks() if task in tasks]
+    found = {ex.task for ex in examples}
+    skipped = [f"{task}: no {split} utterances with its references (and audio) in the manifest: skipped"
+               for task in tasks if task not in found]
+    return examples, skipped
+
+
+def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str = "test",
+             tasks: list[str] | None = None, out_dir: str | os.PathLike | None = None, batch_size: int = 16,
+             scheme: str = "default", base: str | None = None, device: str | None = None,
+             dtype: str | None = None, max_new_tokens: int | None = None, bertscore_model: str | None = None,
+             progress: bool = True, log=print) -> dict:
+    """Evaluate the model at ``path`` on the ``split`` of ``manifest``; writes ``predictions.jsonl``
+    and ``metrics.json`` to ``out_dir`` (default ``<run folder or path>/eval-<split>``) and returns
+    what ``metrics.json`` holds, plus ``out_dir``.
+
+    Templates, label sets and collation follow the run's config when ``path`` is (in) a run folder.
+    ``bertscore_model``: a local model folder for BERTScore on summaries (needs bert-score)."""
+    from nabra.model.collate import Collator
+    from nabra.model.loader import AudioStore
+    from nabra.train import label_sets, read_valid
+
+    if bertscore_model:
+        require_bertscore()  # before minutes of generation, not after
+    cfg = run_config(path)
+    tasks = list(tasks or cfg.data.tasks)
+    bad = [t for t in tasks if t not in TASKS]
+    if bad:
+        raise NabraError(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
+    utts = read_valid(str(manifest), cfg, None, log)
+    examples, skipped = build_eval_examples(utts, cfg, split, tasks)
+    for message in skipped:
+        log(message)
+    if not examples:
+        raise NabraError(f"{manifest}: no {split} examples for task(s) {', '.join(tasks)}")
+    model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device)
+    dialects, emotions = label_sets(cfg)
+    store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
+    try:
+        preds = generate_predictions(
+            model, bundle, Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate), examples, store,
+            batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, dialects=dialects,
+            emotions=emotions, dialect_of={u.id: u.dialect for u in utts if u.dialect})
+    finally:
+        store.close()
+    metrics = compute_metrics(preds, scheme=scheme, dialects=dialects, emotions=emotions,
+                              bertscore_model=bertscore_model, skipped=skipped)
+    result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
+              "metrics": metrics, "composite": composite_score(metrics), "skipped": skipped}
+    # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
+    out = Path(out_dir) if out_dir else (run_folder(path) or Path(path)) / f"eval-{split}"
+    write_outputs(out, preds, result)
+    return {**result, "out_dir": str(out)}
+
+
+def write_outputs(out_dir: Path, preds: list[Prediction], result: dict) -> None:
+    """``predictions.jsonl`` (one prediction a line) and ``metrics.json`` (NaN written as null)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for p in preds:
+            f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(_finite(result), ensure_ascii=False, indent=2) + "\n",
+                                          encoding="utf-8")
+
+
+def read_predictions(path: str | os.PathLike) -> list[Prediction]:
+    """The predictions of a ``predictions.jsonl``."""
+    with open(path, encoding="utf-8") as f:
+        return [Prediction.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+def _finite(value):
+    """``value`` with NaN/inf floats replaced by ``None``: strict JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

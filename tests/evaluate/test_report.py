@@ -1,0 +1,105 @@
+import json
+import math
+import re
+
+import numpy as np
+import yaml
+
+from nabra.cli import main
+from nabra.evaluate.report import average, make_report, read_run, smooth
+
+DIDS = ["EGY", "GLF", "LAV", "NOR", "MSA"]
+
+
+def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0, test=True):
+    """A run folder as training and evaluation write it: config.yaml, metrics.jsonl, eval-test/."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed}}))
+    rng = np.random.default_rng(seed + 17 * len(schedule))
+    lines = []
+    for step in range(1, steps + 1):
+        decay = math.exp(-step / 20)
+        task_loss = {"asr": 3 * decay + 1 + 0.1 * rng.standard_normal(), "did": 2 * decay + 0.5}
+        if step > steps // 3:  # a later stage adds the summaries
+            task_loss["ssum"] = 4 * decay + 1.5
+        norm = 1 + volatility * abs(rng.standard_normal())
+        lines.append({"step": step, "loss": sum(task_loss.values()) / len(task_loss), "task_loss": task_loss,
+                      "lr": 1e-4, "grad_norm": norm, "grad_norm_var": volatility ** 2 * (0.5 + 0.1 * decay),
+                      "loss_var": {}, "stage": "all"})
+        if step % 10 == 0:
+            lines.append({"step": step, "event": "dev", "dev_loss": {t: v + 0.2 for t, v in task_loss.items()}})
+            lines.append({"step": step, "event": "dev_eval", "composite": 0.5,
+                          "metrics": {"asr": {"wer": wer + decay}, "did": {"macro_f1": f1 * (1 - decay)}}})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    if test:
+        confusion = np.eye(5, 6, dtype=int) * 4
+        confusion[1, 5] = 2  # GLF twice unparsed
+        metrics = {"asr": {"wer": wer, "cer": wer / 3, "n": 30},
+                   "ssum": {"rouge1": rouge + 0.1, "rouge2": rouge / 2, "rougeL": rouge, "n": 5},
+                   "did": {"accuracy": f1 + 0.02, "macro_f1": f1, "unparsed_rate": 0.1, "n": 22,
+                           "confusion": {"labels": DIDS, "columns": DIDS + ["unparsed"], "matrix": confusion.tolist()}}}
+        composite = ((1 - wer) + rouge + f1) / 3
+        (folder / "eval-test").mkdir()
+        (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": metrics, "composite": composite}))
+    return folder
+
+
+def two_schedules(tmp_path):
+    return [fake_run(tmp_path / "uniform-s0", "uniform", 0, wer=0.30, rouge=0.20, f1=0.50),
+            fake_run(tmp_path / "uniform-s1", "uniform", 1, wer=0.34, rouge=0.22, f1=0.52),
+            fake_run(tmp_path / "ads-s0", "ads", 0, wer=0.25, rouge=0.21, f1=0.70, volatility=3.0)]
+
+
+def test_report_files_table_and_self_contained_html(tmp_path):
+    runs = two_schedules(tmp_path)
+    page = make_report(runs, tmp_path / "report")
+    out = tmp_path / "report"
+    for name in ("report.md", "report.html", "curves-asr.png", "curves-did.png", "curves-ssum.png",
+                 "grad-norm-volatility.png", "confusion-did.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert page == out / "report.html"
+    md = (out / "report.md").read_text()
+    # Schedules grouped: uniform's two seeds as mean ± sample std (WER 30 and 34 -> 32.0 ± 2.8).
+    assert "| asr | WER | 32.0 ± 2.8 | **25.0** |" in md
+    assert "uniform (n=2)" in md and "ads (n=1)" in md
+    assert "| did | macro-F1 | 51.0 ± 1.4 | **70.0** |" in md
+    # Per-run table holds every run's own numbers.
+    assert re.search(r"\| asr \| WER \| 30\.0 \| 34\.0 \| \*\*25\.0\*\* \|", md)
+    # The summary names the winner and says the seed spread is unknown for a single seed.
+    assert "DID (macro-F1): **ads** wins with 70.0% vs uniform 51.0%" in md
+    assert "seed-to-seed spread is unknown" in md
+    assert "highest for **ads**" in md  # gradient-norm volatility
+    html = page.read_text()
+    pngs = [p for p in out.glob("*.png")]
+    assert html.count("data:image/png;base64,") == len(pngs) == 5
+    assert not re.search(r'<img src="(?!data:)', html)  # nothing linked from outside the page
+
+
+def test_within_seed_spread_is_said(tmp_path):
+    runs = [fake_run(tmp_path / f"u{s}", "uniform", s, wer=0.30 + 0.1 * s, rouge=0.2, f1=0.5) for s in (0, 1)]
+    runs += [fake_run(tmp_path / f"t{s}", "tpc", s, wer=0.32 + 0.1 * s, rouge=0.2, f1=0.5) for s in (0, 1)]
+    make_report(runs, tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "ASR (WER, lower is better): **uniform** wins with 35.0% vs tpc 37.0% (2.0 points), within the seed spread" in md
+
+
+def test_runs_without_test_metrics_fall_back_to_dev(tmp_path):
+    run = read_run(fake_run(tmp_path / "a", "tpc_ads", 3, wer=0.3, rouge=0.2, f1=0.5, test=False))
+    assert (run.schedule, run.seed, run.final_source) == ("tpc_ads", 3, "dev")
+    assert len(run.train) == 60 and len(run.dev) == len(run.dev_eval) == 6
+    assert run.value("asr", "wer") == 0.3 + math.exp(-3) and any("last dev evaluation" in n for n in run.notes)
+
+
+def test_series_helpers():
+    steps = np.arange(1.0, 7.0)
+    avg = average([(steps, steps), (steps[1:], steps[1:] + 2)])
+    assert avg[0].tolist() == [2, 3, 4, 5, 6] and np.allclose(avg[1], steps[1:] + 1)
+    assert np.allclose(smooth(np.ones(90)), 1.0)
+
+
+def test_report_cli(tmp_path, capsys):
+    runs = two_schedules(tmp_path)
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "out2")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err

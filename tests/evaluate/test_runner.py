@@ -1,0 +1,116 @@
+import json
+import math
+
+import pytest
+
+from nabra.cli import main
+from nabra.config import RunConfig, dump_config
+from nabra.corpus.manifest import Utterance, read_manifest
+from nabra.errors import NabraError
+from nabra.evaluate.runner import (
+    answer_budget,
+    evaluate,
+    generate_predictions,
+    load_for_eval,
+    plan_batches,
+    read_predictions,
+)
+from nabra.model import load
+from nabra.model.collate import Collator
+from nabra.model.loader import AudioStore
+from nabra.model.lora import apply_lora, save_adapter
+from nabra.tasks import iter_examples, make_example, parse_output
+
+
+def _examples(durations, task="asr"):
+    return [make_example(Utterance(f"u{i}", audio="/x.wav", duration=d, transcript="نص", dialect="EGY"), task)
+            for i, d in enumerate(durations)]
+
+
+def test_plan_batches_one_task_per_batch_longest_first():
+    examples = _examples([1.0, 5.0, 3.0]) + _examples([2.0, 4.0], "did")
+    batches = plan_batches(examples, batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(5))
+    assert all(len({examples[i].task for i in b}) == 1 for b in batches)
+    assert batches == [[1, 2], [0], [4, 3]]
+    assert plan_batches(examples, 2, sort_by_length=False) == [[0, 1], [2], [3, 4]]
+
+
+def test_answer_budgets():
+    asr_short, asr_long = _examples([1.0, 60.0])
+    assert answer_budget(asr_short) == 32 and answer_budget(asr_long) == 448
+    assert answer_budget(_examples([1.0], "did")[0]) == 16
+
+
+def test_generate_predictions_in_input_order(tiny_dir, corpus):
+    bundle = load(tiny_dir)
+    utts = read_manifest(corpus)
+    examples = list(iter_examples(utts, tasks=("asr", "did", "ser", "tsum")))[::-1][:12]
+    store = AudioStore()
+    bundle.model.train()  # as in a dev evaluation during training: given back in training mode
+    preds = generate_predictions(bundle.model, bundle, Collator(bundle.tokenizer, bundle.feature_extractor), examples,
+                                 store, batch_size=4, max_new_tokens=4, progress=False,
+                                 dialect_of={u.id: u.dialect for u in utts})
+    store.close()
+    assert bundle.model.training
+    assert [p.id for p in preds] == [ex.id for ex in examples]
+    for p, ex in zip(preds, examples, strict=True):
+        assert p.parsed == parse_output(ex.task, p.prediction) and p.reference == ex.target
+        assert p.label == ex.label and p.dialect and p.prompt == ex.instruction
+
+
+def _run_folder(tmp_path, tiny_dir, corpus, base=None):
+    run = tmp_path / "run"
+    cfg = RunConfig(output_dir=str(run))
+    cfg.model.path, cfg.data.manifest, cfg.data.tasks = str(tiny_dir), str(corpus), ["asr", "ssum", "tsum", "did", "ser"]
+    (run / "final").mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(cfg))
+    save_adapter(apply_lora(load(tiny_dir).model), run / "final")
+    (run / "final" / "nabra_run.json").write_text(json.dumps({"base_model": base or str(tiny_dir), "finetune": "lora"}))
+    return run
+
+
+def test_evaluate_run_folder_with_adapter(tmp_path, tiny_dir, corpus):
+    run = _run_folder(tmp_path, tiny_dir, corpus)
+    messages = []
+    result = evaluate(run, corpus, batch_size=4, max_new_tokens=4, progress=False, log=messages.append)
+    out = run / "eval-test"
+    preds = read_predictions(out / "predictions.jsonl")
+    assert len(preds) == 9  # 3 test utterances x asr, did, ser
+    saved = json.loads((out / "metrics.json").read_text())
+    assert set(saved["metrics"]) == {"asr", "did", "ser"} and saved["split"] == "test"
+    assert math.isfinite(saved["composite"]) and saved["composite"] == pytest.approx(result["composite"])
+    # The test split has no summaries: said so, not an error.
+    assert [s.split(":")[0] for s in saved["skipped"]] == ["ssum", "tsum"] and len(messages) == 2
+    assert set(saved["metrics"]["asr"]["by_dialect"]) == {"EGY", "LAV", "NOR"}
+    assert saved["metrics"]["did"]["confusion"]["columns"][-1] == "unparsed"
+
+
+def test_load_for_eval_errors(tmp_path, tiny_dir, corpus):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NabraError, match="neither a checkpoint folder"):
+        load_for_eval(tmp_path / "empty")
+    run = _run_folder(tmp_path, tiny_dir, corpus, base=str(tmp_path / "gone"))
+    cfg = RunConfig()
+    cfg.model.path = str(tmp_path / "also-gone")
+    (run / "config.yaml").write_text(dump_config(cfg))
+    adapter_cfg = json.loads((run / "final" / "adapter_config.json").read_text())
+    (run / "final" / "adapter_config.json").write_text(json.dumps({**adapter_cfg, "base_model_name_or_path": None}))
+    with pytest.raises(NabraError, match="base model folder is not found.*pass --base"):
+        load_for_eval(run)
+    model, bundle = load_for_eval(run, base=str(tiny_dir))
+    assert bundle.model is model and not hasattr(model, "peft_config")  # merged into a plain thinker
+    (run / "final").rename(run / "elsewhere")
+    with pytest.raises(NabraError, match="without final/"):
+        load_for_eval(run)
+
+
+def test_evaluate_cli(tmp_path, tiny_dir, corpus, capsys):
+    out = tmp_path / "ev"
+    argv = ["evaluate", str(tiny_dir), "--manifest", str(corpus), "--tasks", "asr,did", "--out", str(out),
+            "--batch-size", "8", "--max-new-tokens", "3", "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "wer" in printed and "macro_f1" in printed and (out / "metrics.json").is_file()
+    assert main([*argv[:4], "--tasks", "asr,xyz", "--out", str(out)]) == 2
+    assert "unknown task(s) xyz" in capsys.readouterr().err
