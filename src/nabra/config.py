@@ -111,7 +111,13 @@ class TrainConfig:
     keep_last: int = 3
     """Checkpoints kept (older ones are deleted)."""
     eval_every: int = 100
-    """Dev evaluation every N steps (0 = never)."""
+    """Dev evaluation every N steps (0 = never): per-task dev loss, and with ``eval_metrics`` WER/ROUGE/F1."""
+    eval_metrics: bool = True
+    """At each dev evaluation also generate answers and score them; the best composite is kept as ``best/``."""
+    composite_weights: dict = field(default_factory=dict)
+    """Weights of the composite score's parts (asr, sum, did, ser; default equal)."""
+    eval_batch_size: int = 32
+    """Examples per generation batch in dev evaluations."""
     log_every: int = 1
     """Write a metrics line every N steps."""
     volatility_window: int = 50

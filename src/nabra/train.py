@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nabra.config import RunConfig, dump_config
 from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import Utterance, iter_lines, parse_line, resolve_audio
 from nabra.corpus.validate import ValidationConfig, validate_manifest
 from nabra.errors import NabraError
-from nabra.model.collate import IGNORE_INDEX, Collator, audio_token_count
+from nabra.model.collate import Collator, audio_token_count
 from nabra.model.loader import AudioStore
+from nabra.model.loss import AnswerLoss
 from nabra.model.tokens import answer_text, prompt_text
 from nabra.tasks import Example, make_example
 
@@ -56,6 +56,10 @@ class Data:
     store: AudioStore
     answer_tokens: list[int] = field(default_factory=list)
     """Answer tokens (labels) of every training example: the loss denominator of a global batch."""
+    dialect_of: dict[str, str] = field(default_factory=dict)
+    """Dialect of each dev utterance (the per-dialect WER breakdown)."""
+    lengths: np.ndarray | None = None
+    """Estimated sequence length (tokens) of every training example, for length-grouped micro-batches."""
 
 
 def label_sets(cfg: RunConfig):
@@ -105,15 +109,16 @@ def dev_subset(examples: list[Example], per_task: int) -> list[Example]:
     return out
 
 
-def drop_overlong(examples: list[Example], tokenizer, cfg: RunConfig, log) -> tuple[list[Example], list[int]]:
+def drop_overlong(examples: list[Example], tokenizer, cfg: RunConfig, log) -> tuple[list[Example], list[int], list[int]]:
     """Leave out examples whose prompt + audio placeholders + answer exceed ``max_length`` before
-    step 1 (audio length from the manifest's durations), reporting each; returns answer lengths."""
+    step 1 (audio length from the manifest's durations), reporting each. Returns the kept examples,
+    their answer lengths and their estimated total lengths (tokens)."""
     if not examples:
-        return [], []
+        return [], [], []
     system = cfg.collate.system_prompt
     prompts = tokenizer([prompt_text(system, ex.instruction, []) for ex in examples], add_special_tokens=False)["input_ids"]
     answers = tokenizer([answer_text(ex.target) for ex in examples], add_special_tokens=False)["input_ids"]
-    keep, lengths = [], []
+    keep, lengths, totals = [], [], []
     for ex, p, a in zip(examples, prompts, answers, strict=True):
         n = len(p) + len(a) + _audio_tokens(ex, cfg)
         if n > cfg.collate.max_length:
@@ -123,7 +128,8 @@ def drop_overlong(examples: list[Example], tokenizer, cfg: RunConfig, log) -> tu
             continue
         keep.append(ex)
         lengths.append(len(a))
-    return keep, lengths
+        totals.append(n)
+    return keep, lengths, totals
 
 
 def _audio_tokens(ex: Example, cfg: RunConfig) -> int:
@@ -139,16 +145,18 @@ def setup_data(cfg: RunConfig, tokenizer, run_dir: Path, log) -> Data:
 
     utts = read_valid(cfg.data.manifest, cfg, run_dir, log)
     dev_utts = read_valid(cfg.data.dev_manifest, cfg, run_dir, log) if cfg.data.dev_manifest else utts
-    train, answer_tokens = drop_overlong(build_examples(utts, cfg, "train"), tokenizer, cfg, log)
+    train, answer_tokens, lengths = drop_overlong(build_examples(utts, cfg, "train"), tokenizer, cfg, log)
     if not train:
         raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")
     dev = dev_subset(drop_overlong(build_examples(dev_utts, cfg, "dev"), tokenizer, cfg, log)[0], cfg.data.dev_per_task)
+    dev.sort(key=lambda ex: ex.duration or 0.0)  # similar lengths batched together: less padding
     counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
     log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     dialects, emotions = label_sets(cfg)
     table = ExampleTable.from_examples(train, labels={"did": dialects, "ser": emotions})
-    return Data(train, dev, table, store, answer_tokens)
+    dialect_of = {u.id: u.dialect for u in dev_utts if u.dialect}
+    return Data(train, dev, table, store, answer_tokens, dialect_of, np.asarray(lengths))
 
 
 def setup_model(cfg: RunConfig, log):
@@ -361,14 +369,16 @@ class Diagnostics:
         return {"loss_var": var, "grad_norm_var": float(np.var(self.grad_norms)) if len(self.grad_norms) > 1 else 0.0}
 
 
-def example_losses(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed token loss and label-token count of every example of a collated batch."""
-    inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
-    logits = model(**inputs).logits[:, :-1].float()
-    labels = batch["labels"][:, 1:].to(logits.device)
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
-                         reduction="none").view(labels.shape)
-    return ce.sum(1), (labels != IGNORE_INDEX).sum(1)
+def group_by_length(batch: np.ndarray, lengths: np.ndarray, world: int, micro: int) -> np.ndarray:
+    """Reorder a global batch so that each micro-batch holds examples of similar length (a 60-s clip
+    pads the 2-s ones it is batched with to its length), while every process still gets a mix of
+    short and long micro-batches. The step's gradient is the same sum over the same examples."""
+    pieces = world * micro
+    if pieces == 1:
+        return batch
+    groups = np.array_split(batch[np.argsort(lengths[batch], kind="stable")], pieces)
+    # Piece c = (rank r, micro-batch m) gets length group r + m * world: ranks interleave the sizes.
+    return np.concatenate([groups[(c // micro) + (c % micro) * world] for c in range(pieces)])
 
 
 def _to_device(batch: dict, device) -> dict:
@@ -403,7 +413,14 @@ class Loop:
     tasks: list[str]
     diagnostics: Diagnostics
     embedding_key: str | None = None
+    best: float = float("-inf")
+    """Best composite dev score so far (its model is in ``best/``)."""
     tb: object = None
+
+    @property
+    def trained(self):
+        """The model being trained (PEFT or plain thinker), without DDP/loss wrappers."""
+        return self.acc.unwrap_model(self.model).model
 
     def train_step(self) -> dict:
         """One optimizer step over one global batch; returns its metrics."""
@@ -411,7 +428,8 @@ class Loop:
         global_batch = self.schedule.next_batch()
         from nabra.schedule import shard
 
-        shards = shard(global_batch, self.data.table, self.acc.process_index, self.acc.num_processes, self.micro_batches)
+        world = self.acc.num_processes
+        shards = shard(group_by_length(global_batch, self.data.lengths, world, self.micro_batches), self.data.table, self.acc.process_index, self.acc.num_processes, self.micro_batches)
         n_tokens = sum(self.data.answer_tokens[i] for i in global_batch)
         sums = torch.zeros(2, len(self.tasks), dtype=torch.float64, device=self.acc.device)
         for j, indices in enumerate(shards):
@@ -419,7 +437,7 @@ class Loop:
             batch = _to_device(self.collator(self.data.store.samples(examples)), self.acc.device)
             sync = j == len(shards) - 1
             with (nullcontext() if sync else self.acc.no_sync(self.model)), self.acc.autocast():
-                losses, counts = example_losses(self.model, batch)
+                losses, counts = self.model(batch)
                 # Sum over the micro-batch / tokens of the whole global batch; DDP averages over
                 # processes, hence the factor: the step's gradient is that of the global mean loss.
                 self.acc.backward(losses.sum() / n_tokens * self.acc.num_processes)
@@ -459,7 +477,7 @@ class Loop:
             examples = self.data.dev[i : i + size]
             batch = _to_device(self.collator(self.data.store.samples(examples)), self.acc.device)
             with self.acc.autocast():
-                losses, counts = example_losses(self.model, batch)
+                losses, counts = self.model(batch)
             sums += _task_sums(batch["tasks"], losses, counts, self.tasks, self.acc.device)
         self.model.train()
         return {t: float(sums[0, i] / sums[1, i]) for i, t in enumerate(self.tasks) if sums[1, i] > 0}
@@ -478,7 +496,7 @@ def set_embeddings(loop: Loop, key: str | None = None) -> None:
     cache = loop.run.path / "embeddings"
     resuming = key is not None
     if key is None:
-        model = loop.acc.unwrap_model(loop.model)
+        model = loop.trained
         key = embedding_key(model, loop.bundle.path, loop.cfg.data.manifest)
         model.eval()
         if loop.acc.is_main_process:
@@ -538,7 +556,7 @@ def setup(cfg: RunConfig, log) -> Loop:
     micro = _micro_batches(cfg, acc)
     schedule = build_run_schedule(cfg, data, total, min_audio=acc.num_processes * micro)
     optimizer, lr_scheduler = build_optimizer(model, cfg, total)
-    model, optimizer = acc.prepare(model, optimizer)
+    model, optimizer = acc.prepare(AnswerLoss(model), optimizer)
     tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in data.train)]
     return Loop(cfg, acc, run, data, bundle, model, optimizer, lr_scheduler, schedule,
                 Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate), total, micro, tasks,
@@ -551,7 +569,9 @@ def resume(loop: Loop, log) -> int:
     if not ckpts:
         return 0
     step = load_checkpoint(ckpts[-1], loop.acc, loop.model, loop.optimizer, loop.lr_scheduler, loop.schedule)
-    key = torch.load(ckpts[-1] / "trainer_state.pt", map_location="cpu", weights_only=True).get("embedding_key")
+    state = torch.load(ckpts[-1] / "trainer_state.pt", map_location="cpu", weights_only=True)
+    loop.best = float(state.get("best", float("-inf")))
+    key = state.get("embedding_key")
     if key:
         set_embeddings(loop, key=key)
     loop.run.truncate_metrics(step)
@@ -573,6 +593,8 @@ def train(cfg: RunConfig, *, progress: bool = True, log=print) -> Path:
                 _tensorboard(loop, record)
             if cfg.train.eval_every and step % cfg.train.eval_every == 0:
                 loop.run.log({"step": step, "event": "dev", "dev_loss": loop.dev_losses()})
+                if cfg.train.eval_metrics:
+                    dev_evaluation(loop, step)
             if cfg.train.save_every and step % cfg.train.save_every == 0 and step < loop.total_steps:
                 _save(loop, step)
             advance(record)
@@ -581,25 +603,61 @@ def train(cfg: RunConfig, *, progress: bool = True, log=print) -> Path:
     return loop.run.path
 
 
+def dev_evaluation(loop: Loop, step: int) -> dict:
+    """Generate on the dev subset, score it (WER/CER, ROUGE, macro-F1, composite), log it, and keep
+    the model as ``best/`` when the composite improves."""
+    from nabra.evaluate import composite_score, compute_metrics
+    from nabra.evaluate.runner import generate_predictions
+
+    if not loop.data.dev:
+        return {}
+    dialects, emotions = label_sets(loop.cfg)
+    preds = generate_predictions(loop.trained, loop.bundle, loop.collator, loop.data.dev, loop.data.store,
+                                 batch_size=loop.cfg.train.eval_batch_size, progress=False,
+                                 dialect_of=loop.data.dialect_of, dialects=dialects, emotions=emotions)
+    metrics = compute_metrics(preds, dialects=dialects, emotions=emotions)
+    composite = composite_score(metrics, loop.cfg.train.composite_weights or None)
+    loop.run.log({"step": step, "event": "dev_eval", "metrics": _headline(metrics), "composite": composite})
+    if composite == composite and composite > loop.best:  # not NaN, and better
+        loop.best = composite
+        save_model(loop, loop.run.path / "best", {"step": step, "composite": composite})
+    return metrics
+
+
+def _headline(metrics: dict) -> dict:
+    """The scalar metrics of each task (the per-class tables stay in the final evaluation)."""
+    return {task: {k: v for k, v in m.items() if isinstance(v, int | float)} for task, m in metrics.items()}
+
+
 def _save(loop: Loop, step: int) -> None:
-    extra = {"embedding_key": loop.embedding_key} if loop.embedding_key else None
+    extra = {"best": loop.best}
+    if loop.embedding_key:
+        extra["embedding_key"] = loop.embedding_key
     save_checkpoint(loop.run.path, step, loop.acc, loop.model, loop.optimizer, loop.lr_scheduler, loop.schedule,
                     loop.cfg.train.keep_last, extra)
 
 
 def save_final(loop: Loop) -> Path:
     """``final/``: the PEFT adapter (LoRA) or the full thinker checkpoint, loadable by Nabra."""
-    out = loop.run.path / "final"
+    return save_model(loop, loop.run.path / "final", {"step": loop.total_steps})
+
+
+def save_model(loop: Loop, out: Path, info: dict) -> Path:
+    """Write the trained model to ``out`` (replacing it): adapter or full checkpoint + ``nabra_run.json``."""
     loop.acc.wait_for_everyone()
-    state = loop.acc.get_state_dict(loop.model)
+    # The state of the trained model inside the AnswerLoss wrapper (gathered under FSDP).
+    state = {k.removeprefix("model."): v for k, v in loop.acc.get_state_dict(loop.model).items()}
     if loop.acc.is_main_process:
-        model = loop.acc.unwrap_model(loop.model)
-        model.save_pretrained(out, state_dict=state, safe_serialization=True)
+        tmp = out.with_name(f".tmp-{out.name}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        loop.trained.save_pretrained(tmp, state_dict=state, safe_serialization=True)
         if loop.cfg.model.finetune == "full":
-            loop.bundle.tokenizer.save_pretrained(out)
-            loop.bundle.feature_extractor.save_pretrained(out)
-        (out / "nabra_run.json").write_text(json.dumps({"base_model": str(loop.bundle.path), "steps": loop.total_steps,
-                                                       "finetune": loop.cfg.model.finetune}, indent=2))
+            loop.bundle.tokenizer.save_pretrained(tmp)
+            loop.bundle.feature_extractor.save_pretrained(tmp)
+        (tmp / "nabra_run.json").write_text(json.dumps({"base_model": str(loop.bundle.path), "finetune":
+                                                       loop.cfg.model.finetune, **info}, indent=2))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
     loop.acc.wait_for_everyone()
     return out
 

@@ -41,6 +41,12 @@ def test_every_schedule_trains_the_tiny_model(make_config, schedule):
         assert "loss_var" in r and "grad_norm_var" in r and r["stage"]
     dev = [r for r in metrics(run) if r.get("event") == "dev"]
     assert [r["step"] for r in dev] == [2, 4] and dev[0]["dev_loss"]
+    scored = [r for r in metrics(run) if r.get("event") == "dev_eval"]
+    assert [r["step"] for r in scored] == [2, 4]
+    assert {"wer", "cer", "wer_leaderboard"} <= set(scored[0]["metrics"]["asr"])
+    assert "macro_f1" in scored[0]["metrics"]["did"] and "rougeL" in scored[0]["metrics"]["ssum"]
+    best = json.loads((run / "best" / "nabra_run.json").read_text())
+    assert best["composite"] == max(r["composite"] for r in scored)
     assert (run / "final" / "model.safetensors").is_file() and (run / "config.yaml").is_file()
     assert [c.name for c in checkpoints(run)] == ["step-0000002"]
     if schedule in ("ads", "tpc_ads"):

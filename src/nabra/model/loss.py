@@ -1,0 +1,41 @@
+"""The training loss, computed where it is needed: logits only at the labelled positions.
+
+The thinker's own forward projects every position — audio placeholders, prompt, padding — onto the
+vocabulary before the loss masks all but the answer. With long audio that is most of a step
+(16 × 1,500 positions × the vocabulary), and for the 7B model's 152k-token vocabulary it is
+gigabytes of logits. :class:`AnswerLoss` runs the thinker's body, then the LM head on the answer
+tokens alone. It is an ``nn.Module`` so that DDP/FSDP wrap it (and its forward) as a whole.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nabra.model.collate import IGNORE_INDEX
+
+
+def thinker_of(model):
+    """The thinker inside a PEFT wrapper (LoRA layers stay injected), or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class AnswerLoss(nn.Module):
+    """``forward(batch) -> (summed token loss, label-token count)`` per example."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        thinker = thinker_of(self.model)
+        inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
+        hidden = thinker.model(**inputs, use_cache=False).last_hidden_state[:, :-1]
+        labels = batch["labels"][:, 1:].to(hidden.device)
+        where = labels != IGNORE_INDEX
+        logits = thinker.lm_head(hidden[where]).float()
+        token_loss = F.cross_entropy(logits, labels[where], reduction="none")
+        rows = where.nonzero()[:, 0]
+        sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype, device=hidden.device).index_add(0, rows, token_loss)
+        return sums, where.sum(1)
