@@ -20,17 +20,20 @@ from nabra.corpus.synth import SynthConfig, synthesize
 from nabra.corpus.validate import ValidationReport, validate_manifest
 
 SCHEDULES = ("uniform", "tpc", "ads", "tpc_ads")
-# (utterances, training steps per run, default seeds)
-QUICK = {"utterances": 600, "steps": 150, "seeds": 1}
-FULL = {"utterances": 1000, "steps": 400, "seeds": 3}
+# Corpus size, training steps per run and seeds. Few news paragraphs (long audio is most of a CPU
+# step) and dialect words only (a tiny model from scratch needs a dense lexical cue).
+QUICK = {"utterances": 600, "steps": 150, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.2,
+         "dialect_density": 1.0}
+FULL = {**QUICK, "utterances": 1000, "steps": 500, "seeds": 3}
 
 
-def ensure_corpus(corpus_dir: Path, utterances: int, console: Console) -> Path:
+def ensure_corpus(corpus_dir: Path, plan: dict, console: Console) -> Path:
     """The synthetic corpus at ``corpus_dir``, generated once and validated."""
     manifest = corpus_dir / "manifest.jsonl"
     if not manifest.exists():
-        console.print(f"synthesizing {utterances} clips with eSpeak NG -> {corpus_dir}")
-        synthesize(corpus_dir, SynthConfig(utterances=utterances, seed=0))
+        console.print(f"synthesizing {plan['utterances']} clips with eSpeak NG -> {corpus_dir}")
+        synthesize(corpus_dir, SynthConfig(utterances=plan["utterances"], seed=0, summary_fraction=plan["summary_fraction"],
+                                           long_fraction=plan["long_fraction"], dialect_density=plan["dialect_density"]))
     report = ValidationReport()
     problems = list(validate_manifest(manifest, report=report))
     if problems:
@@ -113,16 +116,16 @@ def _mean(values) -> str:
     return f"{sum(values) / len(values):.3f}" if values else "-"
 
 
-def run_demo(out: Path, quick: bool = False, seeds: int | None = None) -> int:
-    """The whole main job; returns the exit code."""
+def run_demo(out: Path, quick: bool = False, seeds: int | None = None, plan: dict | None = None) -> int:
+    """The whole main job; returns the exit code. ``plan`` overrides the sizes (tests)."""
     from nabra.evaluate.report import make_report
 
     console = Console()
-    plan = QUICK if quick else FULL
+    plan = {**(QUICK if quick else FULL), **(plan or {})}
     out = Path(out)
     seeds = seeds or plan["seeds"]
     console.rule("[bold]Nabra demo: synthetic Arabic corpus, tiny Qwen2.5-Omni thinker, four schedules")
-    manifest = ensure_corpus(out / "corpus", plan["utterances"], console)
+    manifest = ensure_corpus(out / "corpus", plan, console)
     baseline = untrained_baseline(out, manifest, console)
     runs = train_all(out, manifest, plan["steps"], seeds, console)
     evaluate_all(runs, manifest, console)
