@@ -47,7 +47,15 @@ from rich.progress import (
 )
 
 from nabra.corpus.audio import SAMPLE_RATE, load_audio, save_wav
-from nabra.corpus.importers.common import ImportOptions, Row, SkipReport, run_import, safe_name, skipped_path
+from nabra.corpus.importers.common import (
+    ImportOptions,
+    Row,
+    SkipReport,
+    run_import,
+    safe_name,
+    skip_sink,
+    skipped_path,
+)
 from nabra.corpus.manifest import Utterance, open_text
 from nabra.corpus.synth import PROSODY, SPLIT_SHARES, SPLIT_VOICES, Clip, require_espeak, speak, trim_silence
 from nabra.errors import AudioError, NabraError
@@ -566,7 +574,7 @@ def build(pairs: str | os.PathLike, out_dir: str | os.PathLike, config: SsumConf
     manifest = out_dir / MANIFEST_NAME
     # An earlier manifest would describe WAVs this run may rewrite: a failed run leaves none.
     manifest.unlink(missing_ok=True)
-    with _skip_list(skipped_path(manifest)) as report:
+    with skip_sink(skipped_path(manifest)) as report:
         plans = plan_documents(pairs, config, tts.key, report)
         journal = load_journal(out_dir / JOURNAL_NAME)
         durations = {p.id: journal[p.id][1] for p in plans if _resumable(p, journal, audio_dir)}
@@ -644,16 +652,3 @@ def _progress_bar(enabled: bool, total: int, done: int) -> Iterator[Callable[[],
     with Progress(*columns, console=Console(stderr=True), disable=not enabled) as bar:
         task = bar.add_task("ssum", total=total, completed=done)
         yield lambda: bar.advance(task)
-
-
-@contextmanager
-def _skip_list(path: Path) -> Iterator[SkipReport]:
-    """A SkipReport writing to ``path``, which is removed again when nothing was skipped."""
-    with open(path, "w", encoding="utf-8") as f:
-        report = SkipReport(sink=f)
-        try:
-            yield report
-        finally:
-            f.close()
-            if report.skipped == 0:
-                path.unlink(missing_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from nabra.cli import _label_sets
@@ -162,29 +161,13 @@ def _import_options(args):
                          min_duration=args.min_duration, workers=args.workers, progress=not args.quiet)
 
 
-@contextmanager
-def _skip_sink(path: Path):
-    """A SkipReport writing to ``path``; the file is removed again when nothing was skipped."""
-    from nabra.corpus.importers.common import SkipReport
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        report = SkipReport(sink=f)
-        try:
-            yield report
-        finally:
-            f.close()
-            if report.skipped == 0:
-                path.unlink(missing_ok=True)
-
-
 def cmd_data_import(args) -> int:
     from nabra.corpus.importers import import_corpus
-    from nabra.corpus.importers.common import skipped_path
+    from nabra.corpus.importers.common import skip_sink, skipped_path
 
     opts = _import_options(args)
     skips = skipped_path(args.out)
-    with _skip_sink(skips) as report:
+    with skip_sink(skips) as report:
         import_corpus(args.kind, args.src, args.out, options=opts, report=report, **_kind_options(args, opts))
     print(report.summary())
     print(f"wrote {args.out}" + (f"; skipped rows are listed in {skips}" if report.skipped else ""))
@@ -217,7 +200,7 @@ def _add_export(data) -> None:
 
 
 def cmd_data_export(args) -> int:
-    from nabra.corpus.importers.common import skipped_path
+    from nabra.corpus.importers.common import skip_sink, skipped_path
 
     if args.format == "swift":
         from nabra.corpus.importers import swift
@@ -225,7 +208,7 @@ def cmd_data_export(args) -> int:
         dialects, emotions = _label_sets(args)
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
         skips = skipped_path(args.out)
-        with _skip_sink(skips) as report:
+        with skip_sink(skips) as report:
             swift.export(args.manifest, args.out, report, tasks=tasks, split=args.split,
                          language=args.prompt_language, dialects=dialects, emotions=emotions)
         written = str(args.out)
@@ -233,7 +216,7 @@ def cmd_data_export(args) -> int:
         from nabra.corpus.importers import lhotse
 
         skips = args.out / f"{args.prefix}.skipped.jsonl"
-        with _skip_sink(skips) as report:
+        with skip_sink(skips) as report:
             paths = lhotse.export(args.manifest, args.out, report, prefix=args.prefix)
         written = ", ".join(str(p) for p in paths) or "nothing"
     print(report.summary("exported", "utterances", "rows" if args.format == "swift" else "supervisions"))

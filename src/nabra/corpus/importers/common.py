@@ -18,6 +18,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -353,3 +354,17 @@ class _NoPool:
 
     def __exit__(self, *exc):
         return False
+
+
+@contextmanager
+def skip_sink(path: Path) -> Iterator[SkipReport]:
+    """A :class:`SkipReport` writing to ``path``; the file is removed again when nothing was skipped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        report = SkipReport(sink=f)
+        try:
+            yield report
+        finally:
+            f.close()
+            if report.skipped == 0:
+                path.unlink(missing_ok=True)
