@@ -51,12 +51,13 @@ from nabra.corpus.importers.common import (
     ImportOptions,
     Row,
     SkipReport,
+    counted_lines,
     run_import,
     safe_name,
     skip_sink,
     skipped_path,
 )
-from nabra.corpus.manifest import Utterance, open_text
+from nabra.corpus.manifest import Utterance
 from nabra.corpus.synth import PROSODY, SPLIT_SHARES, SPLIT_VOICES, Clip, require_espeak, speak, trim_silence
 from nabra.errors import AudioError, NabraError
 
@@ -398,20 +399,15 @@ def _read_pairs(path: Path, config: SsumConfig, report: SkipReport) -> Iterator[
     files: set[str] = set()
     stem = Path(path.name.removesuffix(".gz")).stem  # default ids: pairs.jsonl.gz:7 -> pairs-000007
     try:
-        with open_text(path) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                report.seen += 1
-                where = f"{path.name}:{lineno}"
-                pair, problem = _parse_pair(line, config, f"{stem}-{lineno:06d}")
-                if problem is None:
-                    problem = _clash(pair.id, ids, files)
-                if problem is not None:
-                    report.skip(where, *problem)
-                    continue
-                pair.where = where
-                yield pair
+        for lineno, where, line in counted_lines(path, report):
+            pair, problem = _parse_pair(line, config, f"{stem}-{lineno:06d}")
+            if problem is None:
+                problem = _clash(pair.id, ids, files)
+            if problem is not None:
+                report.skip(where, *problem)
+                continue
+            pair.where = where
+            yield pair
     except UnicodeDecodeError as e:
         raise NabraError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 

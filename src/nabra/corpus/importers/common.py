@@ -368,3 +368,13 @@ def skip_sink(path: Path) -> Iterator[SkipReport]:
             f.close()
             if report.skipped == 0:
                 path.unlink(missing_ok=True)
+
+
+def counted_lines(path: Path, report: SkipReport) -> Iterator[tuple[int, str, str]]:
+    """``(line number, "FILE:LINE", text)`` of every non-blank line of a JSONL file, each counted
+    in ``report.seen`` so that imported + skipped adds up to the input."""
+    from nabra.corpus.manifest import iter_lines
+
+    for lineno, line in iter_lines(path):
+        report.seen += 1
+        yield lineno, f"{path.name}:{lineno}", line

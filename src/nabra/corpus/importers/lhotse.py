@@ -19,7 +19,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from nabra.corpus.audio import AudioInfo, audio_info
-from nabra.corpus.importers.common import Row, SkipReport, canonical_label, require_dir, require_file
+from nabra.corpus.importers.common import (
+    Row,
+    SkipReport,
+    canonical_label,
+    counted_lines,
+    require_dir,
+    require_file,
+)
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import Utterance, iter_manifest, open_text
 from nabra.errors import AudioError, NabraError
@@ -42,19 +49,14 @@ def read(src: str | os.PathLike | None, report: SkipReport, *, recordings: str |
     for rec_path, sup_path, part_split in _pairs(src, recordings, supervisions, split):
         recs = _load_recordings(rec_path)
         base = sup_path.resolve().parent
-        with open_text(sup_path) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                report.seen += 1
-                where = f"{sup_path.name}:{lineno}"
-                utt, problem = _supervision(line, recs, base, labels)
-                if problem is not None:
-                    report.skip(where, *problem)
-                    continue
-                utt.split = utt.split or part_split
-                utt.source = utt.source or source
-                yield Row(where, utt)
+        for _, where, line in counted_lines(sup_path, report):
+            utt, problem = _supervision(line, recs, base, labels)
+            if problem is not None:
+                report.skip(where, *problem)
+                continue
+            utt.split = utt.split or part_split
+            utt.source = utt.source or source
+            yield Row(where, utt)
 
 
 def _pairs(src, recordings: str | None, supervisions: str | None, split: str | None) -> list[tuple[Path, Path, str | None]]:

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nabra.corpus.audio import audio_info, load_audio, save_wav
-from nabra.corpus.importers.common import Row, SkipReport, canonical_label, require_file, safe_name
+from nabra.corpus.importers.common import (
+    Row,
+    SkipReport,
+    canonical_label,
+    counted_lines,
+    require_file,
+    safe_name,
+)
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import TASKS, Utterance, iter_manifest, open_text
 from nabra.errors import AudioError, NabraError
@@ -84,23 +91,18 @@ def read(src: str | os.PathLike, report: SkipReport, *, task: str | None = None,
     base = path.resolve().parent
     labels = {"did": dialects, "ser": emotions}
     merged: dict[str, _Merged] = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            report.seen += 1
-            where = f"{path.name}:{lineno}"
-            obj, utt, problem = _parse_row(line, base, task, labels)
-            if problem is not None:
-                report.skip(where, *problem)
-                continue
-            utt.language, utt.source, utt.split = language, source, split
-            if obj.get("id") is None:
-                utt.id = f"{path.stem}-{lineno:06d}"
-                yield Row(where, utt)
-            else:
-                utt.id = str(obj["id"])
-                _merge(merged, utt, where, report)
+    for lineno, where, line in counted_lines(path, report):
+        obj, utt, problem = _parse_row(line, base, task, labels)
+        if problem is not None:
+            report.skip(where, *problem)
+            continue
+        utt.language, utt.source, utt.split = language, source, split
+        if obj.get("id") is None:
+            utt.id = f"{path.stem}-{lineno:06d}"
+            yield Row(where, utt)
+        else:
+            utt.id = str(obj["id"])
+            _merge(merged, utt, where, report)
     for m in merged.values():
         yield Row(m.where, m.utt, rows=m.rows)
 
