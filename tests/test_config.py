@@ -39,6 +39,7 @@ def test_overrides(tmp_path):
         ("trian.lr=1", r"unknown config key 'trian'; did you mean 'train'\?"),
         ("train.lr=fast", r"train.lr: expected float, got 'fast'"),
         ("train.max_steps=0", "train.max_steps must be positive"),
+        ("train.loss_reduction=sum", "train.loss_reduction must be token or example"),
         ("schedule.name=random", "schedule.name must be uniform, tpc, ads or tpc_ads"),
         ("model.lora.targets=[qkv]", "unknown LoRA targets"),
         ("data.tasks=[asr, translate]", r"unknown task\(s\) \['translate'\]"),

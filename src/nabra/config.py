@@ -92,6 +92,10 @@ class TrainConfig:
     """Global batch: examples per optimizer step, over all processes and accumulation steps."""
     micro_batch_size: int | None = None
     """Examples per forward pass and process (default: the whole global batch of the process)."""
+    loss_reduction: str = "token"
+    """How a global batch's answer tokens are averaged: ``token`` (every answer token weighs the same:
+    a 40-token transcript outweighs a one-word dialect label 40 to 1) or ``example`` (each example's
+    mean token loss, then the mean over examples: every example weighs the same, whatever its task)."""
     lr: float = 2e-4
     """Peak learning rate."""
     min_lr_ratio: float = 0.1
@@ -126,6 +130,8 @@ class TrainConfig:
     """Also log to TensorBoard (``tb/`` in the run folder; needs the tensorboard package)."""
 
     def __post_init__(self):
+        if self.loss_reduction not in ("token", "example"):
+            raise NabraError(f"train.loss_reduction must be token or example, got {self.loss_reduction!r}")
         if self.precision not in ("fp32", "bf16"):
             raise NabraError(f"train.precision must be fp32 or bf16, got {self.precision!r}")
         for name in ("max_steps", "batch_size", "keep_last", "log_every", "volatility_window"):

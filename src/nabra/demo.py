@@ -20,9 +20,11 @@ from nabra.corpus.synth import SynthConfig, synthesize
 from nabra.corpus.validate import ValidationReport, validate_manifest
 
 SCHEDULES = ("uniform", "tpc", "ads", "tpc_ads")
-# Corpus size, training steps per run and seeds. Few news paragraphs (long audio is most of a CPU
-# step) and dialect words only (a tiny model from scratch needs a dense lexical cue).
-QUICK = {"utterances": 600, "steps": 150, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.2,
+# Corpus size, training steps per run and seeds. Few news paragraphs and few of them over 30 s (long
+# audio is most of a CPU step, and ADS, giving SSUM a fifth of every batch, draws them often); dialect
+# words only (a tiny model from scratch needs a dense lexical cue). The default measured 27 min 52 s
+# on 2 cores (budget 30), --quick 2 min 50 s (budget 5).
+QUICK = {"utterances": 600, "steps": 150, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
          "dialect_density": 1.0}
 FULL = {**QUICK, "utterances": 1000, "steps": 500, "seeds": 3}
 
@@ -132,5 +134,5 @@ def run_demo(out: Path, quick: bool = False, seeds: int | None = None, plan: dic
     report = make_report([*runs, baseline], out / "report")
     console.rule("[bold]Result")
     headline([baseline, *runs], console)
-    console.print(f"report: {report} (and report.html beside it)")
+    console.print(f"report: {report} (and report.md and the PNGs beside it)")
     return 0

@@ -5,7 +5,8 @@ table, load the thinker (LoRA or full), build the schedule, then run the loop wi
 that ``accelerate launch`` runs the same file on several GPUs (DDP, FSDP, DeepSpeed).
 
 Every process derives the same global batch from the schedule's seed and takes its shard: no data
-is communicated. The loss of a step is the mean token loss over the whole global batch, whatever
+is communicated. The loss of a step is the mean token loss over the whole global batch (or, with
+``train.loss_reduction: example``, the mean over its examples of each one's mean token loss), whatever
 the number of processes and accumulation steps, so a 2-process run matches a 1-process run.
 """
 
@@ -430,7 +431,8 @@ class Loop:
 
         world = self.acc.num_processes
         shards = shard(group_by_length(global_batch, self.data.lengths, world, self.micro_batches), self.data.table, self.acc.process_index, self.acc.num_processes, self.micro_batches)
-        n_tokens = sum(self.data.answer_tokens[i] for i in global_batch)
+        per_example = self.cfg.train.loss_reduction == "example"
+        denominator = len(global_batch) if per_example else sum(self.data.answer_tokens[i] for i in global_batch)
         sums = torch.zeros(2, len(self.tasks), dtype=torch.float64, device=self.acc.device)
         for j, indices in enumerate(shards):
             examples = [self.data.train[i] for i in indices]
@@ -438,9 +440,10 @@ class Loop:
             sync = j == len(shards) - 1
             with (nullcontext() if sync else self.acc.no_sync(self.model)), self.acc.autocast():
                 losses, counts = self.model(batch)
-                # Sum over the micro-batch / tokens of the whole global batch; DDP averages over
-                # processes, hence the factor: the step's gradient is that of the global mean loss.
-                self.acc.backward(losses.sum() / n_tokens * self.acc.num_processes)
+                # Sum over the micro-batch / tokens (or examples) of the whole global batch; DDP averages
+                # over processes, hence the factor: the step's gradient is that of the global mean loss.
+                summed = (losses / counts.clamp(min=1)).sum() if per_example else losses.sum()
+                self.acc.backward(summed / denominator * self.acc.num_processes)
             sums += _task_sums(batch["tasks"], losses, counts, self.tasks, self.acc.device)
         grad_norm = self._clip()
         self.optimizer.step()

@@ -75,6 +75,19 @@ def test_report_files_table_and_self_contained_html(tmp_path):
     assert not re.search(r'<img src="(?!data:)', html)  # nothing linked from outside the page
 
 
+def test_untrained_baseline_is_compared_with_not_ranked(tmp_path):
+    runs = two_schedules(tmp_path)
+    # An untrained model that babbles (WER 5.0) but, by luck, has the best DID F1: it must not "win".
+    runs.append(fake_run(tmp_path / "untrained", "untrained", 0, wer=5.0, rouge=0.0, f1=0.9, test=True))
+    md = (make_report(runs, tmp_path / "report").parent / "report.md").read_text()
+    assert "DID (macro-F1): **ads** wins with 70.0% vs uniform 51.0%" in md
+    assert "Against the untrained model: CER 166.7% untrained: every schedule does better (best ads 8.3%)" in md
+    worse = fake_run(tmp_path / "tpc", "tpc", 0, wer=6.0, rouge=0.1, f1=0.3)
+    md = (make_report([*runs, worse], tmp_path / "report2").parent / "report.md").read_text()
+    assert "CER 166.7% untrained: **tpc** does not beat it" in md
+    assert "| untrained (n=1) |" in md  # its numbers are still in the table
+
+
 def test_within_seed_spread_is_said(tmp_path):
     runs = [fake_run(tmp_path / f"u{s}", "uniform", s, wer=0.30 + 0.1 * s, rouge=0.2, f1=0.5) for s in (0, 1)]
     runs += [fake_run(tmp_path / f"t{s}", "tpc", s, wer=0.32 + 0.1 * s, rouge=0.2, f1=0.5) for s in (0, 1)]

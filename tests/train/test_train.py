@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from nabra.cli import main
 from nabra.config import load_config
 from nabra.errors import NabraError
-from nabra.train import checkpoints, train
+from nabra.train import checkpoints, setup, train
 
 
 def metrics(run):
@@ -65,6 +65,50 @@ def test_learning_happens(make_config):
     records = train_records(train(cfg, progress=False, log=lambda *_: None))
     first, last = records[0]["loss"], sum(r["loss"] for r in records[-5:]) / 5
     assert last < first - 1.0, (first, last)
+
+
+def _step_gradient(cfg):
+    """The gradient of one training step, and the global batch it was computed on."""
+    loop = setup(cfg, log=lambda *_: None)
+    seen, grads = {}, {}
+    next_batch, clip = loop.schedule.next_batch, loop._clip
+
+    def record_batch():
+        seen["batch"] = next_batch()
+        return seen["batch"]
+
+    def record_grads():
+        grads.update({n: p.grad.clone() for n, p in loop.trained.named_parameters() if p.grad is not None})
+        return clip()
+
+    loop.schedule.next_batch, loop._clip = record_batch, record_grads
+    loop.train_step()
+    return loop, seen["batch"], grads
+
+
+@pytest.mark.parametrize("reduction", ["token", "example"])
+def test_step_gradient_is_that_of_the_configured_mean(make_config, reduction, tmp_path):
+    # Two micro-batches of a mixed-task batch: transcripts have many answer tokens, labels few.
+    cfg = load_config(make_config(reduction, train={"micro_batch_size": 4, "loss_reduction": reduction}))
+    loop, batch, grads = _step_gradient(cfg)
+    ref = setup(load_config(make_config("fresh")), log=lambda *_: None)  # the same initial weights
+    model = ref.acc.unwrap_model(ref.model)
+    model.zero_grad()
+    sums, counts = [], []
+    for i in batch:  # one example at a time: no padding, no grouping
+        loss, n = model(ref.collator(ref.data.store.samples([loop.data.train[i]])))
+        sums.append(loss[0])
+        counts.append(n[0])
+    assert len({int(n) for n in counts}) > 1  # the batch mixes answer lengths, so the two means differ
+    if reduction == "token":
+        total = torch.stack(sums).sum() / torch.stack(counts).sum()
+    else:
+        total = torch.stack([s / n for s, n in zip(sums, counts, strict=True)]).mean()
+    total.backward()
+    expected = {n: p.grad for n, p in model.model.named_parameters() if p.grad is not None}
+    assert expected.keys() == grads.keys()
+    for name, g in grads.items():
+        assert torch.allclose(g, expected[name], atol=1e-6, rtol=1e-4), name
 
 
 def _run_cli(config, *extra):

@@ -73,9 +73,10 @@ PROSODY: dict[str, Prosody] = {
 JITTER = Prosody(5, 10, 10, "")  # uniform +- per clip, so no two clips of a class sound the same
 MAX_AMPLITUDE = 150  # eSpeak clips above this
 
-# eSpeak reads MSA news at ~1.6-1.8 words/s at speed 150-170: 80 words last 47-58 s, well past 30 s,
-# while a 3-sentence paragraph (~30 words) stays near 20 s.
-LONG_MIN_WORDS = 80
+# eSpeak reads MSA news at ~1.6-1.8 words/s at speed 150-170: 65 words last ~36 s or more, past 30 s
+# (80 words took 47-58 s; each second costs every step that draws the clip), while a 3-sentence
+# paragraph (~30 words) stays near 20 s.
+LONG_MIN_WORDS = 65
 TRIM_THRESHOLD = 0.005  # ~ -46 dBFS: eSpeak pads ~0.35 s of near-silence at the end of each clip
 TRIM_PAD_S = 0.05
 

@@ -195,6 +195,10 @@ def _fmt(stat: Stat | None) -> str:
 # the summary in words
 # ============================================================================================
 
+BASELINE = "untrained"
+"""The schedule name of baseline runs (``nabra demo`` evaluates the untrained model under it)."""
+
+
 def winner_sentence(task: str, stats: dict[str, Stat]) -> str | None:
     """One sentence: who wins ``task`` on its primary metric, by how much, and whether it is noise."""
     key, higher = PRIMARY[task]
@@ -238,12 +242,36 @@ def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
             f"for **{hi}** ({level[hi]:.3g}) and lowest for **{lo}** ({level[lo]:.3g}).")
 
 
+def baseline_sentence(groups: dict[str, list[Run]]) -> str | None:
+    """How every schedule compares with the untrained model (runs whose schedule is ``untrained``)
+    on CER and the composite: the floor a trained model must clear."""
+    if BASELINE not in groups:
+        return None
+    parts = []
+    for task, key, label, higher in (("asr", "cer", "CER", False), ("composite", "composite", "composite", True)):
+        stats = schedule_stats(groups, task, key)
+        base = stats.pop(BASELINE, None)
+        if base is None or not stats:
+            continue
+        beat = [name for name, st in stats.items() if (st.mean > base.mean if higher else st.mean < base.mean)]
+        missed = [name for name in stats if name not in beat]
+        text = f"{label} {pct(base.mean)}% untrained: " + (
+            "every schedule does better" if not missed else f"**{', '.join(missed)}** {'does' if len(missed) == 1 else 'do'} not beat it")
+        best = max(stats, key=lambda n: stats[n].mean if higher else -stats[n].mean)
+        parts.append(text + f" (best {best} {pct(stats[best].mean)}%)")
+    return ("Against the untrained model: " + "; ".join(parts) + ".") if parts else None
+
+
 def summary(groups: dict[str, list[Run]]) -> list[str]:
-    """The report's summary sentences."""
+    """The report's summary sentences. The untrained baseline is compared with, never ranked."""
+    ranked = {name: runs for name, runs in groups.items() if name != BASELINE}
     lines = [s for task in ("composite", *TASKS)
-             if (s := winner_sentence(task, schedule_stats(groups, task, PRIMARY[task][0])))]
+             if (s := winner_sentence(task, schedule_stats(ranked, task, PRIMARY[task][0])))]
     if not lines:
         lines.append("No run has final metrics (eval-test/metrics.json or dev evaluations): nothing to rank.")
+    base = baseline_sentence(groups)
+    if base:
+        lines.append(base)
     vol = volatility_sentence(groups)
     if vol:
         lines.append(vol)
@@ -325,22 +353,33 @@ def _figure(ncols: int, width: float = 5.0, height: float = 3.6):
     return fig, axes
 
 
-def _plot_band(ax, groups, make_series, *, smoothed: bool = False) -> bool:
-    """One line per schedule (seeds averaged) with a ± std band; False when nothing was drawn."""
+def _plot_band(ax, groups, make_series, *, smoothed: bool = False, log: bool = False) -> bool:
+    """One line per schedule (seeds averaged) with a ± std band; False when nothing was drawn.
+
+    With ``log`` the seeds are averaged in log10 space (geometric mean, band × / ÷ the geometric
+    std) on a log axis: a linear mean − std goes below zero there and tears the band apart.
+    """
     drawn = False
     for schedule, runs in groups.items():
         series = [make_series(r) for r in runs]
         if smoothed:
             series = [(s, smooth(v)) for s, v in series]
+        if log:
+            series = [(s[v > 0], np.log10(v[v > 0])) for s, v in series]  # the first step's variance is 0
         avg = average(series)
         if avg is None:
             continue
         steps, mean, std = avg
+        low, high = mean - std, mean + std
+        if log:
+            mean, low, high = 10**mean, 10**low, 10**high
         color = COLORS.get(schedule)
         n = sum(len(s) > 0 for s, _ in series)
         ax.plot(steps, mean, color=color, label=f"{schedule} (n={n})", marker="o" if len(steps) < 12 else None, ms=3)
-        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+        ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         drawn = True
+    if log and drawn:
+        ax.set_yscale("log")
     return drawn
 
 
@@ -370,11 +409,10 @@ def plot_volatility(groups: dict[str, list[Run]], out: Path) -> bool:
     if not any(r.train for runs in groups.values() for r in runs):
         return False
     fig, (ax_var, ax_norm) = _figure(2)
-    _plot_band(ax_var, groups, grad_norm_variance)
+    _plot_band(ax_var, groups, grad_norm_variance, log=True)
     _plot_band(ax_norm, groups, lambda r: _arrays([(x["step"], x["grad_norm"]) for x in r.train if "grad_norm" in x]),
                smoothed=True)
-    _log_scale_if_wide(ax_var)
-    ax_var.set_title("gradient-norm variance (sliding window)", fontsize=10)
+    ax_var.set_title("gradient-norm variance (sliding window; geometric mean over seeds)", fontsize=10)
     ax_norm.set_title("gradient norm (smoothed)", fontsize=10)
     for ax in (ax_var, ax_norm):
         ax.set_xlabel("step")
@@ -382,14 +420,6 @@ def plot_volatility(groups: dict[str, list[Run]], out: Path) -> bool:
         ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
     return True
-
-
-def _log_scale_if_wide(ax) -> None:
-    """Log y axis when the drawn values span more than ~2 decades (variances of schedules often do)."""
-    values = np.concatenate([line.get_ydata() for line in ax.get_lines()] or [np.zeros(1)])
-    positive = values[values > 0]
-    if len(positive) and positive.max() / positive.min() > 100:
-        ax.set_yscale("log", nonpositive="mask")
 
 
 def plot_confusions(groups: dict[str, list[Run]], task: str, out: Path) -> list[str] | None:
