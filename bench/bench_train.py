@@ -43,15 +43,19 @@ def time_recipe(cfg: RunConfig, warmup: int) -> float:
 
 
 def time_bare(cfg: RunConfig, warmup: int) -> float:
-    """Seconds per step of a plain loop: next batch -> decode -> collate -> forward -> backward -> step."""
+    """Seconds per step of a plain loop: next batch -> decode -> collate -> forward -> backward -> step.
+
+    Its forward is the recipe's own answer-only loss (:class:`nabra.model.loss.AnswerLoss`), so the
+    ratio measures the recipe's bookkeeping (schedule, accelerate, logging), not a different loss."""
     cfg.output_dir = cfg.output_dir + "-bare"
     loop = setup(cfg, log=lambda *_: None)
-    model, opt, data = loop.acc.unwrap_model(loop.model), loop.optimizer, loop.data
+    model, opt, data = loop.acc.unwrap_model(loop.model), loop.optimizer, loop.data  # AnswerLoss(thinker)
     times = []
     for _ in range(cfg.train.max_steps):
         t = time.perf_counter()
         batch = loop.collator(data.store.samples([data.train[i] for i in loop.schedule.next_batch()]))
-        loss = model(**{k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}).loss
+        sums, counts = model(batch)  # the same answer-only loss as the recipe: mean over answer tokens
+        loss = sums.sum() / counts.sum()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
         opt.step()
