@@ -12,9 +12,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
+from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet, label_key
 from nabra.corpus.manifest import TASKS, Utterance
-from nabra.text.arabic import normalize
 
 SYSTEM_PROMPT = "You are a helpful assistant that understands Arabic speech."
 
@@ -132,24 +131,19 @@ def _templates(task: str, language: str | None) -> tuple[str, ...]:
     return chosen
 
 
-def _key(text: str) -> str:
-    return normalize(text, ta_marbuta=True).casefold()
-
-
 def parse_label(text: str, labels: LabelSet) -> str | None:
     """Map generated text to a canonical label, or ``None`` (unparsed).
 
     Exact name or alias first (case-, diacritic- and punctuation-insensitive); otherwise the one
     label whose name or alias occurs as whole words in the text. Ambiguous text is unparsed.
     """
-    key = _key(text)
-    if not key:
+    exact = labels.lookup(text)
+    if exact:
+        return exact
+    padded = f" {label_key(text)} "
+    if not padded.strip():
         return None
-    table = {_key(alias): name for name in labels.names for alias in (name, *labels.aliases.get(name, ()))}
-    if key in table:
-        return table[key]
-    padded = f" {key} "
-    found = {name for alias, name in table.items() if f" {alias} " in padded}
+    found = {name for alias, name in labels.keys.items() if f" {alias} " in padded}
     return found.pop() if len(found) == 1 else None
 
 

@@ -6,8 +6,16 @@ The label sets are configuration: these are only the defaults (ADI-5 regions; fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from nabra.errors import NabraError
+from nabra.text.arabic import normalize
+
+
+def label_key(text: str) -> str:
+    """The form labels are compared in: Arabic-normalized (diacritics, alef/ya/ta-marbuta variants,
+    punctuation), case-folded, single-spaced."""
+    return normalize(str(text), ta_marbuta=True).casefold()
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,20 @@ class LabelSet:
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
+
+    @cached_property
+    def keys(self) -> dict[str, str]:
+        """:func:`label_key` of every name and alias -> its canonical name (a name wins over
+        another label's alias)."""
+        table = {label_key(alias): name for name in self.names for alias in self.aliases.get(name, ())}
+        table.update({label_key(name): name for name in self.names})
+        table.pop("", None)
+        return table
+
+    def lookup(self, value: object) -> str | None:
+        """The canonical name that ``value`` spells (a name or an alias, compared by
+        :func:`label_key`), else None. The one matcher of importers and of generated answers."""
+        return None if value is None else self.keys.get(label_key(value))
 
     def with_names(self, names: list[str] | tuple[str, ...]) -> LabelSet:
         """The same field restricted/extended to ``names`` (aliases kept for names that have them)."""

@@ -173,21 +173,6 @@ def reason_key(message: str) -> str:
     return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", re.sub(r"'[^']*'", "X", message))
 
 
-def canonical_label(value: object, labels: LabelSet) -> str | None:
-    """The canonical name of ``value`` in ``labels`` (name or alias, case-insensitive), else None."""
-    if value is None:
-        return None
-    table = _alias_table(labels.names, tuple((n, tuple(labels.aliases.get(n, ()))) for n in labels.names))
-    return table.get(str(value).strip().casefold())
-
-
-@lru_cache(maxsize=32)  # keyed by content: a LabelSet holds a dict and cannot be hashed itself
-def _alias_table(names: tuple[str, ...], aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
-    table = {alias.casefold(): name for name, more in aliases for alias in more}
-    table.update({name.casefold(): name for name in names})  # a name wins over another label's alias
-    return table
-
-
 def require_dir(path: Path, layout: str) -> Path:
     """``path`` if it is a folder, else a NabraError naming it and the expected layout."""
     if not path.is_dir():

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from nabra.corpus.importers.common import Row, SkipReport, audio_files, canonical_label, require_dir
+from nabra.corpus.importers.common import Row, SkipReport, audio_files, require_dir
 from nabra.corpus.labels import LabelSet
 from nabra.corpus.manifest import Utterance
 from nabra.errors import NabraError
@@ -64,7 +64,7 @@ def map_label(raw: str, mapping: Mapping[str, str | None], labels: LabelSet) -> 
     in ``labels``; None when it is not a known label."""
     key = raw.strip().casefold()
     target = mapping.get(key, raw)
-    return canonical_label(target, labels) if target is not None else None
+    return labels.lookup(target) if target is not None else None
 
 
 def file_id(rel: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nabra.corpus.audio import save_wav
-from nabra.corpus.importers.common import AUDIO_SUFFIXES, Row, SkipReport, canonical_label, safe_name
+from nabra.corpus.importers.common import AUDIO_SUFFIXES, Row, SkipReport, safe_name
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import Utterance
 from nabra.errors import NabraError
@@ -86,7 +86,7 @@ def _row(where: str, default_id: str, record: dict, mapping: dict[str, str], lab
             fields[f] = str(value[f])
     for f in ("dialect", "emotion"):
         if value.get(f) is not None:
-            fields[f] = canonical_label(value[f], labels[f])
+            fields[f] = labels[f].lookup(value[f])
             if fields[f] is None:
                 report.skip(where, f"unknown {f} label", str(value[f]))
                 return None

@@ -22,7 +22,6 @@ from nabra.corpus.audio import AudioInfo, audio_info
 from nabra.corpus.importers.common import (
     Row,
     SkipReport,
-    canonical_label,
     counted_lines,
     require_dir,
     require_file,
@@ -115,7 +114,7 @@ def _supervision(line: str, recs: dict[str, dict], base: Path,
     fields = {f: custom.pop(f) for f in _CUSTOM_FIELDS if custom.get(f) is not None}
     for f in ("dialect", "emotion"):
         if f in fields:
-            name = canonical_label(fields[f], labels[f])
+            name = labels[f].lookup(fields[f])
             if name is None:
                 return None, (f"unknown {f} label", str(fields[f]))
             fields[f] = name

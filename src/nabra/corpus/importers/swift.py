@@ -29,7 +29,6 @@ from nabra.corpus.audio import audio_info, load_audio, save_wav
 from nabra.corpus.importers.common import (
     Row,
     SkipReport,
-    canonical_label,
     counted_lines,
     require_file,
     safe_name,
@@ -160,7 +159,7 @@ def _utterance(task: str, prompt: str, answer: str, audio: str | None,
         return None, ("empty answer", task)
     utt = Utterance(id="", audio=audio)
     if task in ("did", "ser"):
-        name = canonical_label(answer, labels[task])
+        name = labels[task].lookup(answer)
         if name is None:
             return None, (f"unknown {'dialect' if task == 'did' else 'emotion'} label", answer[:80])
         setattr(utt, "dialect" if task == "did" else "emotion", name)
