@@ -137,12 +137,10 @@ def parse_label(text: str, labels: LabelSet) -> str | None:
     Exact name or alias first (case-, diacritic- and punctuation-insensitive); otherwise the one
     label whose name or alias occurs as whole words in the text. Ambiguous text is unparsed.
     """
-    exact = labels.lookup(text)
-    if exact:
-        return exact
-    padded = f" {label_key(text)} "
-    if not padded.strip():
-        return None
+    key = label_key(text)
+    if not key or key in labels.keys:  # the same table as LabelSet.lookup
+        return labels.keys.get(key)
+    padded = f" {key} "
     found = {name for alias, name in labels.keys.items() if f" {alias} " in padded}
     return found.pop() if len(found) == 1 else None
 
