@@ -19,8 +19,8 @@ import yaml
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
-from nabra.model.collate import CollatorConfig
-from nabra.model.lora import LoraSettings
+from nabra.model.config import CollatorConfig, LoraSettings
+from nabra.schedule import SCHEDULES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -139,24 +139,23 @@ class TrainConfig:
                 raise NabraError(f"train.{name} must be positive, got {getattr(self, name)}")
 
 
-@dataclass
-class ScheduleConfig:
-    """Which data schedule, with the knobs of each (see docs/schedules.md)."""
+def _check_schedule_name(self) -> None:
+    if self.name not in SCHEDULES:
+        names = list(SCHEDULES)
+        raise NabraError(f"schedule.name must be {', '.join(names[:-1])} or {names[-1]}, got {self.name!r}")
 
-    name: str = "uniform"
-    """uniform, tpc, ads or tpc_ads."""
-    uniform: dict = field(default_factory=dict)
-    """Knobs of the uniform schedule."""
-    tpc: dict = field(default_factory=dict)
-    """Knobs of the Task-Progressive Curriculum."""
-    ads: dict = field(default_factory=dict)
-    """Knobs of Aligner-Based Diverse Sampling (``refresh_every``: embeddings refresh period)."""
-    tpc_ads: dict = field(default_factory=dict)
-    """Knobs of the TPC→ADS hybrid."""
 
-    def __post_init__(self):
-        if self.name not in ("uniform", "tpc", "ads", "tpc_ads"):
-            raise NabraError(f"schedule.name must be uniform, tpc, ads or tpc_ads, got {self.name!r}")
+# One section per registered schedule, typed by its settings class (nabra.schedule.config): the
+# registry is the only list of schedule names, and each section is documented by its class.
+ScheduleConfig = dataclasses.make_dataclass(
+    "ScheduleConfig",
+    [("name", str, field(default="uniform"))]
+    + [(name, cls.config_class, field(default_factory=cls.config_class)) for name, cls in SCHEDULES.items()],
+    namespace={"__post_init__": _check_schedule_name},
+)
+ScheduleConfig.__module__ = __name__
+ScheduleConfig.__doc__ = ("Which data schedule (``name``), with the settings of each registered schedule "
+                          "(``schedule.<name>.<field>``; see docs/schedules.md).")
 
 
 @dataclass

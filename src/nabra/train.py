@@ -206,7 +206,7 @@ def build_run_schedule(cfg: RunConfig, data: Data, total_steps: int, min_audio: 
     from nabra.schedule import build_schedule
 
     return build_schedule(cfg.schedule.name, data.table, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                          total_steps=total_steps, min_audio=min_audio, **getattr(cfg.schedule, cfg.schedule.name))
+                          total_steps=total_steps, min_audio=min_audio, config=getattr(cfg.schedule, cfg.schedule.name))
 
 
 # ============================================================================================

@@ -4,7 +4,8 @@ import torch
 
 from nabra.corpus.manifest import Utterance
 from nabra.errors import NabraError
-from nabra.model.collate import IGNORE_INDEX, Collator, CollatorConfig, audio_token_count
+from nabra.model.collate import IGNORE_INDEX, Collator, audio_token_count
+from nabra.model.config import CollatorConfig
 from nabra.model.reference import AudioOnlyOmniProcessor, reference_batch
 from nabra.tasks import SYSTEM_PROMPT, make_example
 from nabra.testing import tone

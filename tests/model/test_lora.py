@@ -8,8 +8,8 @@ from nabra.corpus.manifest import read_manifest
 from nabra.errors import NabraError
 from nabra.model import load
 from nabra.model.collate import Collator
+from nabra.model.config import LoraSettings
 from nabra.model.lora import (
-    LoraSettings,
     apply_lora,
     load_adapter,
     merge,

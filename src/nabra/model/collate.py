@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from nabra.errors import NabraError
+from nabra.model.config import CollatorConfig
 from nabra.model.tokens import AUDIO, answer_text, prompt_text
-from nabra.tasks import SYSTEM_PROMPT, Example
+from nabra.tasks import Example
 
 IGNORE_INDEX = -100
 SAMPLE_RATE = 16_000
@@ -31,26 +32,6 @@ def audio_token_count(frames: torch.Tensor | np.ndarray | int):
     """Audio tokens the thinker produces from ``frames`` valid mel frames (two stride-2 stages)."""
     after_conv = (frames - 1) // 2 + 1
     return (after_conv - 2) // 2 + 1
-
-
-@dataclass
-class CollatorConfig:
-    """How examples become batches."""
-
-    max_length: int = 2048
-    """Longest token sequence (prompt with audio placeholders + answer)."""
-    overlong: str = "skip"
-    """What to do with an example longer than ``max_length``: ``skip`` (counted) or ``error``."""
-    max_segment_seconds: float = 30.0
-    """Audio is cut into segments of at most this length (the Whisper encoder's window)."""
-    min_audio_seconds: float = 0.1
-    """Shorter clips are zero-padded to this length (the encoder needs a few frames)."""
-    system_prompt: str = SYSTEM_PROMPT
-    """System message of every prompt."""
-
-    def __post_init__(self):
-        if self.overlong not in ("skip", "error"):
-            raise NabraError(f"collator overlong must be 'skip' or 'error', got {self.overlong!r}")
 
 
 @dataclass

@@ -9,50 +9,10 @@ in full on request (PEFT ``modules_to_save``), and the vision part is never touc
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from nabra.errors import NabraError
-
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ALIGNER_MODULES = ("audio_tower.proj", "audio_tower.ln_post")
-
-
-@dataclass
-class LoraSettings:
-    """LoRA hyper-parameters and what else is trained."""
-
-    r: int = 8
-    """Rank of the low-rank update."""
-    alpha: int = 16
-    """Scaling numerator (the update is scaled by alpha / r)."""
-    dropout: float = 0.05
-    """Dropout on the LoRA input."""
-    targets: tuple[str, ...] = PROJECTIONS
-    """Projection names inside the language model's attention and MLP blocks."""
-    train_aligner: bool = False
-    """Also train the audio projector (``audio_tower.proj`` and its layer norm) in full."""
-    train_audio_encoder: bool = False
-    """Also train the whole audio encoder in full (implies the aligner)."""
-
-    def __post_init__(self):
-        unknown = set(self.targets) - set(PROJECTIONS)
-        if unknown:
-            raise NabraError(f"unknown LoRA targets {sorted(unknown)}; choose from {', '.join(PROJECTIONS)}")
-        if self.r <= 0 or self.alpha <= 0 or not 0 <= self.dropout < 1:
-            raise NabraError(f"LoRA needs r > 0, alpha > 0 and 0 <= dropout < 1 (got r={self.r}, alpha={self.alpha}, dropout={self.dropout})")
-
-    def target_regex(self) -> str:
-        """PEFT ``target_modules`` as a full-match regex over module paths of the language model."""
-        return rf"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)\.(?:{'|'.join(self.targets)})"
-
-    def peft_config(self):
-        from peft import LoraConfig
-
-        modules_to_save = ["audio_tower"] if self.train_audio_encoder else list(ALIGNER_MODULES) if self.train_aligner else None
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=self.target_regex(), modules_to_save=modules_to_save,
-                          bias="none", task_type="CAUSAL_LM")
+from nabra.model.config import LoraSettings
 
 
 def apply_lora(model, settings: LoraSettings | None = None):

@@ -8,38 +8,18 @@ already in the batch. The per-batch cost is O(batch_size · pool_size · D), wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.schedule.base import Schedule
+from nabra.schedule.config import ADSConfig
 from nabra.schedule.queues import GroupQueues
 
 LABELLED = ("did", "ser")
 """Tasks whose groups are their labels; the other tasks are grouped by embedding cluster."""
 CHUNK = 65_536
 """Rows converted to float32 at a time: a million 256-d rows would need 1 GB at once."""
-
-
-@dataclass
-class ADSConfig:
-    """Knobs of the ``ads`` schedule."""
-
-    n_clusters: int = 8
-    """k: k-means clusters of the aligner embeddings inside each of asr, ssum and tsum."""
-    pool_size: int = 64
-    """Candidates drawn per slot; the one farthest (cosine) from the batch so far wins."""
-    refresh_every: int = 0
-    """Steps between aligner-embedding refreshes, which the trainer does via set_embeddings; 0: never."""
-    cluster_sample: int = 20_000
-    """At most this many embeddings per task fit k-means (all are then assigned): bounds the refresh cost."""
-
-    def __post_init__(self):
-        if self.n_clusters < 1 or self.pool_size < 1 or self.refresh_every < 0 or self.cluster_sample < 1:
-            raise NabraError("ads: n_clusters, pool_size and cluster_sample must be >= 1, refresh_every >= 0")
 
 
 class ADSSchedule(Schedule):
@@ -214,4 +194,6 @@ def kmeans_labels(emb: np.ndarray, rows: np.ndarray, k: int, sample: int, seed: 
 
 def f32(x: np.ndarray) -> np.ndarray:
     """float16 -> float32 through torch: numpy's conversion is 4x slower and sits on the per-slot path."""
+    import torch  # here, not at the top: the schedule package stays torch-free to import (the config reads it)
+
     return torch.from_numpy(np.ascontiguousarray(x)).float().numpy()

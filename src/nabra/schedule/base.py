@@ -11,19 +11,16 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import fields
 from typing import ClassVar
 
 import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
+from nabra.schedule.config import make_config
 from nabra.schedule.table import ExampleTable
 
 log = logging.getLogger(__name__)
-
-SCHEDULE_NAMES = ("uniform", "tpc", "ads", "tpc_ads")
-
 
 class Schedule(ABC):
     """A seeded sequence of global batches over an :class:`ExampleTable` (metadata only, never audio).
@@ -115,20 +112,6 @@ class Schedule(ABC):
         """Restore what ``_state_dict`` saved."""
 
 
-def make_config(cls: type, knobs: dict):
-    """``cls(**knobs)``, or ``knobs["config"]`` when given, with unknown fields as a ``NabraError``."""
-    if "config" in knobs:
-        config = knobs.pop("config")
-        if knobs or not isinstance(config, cls):
-            raise NabraError(f"pass either config={cls.__name__}(...) or its fields, not both")
-        return config
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(knobs) - known)
-    if unknown:
-        raise NabraError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}")
-    return cls(**knobs)
-
-
 def check_audio(table: ExampleTable, batch_size: int, min_audio: int) -> tuple[str, ...]:
     """The table's audio tasks; a ``NabraError`` when batches cannot hold ``min_audio`` audio examples."""
     audio = table.audio_tasks()
@@ -201,32 +184,6 @@ def shard(global_batch: np.ndarray, table: ExampleTable, rank: int, world_size: 
         pieces[j, t], pieces[donor, a] = pieces[donor, a], pieces[j, t]
         audio[j, t], audio[donor, a] = True, False
     return list(pieces[rank * micro_batches:(rank + 1) * micro_batches])
-
-
-def schedule_class(name: str) -> type[Schedule]:
-    """The schedule class registered under ``name`` (``uniform``, ``tpc``, ``ads``, ``tpc_ads``)."""
-    # Imported here: the schedule modules import this one.
-    from nabra.schedule.ads import ADSSchedule
-    from nabra.schedule.tpc import TPCSchedule
-    from nabra.schedule.tpc_ads import TPCADSSchedule
-    from nabra.schedule.uniform import UniformSchedule
-
-    classes = {c.name: c for c in (UniformSchedule, TPCSchedule, ADSSchedule, TPCADSSchedule)}
-    if name not in classes:
-        raise NabraError(f"unknown schedule {name!r}; schedules are {', '.join(SCHEDULE_NAMES)}")
-    return classes[name]
-
-
-def config_class(name: str) -> type:
-    """The config dataclass of schedule ``name`` (``UniformConfig``, ``TPCConfig``, ...)."""
-    return schedule_class(name).config_class
-
-
-def build_schedule(name: str, table: ExampleTable, **cfg) -> Schedule:
-    """Build schedule ``name``; ``cfg``: ``batch_size``, ``seed``, ``total_steps``, ``min_audio`` and
-    the fields of its config (or ``config=`` a config instance)."""
-    return schedule_class(name)(table, **cfg)
-
 
 
 def task_groups(table: ExampleTable, tasks: tuple[str, ...]) -> np.ndarray:

@@ -7,7 +7,6 @@ the tasks (weighted uniform, TPC) or the (task, label/cluster) cells of ADS.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 class GroupQueues:
@@ -102,6 +101,8 @@ class GroupQueues:
 
     def state_dict(self) -> dict:
         """Tensors and lists only: loadable with ``torch.load(weights_only=True)``."""
+        import torch  # here: the schedule package stays torch-free to import (the config reads it)
+
         return {"order": torch.from_numpy(self.order.copy()), "start": list(self.start),
                 "end": list(self.end), "ptr": list(self.ptr)}
 

@@ -4,59 +4,17 @@ from __future__ import annotations
 
 import bisect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.schedule.base import Schedule, draw_tasks, task_groups, task_probs
+from nabra.schedule.config import TPCConfig
 from nabra.schedule.queues import GroupQueues
 
 log = logging.getLogger(__name__)
-
-DEFAULT_STAGES = (("asr",), ("asr", "did", "ser"), ("asr", "did", "ser", "ssum", "tsum"))
-
-
-@dataclass
-class TPCConfig:
-    """Knobs of the ``tpc`` schedule. In a stage, p(task) ∝ w · n_task^(1/temperature) with w = 1.0
-    for a task new in that stage and w = ``replay`` for a task trained in an earlier stage."""
-
-    stages: list[list[str]] = field(default_factory=lambda: [list(s) for s in DEFAULT_STAGES])
-    """Tasks of each stage, in order; a stage lists every task it trains, earlier ones included."""
-    fractions: list[float] = field(default_factory=list)
-    """Share of total_steps per stage, summing to 1; empty: equal shares."""
-    steps: list[int] = field(default_factory=list)
-    """Length of each stage in steps, instead of fractions; the last stage also runs past their sum."""
-    replay: float = 0.5
-    """Weight w of a task already trained in an earlier stage (the stage's new tasks weigh 1.0)."""
-    temperature: float = 1.0
-    """T in p(task) ∝ w · n_task^(1/T) inside a stage, as in ``uniform``."""
-    blend_steps: int = 0
-    """Steps over which the mix moves linearly from one stage's to the next's, centred on each boundary; 0: a hard switch."""
-
-    def __post_init__(self):
-        if not self.stages or any(not s for s in self.stages):
-            raise NabraError("tpc: stages must be a non-empty list of non-empty task lists")
-        for s in self.stages:
-            bad = sorted(set(s) - set(TASKS))
-            if bad or len(set(s)) != len(s):
-                raise NabraError(f"tpc: stage {s} has unknown or repeated tasks; tasks are {', '.join(TASKS)}")
-        self._check_lengths()
-        if not (self.replay >= 0 and self.temperature > 0 and self.blend_steps >= 0):
-            raise NabraError("tpc: replay must be >= 0, temperature > 0, blend_steps >= 0")
-
-    def _check_lengths(self) -> None:
-        n = len(self.stages)
-        if self.fractions and self.steps:
-            raise NabraError("tpc: give stage fractions or stage steps, not both")
-        if self.fractions and (len(self.fractions) != n or min(self.fractions) < 0
-                               or abs(sum(self.fractions) - 1) > 1e-6):
-            raise NabraError(f"tpc: fractions must be {n} numbers >= 0 summing to 1 (got {self.fractions})")
-        if self.steps and (len(self.steps) != n or min(self.steps) < 0):
-            raise NabraError(f"tpc: steps must be {n} integers >= 0 (got {self.steps})")
-
 
 @dataclass(frozen=True)
 class Stage:

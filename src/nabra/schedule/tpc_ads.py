@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from nabra.errors import NabraError
-from nabra.schedule.ads import ADSConfig, ADSSchedule
-from nabra.schedule.base import Schedule, make_config
-from nabra.schedule.tpc import TPCConfig, TPCSchedule
-
-
-@dataclass
-class TPCADSConfig:
-    """Knobs of the ``tpc_ads`` schedule."""
-
-    switch: float = 0.5
-    """Share of total_steps run under TPC; ADS takes over at step round(switch · total_steps)."""
-    tpc: dict = field(default_factory=dict)
-    """TPCConfig fields of the first phase; its fractions/steps count within that phase."""
-    ads: dict = field(default_factory=dict)
-    """ADSConfig fields of the second phase."""
-
-    def __post_init__(self):
-        if not 0 < self.switch < 1:
-            raise NabraError(f"tpc_ads: switch must lie strictly between 0 and 1 (got {self.switch}); "
-                             "use the tpc or ads schedule alone for the ends")
-        make_config(TPCConfig, dict(self.tpc))  # fail at config time, not at the switch
-        make_config(ADSConfig, dict(self.ads))
+from nabra.schedule.ads import ADSSchedule
+from nabra.schedule.base import Schedule
+from nabra.schedule.config import TPCADSConfig
+from nabra.schedule.tpc import TPCSchedule
 
 
 class TPCADSSchedule(Schedule):
@@ -49,9 +28,9 @@ class TPCADSSchedule(Schedule):
         self.switch_step = max(1, round(self.config.switch * total_steps))
         seeds = np.random.SeedSequence(seed).generate_state(2).tolist()
         common = {"batch_size": batch_size, "min_audio": min_audio}
-        self.tpc = TPCSchedule(table, seed=seeds[0], total_steps=self.switch_step, **common, **self.config.tpc)
+        self.tpc = TPCSchedule(table, seed=seeds[0], total_steps=self.switch_step, **common, config=self.config.tpc)
         self.ads = ADSSchedule(table, seed=seeds[1], total_steps=max(1, total_steps - self.switch_step),
-                               **common, **self.config.ads)
+                               **common, config=self.config.ads)
 
     @property
     def refresh_every(self) -> int:

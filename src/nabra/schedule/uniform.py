@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from nabra.corpus.manifest import TASKS
-from nabra.errors import NabraError
 from nabra.schedule.base import Schedule, draw_tasks, task_groups, task_probs
+from nabra.schedule.config import UniformConfig
 from nabra.schedule.queues import GroupQueues
-
-
-@dataclass
-class UniformConfig:
-    """Knobs of the ``uniform`` schedule: p(task) ∝ weight · n_task^(1/temperature)."""
-
-    weights: dict[str, float] = field(default_factory=dict)
-    """Relative weight per task; a task left out weighs 1.0."""
-    temperature: float = 1.0
-    """T: 1 follows the data sizes, a larger T flattens toward equal task shares."""
-
-    def __post_init__(self):
-        check_weights(self.weights)
-        if not self.temperature > 0:
-            raise NabraError(f"uniform: temperature must be > 0 (got {self.temperature})")
-
-
-def check_weights(weights: dict[str, float]) -> None:
-    """Task weights name known tasks and are >= 0."""
-    unknown = sorted(set(weights) - set(TASKS))
-    if unknown:
-        raise NabraError(f"weights for unknown task(s) {', '.join(unknown)}; tasks are {', '.join(TASKS)}")
-    if any(not w >= 0 for w in weights.values()):
-        raise NabraError(f"task weights must be >= 0 (got {weights})")
 
 
 class UniformSchedule(Schedule):

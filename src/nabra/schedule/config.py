@@ -1,0 +1,132 @@
+"""The typed settings of every schedule: one dataclass each, every field with its one docstring.
+
+Torch-free (as is the whole ``nabra.schedule`` package at import time), so that a run's YAML is
+checked, ``schedule.tpc.stagez`` rejected with the nearest valid key, before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from nabra.corpus.manifest import TASKS
+from nabra.errors import NabraError
+
+DEFAULT_STAGES = (("asr",), ("asr", "did", "ser"), ("asr", "did", "ser", "ssum", "tsum"))
+
+
+@dataclass
+class UniformConfig:
+    """Knobs of the ``uniform`` schedule: p(task) ∝ weight · n_task^(1/temperature)."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    """Relative weight per task; a task left out weighs 1.0."""
+    temperature: float = 1.0
+    """T: 1 follows the data sizes, a larger T flattens toward equal task shares."""
+
+    def __post_init__(self):
+        check_weights(self.weights)
+        if not self.temperature > 0:
+            raise NabraError(f"uniform: temperature must be > 0 (got {self.temperature})")
+
+
+def check_weights(weights: dict[str, float]) -> None:
+    """Task weights name known tasks and are >= 0."""
+    unknown = sorted(set(weights) - set(TASKS))
+    if unknown:
+        raise NabraError(f"weights for unknown task(s) {', '.join(unknown)}; tasks are {', '.join(TASKS)}")
+    if any(not w >= 0 for w in weights.values()):
+        raise NabraError(f"task weights must be >= 0 (got {weights})")
+
+
+@dataclass
+class TPCConfig:
+    """Knobs of the ``tpc`` schedule. In a stage, p(task) ∝ w · n_task^(1/temperature) with w = 1.0
+    for a task new in that stage and w = ``replay`` for a task trained in an earlier stage."""
+
+    stages: list[list[str]] = field(default_factory=lambda: [list(s) for s in DEFAULT_STAGES])
+    """Tasks of each stage, in order; a stage lists every task it trains, earlier ones included."""
+    fractions: list[float] = field(default_factory=list)
+    """Share of total_steps per stage, summing to 1; empty: equal shares."""
+    steps: list[int] = field(default_factory=list)
+    """Length of each stage in steps, instead of fractions; the last stage also runs past their sum."""
+    replay: float = 0.5
+    """Weight w of a task already trained in an earlier stage (the stage's new tasks weigh 1.0)."""
+    temperature: float = 1.0
+    """T in p(task) ∝ w · n_task^(1/T) inside a stage, as in ``uniform``."""
+    blend_steps: int = 0
+    """Steps over which the mix moves linearly from one stage's to the next's, centred on each boundary; 0: a hard switch."""
+
+    def __post_init__(self):
+        if not self.stages or any(not s for s in self.stages):
+            raise NabraError("tpc: stages must be a non-empty list of non-empty task lists")
+        for s in self.stages:
+            bad = sorted(set(s) - set(TASKS))
+            if bad or len(set(s)) != len(s):
+                raise NabraError(f"tpc: stage {s} has unknown or repeated tasks; tasks are {', '.join(TASKS)}")
+        self._check_lengths()
+        if not (self.replay >= 0 and self.temperature > 0 and self.blend_steps >= 0):
+            raise NabraError("tpc: replay must be >= 0, temperature > 0, blend_steps >= 0")
+
+    def _check_lengths(self) -> None:
+        n = len(self.stages)
+        if self.fractions and self.steps:
+            raise NabraError("tpc: give stage fractions or stage steps, not both")
+        if self.fractions and (len(self.fractions) != n or min(self.fractions) < 0
+                               or abs(sum(self.fractions) - 1) > 1e-6):
+            raise NabraError(f"tpc: fractions must be {n} numbers >= 0 summing to 1 (got {self.fractions})")
+        if self.steps and (len(self.steps) != n or min(self.steps) < 0):
+            raise NabraError(f"tpc: steps must be {n} integers >= 0 (got {self.steps})")
+
+
+@dataclass
+class ADSConfig:
+    """Knobs of the ``ads`` schedule."""
+
+    n_clusters: int = 8
+    """k: k-means clusters of the aligner embeddings inside each of asr, ssum and tsum."""
+    pool_size: int = 64
+    """Candidates drawn per slot; the one farthest (cosine) from the batch so far wins."""
+    refresh_every: int = 0
+    """Steps between aligner-embedding refreshes, which the trainer does via set_embeddings; 0: never."""
+    cluster_sample: int = 20_000
+    """At most this many embeddings per task fit k-means (all are then assigned): bounds the refresh cost."""
+
+    def __post_init__(self):
+        if self.n_clusters < 1 or self.pool_size < 1 or self.refresh_every < 0 or self.cluster_sample < 1:
+            raise NabraError("ads: n_clusters, pool_size and cluster_sample must be >= 1, refresh_every >= 0")
+
+
+@dataclass
+class TPCADSConfig:
+    """Knobs of the ``tpc_ads`` schedule."""
+
+    switch: float = 0.5
+    """Share of total_steps run under TPC; ADS takes over at step round(switch · total_steps)."""
+    tpc: TPCConfig = field(default_factory=TPCConfig)
+    """The first phase's TPC settings; its fractions/steps count within that phase."""
+    ads: ADSConfig = field(default_factory=ADSConfig)
+    """The second phase's ADS settings."""
+
+    def __post_init__(self):
+        if not 0 < self.switch < 1:
+            raise NabraError(f"tpc_ads: switch must lie strictly between 0 and 1 (got {self.switch}); "
+                             "use the tpc or ads schedule alone for the ends")
+        # Plain mappings (Python callers' knobs) become the typed settings, checked now, not at the switch.
+        if isinstance(self.tpc, dict):
+            self.tpc = make_config(TPCConfig, dict(self.tpc))
+        if isinstance(self.ads, dict):
+            self.ads = make_config(ADSConfig, dict(self.ads))
+
+
+def make_config(cls: type, knobs: dict):
+    """``cls(**knobs)``, or ``knobs["config"]`` when given, with unknown fields as a ``NabraError``."""
+    if "config" in knobs:
+        config = knobs.pop("config")
+        if knobs or not isinstance(config, cls):
+            raise NabraError(f"pass either config={cls.__name__}(...) or its fields, not both")
+        return config
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(knobs) - known)
+    if unknown:
+        raise NabraError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}")
+    return cls(**knobs)
