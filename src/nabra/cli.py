@@ -11,21 +11,14 @@ import json
 import sys
 from pathlib import Path
 
+from nabra.corpus.labels import label_sets
 from nabra.errors import NabraError
-
-
-def _label_sets(args):
-    from nabra.corpus.labels import DIALECTS, EMOTIONS
-
-    dialects = DIALECTS.with_names(args.dialects.split(",")) if args.dialects else DIALECTS
-    emotions = EMOTIONS.with_names(args.emotions.split(",")) if args.emotions else EMOTIONS
-    return dialects, emotions
 
 
 def cmd_data_validate(args) -> int:
     from nabra.corpus.validate import ValidationConfig, ValidationReport, validate_manifest
 
-    dialects, emotions = _label_sets(args)
+    dialects, emotions = label_sets(args.dialects, args.emotions)
     cfg = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=args.check_audio,
                            min_duration=args.min_duration, workers=args.workers)
     report = ValidationReport()

@@ -5,6 +5,7 @@ The label sets are configuration: these are only the defaults (ADI-5 regions; fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -79,3 +80,15 @@ EMOTIONS = LabelSet(
         "surprised": ("surprise", "متفاجئ", "مندهش", "دهشة", "مفاجأة"),
     },
 )
+
+
+def label_sets(dialects: Sequence[str] | str | None = None,
+               emotions: Sequence[str] | str | None = None) -> tuple[LabelSet, LabelSet]:
+    """The dialect and emotion label sets of a run or a command: the defaults, or the defaults
+    narrowed/renamed to ``dialects``/``emotions`` (lists, or comma-separated as on a command line)."""
+    def pick(default: LabelSet, names) -> LabelSet:
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        return default.with_names(list(names)) if names else default
+
+    return pick(DIALECTS, dialects), pick(EMOTIONS, emotions)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nabra.errors import NabraError
+from nabra.files import atomic_path
 
 TASKS = ("asr", "ssum", "tsum", "did", "ser")
 SPLITS = ("train", "dev", "test")
@@ -194,9 +195,8 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], *, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = path.resolve().parent
-    tmp = path.with_name(f".tmp.{path.name}")  # same suffix: .gz stays compressed
     n = 0
-    with open_text(tmp, "w") as f:
+    with atomic_path(path) as tmp, open_text(tmp, "w") as f:
         for utt in utterances:
             d = utt.to_dict()
             if relative and utt.audio is not None and os.path.isabs(utt.audio):
@@ -205,5 +205,4 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], *, 
                     d["audio"] = rel
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n

@@ -28,23 +28,13 @@ import subprocess
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
 import numpy as np
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from nabra.corpus.audio import SAMPLE_RATE, load_audio, save_wav
 from nabra.corpus.importers.common import (
@@ -60,6 +50,8 @@ from nabra.corpus.importers.common import (
 from nabra.corpus.manifest import Utterance
 from nabra.corpus.synth import PROSODY, SPLIT_SHARES, SPLIT_VOICES, Clip, require_espeak, speak, trim_silence
 from nabra.errors import AudioError, NabraError
+from nabra.files import atomic_path
+from nabra.progress import progress_bar
 
 DEFAULT_SOURCE = "aramega-ssum"
 MANIFEST_NAME = "manifest.jsonl"
@@ -468,10 +460,8 @@ def render_document(plan: DocPlan, tts: TTS, audio_dir: Path) -> float:
     """Speak ``plan`` into ``audio_dir``; returns the duration in seconds."""
     samples = speak_document(plan, tts)
     final = audio_dir / plan.wav_name
-    # Written under a temporary name and renamed: a crash never leaves half a WAV under the real one.
-    tmp = audio_dir / f".{plan.wav_name}.tmp"
-    save_wav(tmp, samples)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:  # a crash never leaves half a WAV under the real name
+        save_wav(tmp, samples)
     return round(samples.size / SAMPLE_RATE, 3)
 
 
@@ -565,7 +555,7 @@ def build(pairs: str | os.PathLike, out_dir: str | os.PathLike, config: SsumConf
     tts = make_tts(config)
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in audio_dir.glob(".*.wav.tmp"):  # WAVs a crash left half-written
+    for tmp in audio_dir.glob(".tmp.*.wav"):  # WAVs a crash left half-written
         tmp.unlink()
     manifest = out_dir / MANIFEST_NAME
     # An earlier manifest would describe WAVs this run may rewrite: a failed run leaves none.
@@ -598,7 +588,7 @@ def _render_all(todo: list[DocPlan], tts: TTS, audio_dir: Path, journal: TextIO,
                 report: SkipReport, resumed: int, progress: bool) -> dict[str, float]:
     """Speak ``todo`` in parallel, journaling each document as it finishes; id -> duration."""
     spoken: dict[str, float] = {}
-    with _progress_bar(progress, resumed + len(todo), resumed) as advance:
+    with progress_bar("ssum build", resumed + len(todo), enabled=progress, completed=resumed, unit="docs") as advance:
         pool = ThreadPoolExecutor(config.workers or os.cpu_count() or 1)
         futures = {pool.submit(_attempt, p, tts, audio_dir): p for p in todo}
         try:
@@ -638,13 +628,3 @@ def _journal_finished(futures: dict[Future, DocPlan], journal: TextIO, source: s
             continue
         if fut.result().duration is not None:
             _journal_done(plan, fut.result().duration, journal, source, spoken)
-
-
-@contextmanager
-def _progress_bar(enabled: bool, total: int, done: int) -> Iterator[Callable[[], None]]:
-    """A rich bar on stderr with an ETA; yields the function that advances it by one document."""
-    columns = (TextColumn("ssum build"), BarColumn(), MofNCompleteColumn(), TextColumn("docs"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not enabled) as bar:
-        task = bar.add_task("ssum", total=total, completed=done)
-        yield lambda: bar.advance(task)

@@ -31,12 +31,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 import soundfile as sf
 import soxr
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nabra.corpus.audio import SAMPLE_RATE, save_wav
 from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import Utterance, write_manifest
 from nabra.errors import NabraError
+from nabra.progress import progress_bar
 
 ESPEAK = "espeak-ng"
 _NO_ESPEAK = "eSpeak NG not found: apt-get install espeak-ng"
@@ -430,15 +430,13 @@ def synthesize(out_dir: str | os.PathLike, config: SynthConfig, *, progress: boo
 
 
 def _render_all(clips: list[Clip], audio_dir: Path, workers: int, progress: bool) -> list[float]:
-    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     durations = []
-    with Progress(*columns, disable=not progress) as bar, ThreadPoolExecutor(workers) as pool:
-        task = bar.add_task("synth", total=len(clips))
+    with progress_bar("synth", len(clips), enabled=progress, unit="clips") as advance, ThreadPoolExecutor(workers) as pool:
         try:
             # map yields in submission order: durations line up with clips whatever finishes first.
             for d in pool.map(lambda c: render_clip(c, audio_dir.parent / c.audio), clips):
                 durations.append(d)
-                bar.advance(task)
+                advance()
         except BaseException:
             # One failed clip (or Ctrl-C) fails the corpus: don't render the thousands still queued.
             pool.shutdown(wait=True, cancel_futures=True)

@@ -11,18 +11,21 @@ import os
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nabra.corpus.audio import audio_info, check_samples, load_audio
+from nabra.corpus.audio import SAMPLE_RATE, AudioInfo, audio_info, check_samples, load_audio
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
 from nabra.errors import AudioError
 
-_AUDIO_CHUNK = 256
-_DURATION_TOLERANCE = 0.05  # seconds: header rounding and resampling differ by a few ms
+AUDIO_CHUNK = 256
+"""Utterances whose audio is checked per batch of the thread pool."""
+DURATION_TOLERANCE = 0.05
+"""Seconds a manifest's duration may differ from the audio's: header rounding and resampling differ by a few ms."""
 
 
 @dataclass
@@ -34,7 +37,8 @@ class ValidationConfig:
     emotions: LabelSet = EMOTIONS
     """Allowed emotion labels."""
     check_audio: bool = False
-    """Also open and decode every audio file (slow: reads all audio)."""
+    """Also open every audio file: validation decodes it (slow: reads all audio), an import reads its
+    header (missing/unreadable files and segments past the end are skipped, missing durations filled in)."""
     min_duration: float = 0.1
     """Shortest acceptable audio, in seconds (checked with ``check_audio``, and on ``duration``)."""
     workers: int = 4
@@ -81,29 +85,46 @@ def check_utterance(utt: Utterance, cfg: ValidationConfig) -> list[str]:
     return reasons
 
 
+def segment_problem(utt: Utterance, info: AudioInfo) -> tuple[str, str] | None:
+    """``(kind, message)`` when the span ``utt`` names (``offset``, ``duration``) does not fit the
+    audio file described by ``info``, else ``None``. The one check of validation and the importers."""
+    if info.frames == 0:
+        return "audio has zero length", f"audio has zero length: {utt.audio}"
+    available = info.duration - utt.offset
+    if available <= 0:
+        return ("offset past the end of the audio",
+                f"offset {utt.offset} s is past the end of {utt.audio} ({info.duration:.3f} s)")
+    if utt.duration is not None and utt.duration > available + DURATION_TOLERANCE:
+        return ("segment runs past the end of the audio",
+                f"duration {utt.duration} s runs past the end of {utt.audio} ({available:.3f} s from the offset)")
+    return None
+
+
 def check_audio_file(utt: Utterance, cfg: ValidationConfig) -> list[str]:
     """Problems with the audio behind ``utt`` (``utt.audio`` already resolved)."""
     try:
         info = audio_info(utt.audio)
-        if info.frames == 0:
-            return [f"audio has zero length: {utt.audio}"]
-        available = info.duration - utt.offset
-        if utt.offset and available <= 0:
-            return [f"offset {utt.offset} s is past the end of {utt.audio} ({info.duration:.3f} s)"]
+        problem = segment_problem(utt, info)
+        if problem is not None and problem[0] != "segment runs past the end of the audio":
+            return [problem[1]]
         samples = load_audio(utt.audio, offset=utt.offset, duration=utt.duration)
         check_samples(utt.audio, samples)
     except AudioError as e:
         return [str(e)]
     reasons = []
-    actual = samples.size / 16_000
+    actual = samples.size / SAMPLE_RATE
     if actual < cfg.min_duration:
         reasons.append(f"audio is {actual:.3f} s, shorter than the minimum {cfg.min_duration} s: {utt.audio}")
-    if utt.duration is not None:
-        if utt.duration > available + _DURATION_TOLERANCE:
-            reasons.append(f"duration {utt.duration} s runs past the end of {utt.audio} ({available:.3f} s from the offset)")
-        elif not utt.offset and abs(utt.duration - info.duration) > _DURATION_TOLERANCE:
-            reasons.append(f"duration {utt.duration} s differs from the audio's {info.duration:.3f} s: {utt.audio}")
+    if problem is not None:
+        reasons.append(problem[1])
+    elif utt.duration is not None and not utt.offset and abs(utt.duration - info.duration) > DURATION_TOLERANCE:
+        reasons.append(f"duration {utt.duration} s differs from the audio's {info.duration:.3f} s: {utt.audio}")
     return reasons
+
+
+def audio_pool(cfg: ValidationConfig):
+    """The thread pool that checks audio (a no-op context without ``check_audio``)."""
+    return ThreadPoolExecutor(cfg.workers) if cfg.check_audio else nullcontext()
 
 
 def validate_manifest(
@@ -119,7 +140,7 @@ def validate_manifest(
     root = Path(path).resolve().parent
     id_hashes, id_lines = array("q"), array("L")
     pending: list[tuple[int, Utterance]] = []
-    with ThreadPoolExecutor(cfg.workers) if cfg.check_audio else _NoPool() as pool:
+    with audio_pool(cfg) as pool:
         for lineno, line in iter_lines(path):
             report.lines += 1
             try:
@@ -134,7 +155,7 @@ def validate_manifest(
                 yield from _mark(report, [Problem(lineno, r) for r in reasons])
                 continue
             pending.append((lineno, resolve_audio(utt, root)))
-            if len(pending) >= _AUDIO_CHUNK:
+            if len(pending) >= AUDIO_CHUNK:
                 yield from _mark(report, _check_chunk(pool, pending, cfg))
                 pending = []
         yield from _mark(report, _check_chunk(pool, pending, cfg))
@@ -177,13 +198,3 @@ def _duplicate_ids(path, id_hashes: array, id_lines: array) -> list[Problem]:
         else:
             first_seen[uid] = lineno
     return problems
-
-
-class _NoPool:
-    """Stands in for the thread pool when audio is not checked."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -21,6 +21,7 @@ import torch
 
 from nabra.corpus.audio import load_audio
 from nabra.corpus.manifest import Utterance, iter_manifest
+from nabra.files import atomic_path
 from nabra.model.collate import Collator, audio_token_count
 
 CHUNK = 256
@@ -42,10 +43,8 @@ class EmbeddingTable:
         return self.vectors[self.index[key]]
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".tmp.{path.name}")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, keys=np.array(self.keys), vectors=self.vectors)
-        os.replace(tmp, path)
 
     @classmethod
     def read(cls, path: Path) -> EmbeddingTable:

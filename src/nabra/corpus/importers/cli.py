@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nabra.cli import _label_sets
 from nabra.corpus.importers import IMPORTERS
+from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import SPLITS, TASKS
 
 
@@ -152,7 +152,7 @@ def _kind_options(args, opts) -> dict:
 def _import_options(args):
     from nabra.corpus.importers.common import ImportOptions
 
-    dialects, emotions = _label_sets(args)
+    dialects, emotions = label_sets(args.dialects, args.emotions)
     if args.kind == "adi" and args.keep_country:
         from nabra.corpus.importers.adi import country_labels, load_mapping
 
@@ -205,7 +205,7 @@ def cmd_data_export(args) -> int:
     if args.format == "swift":
         from nabra.corpus.importers import swift
 
-        dialects, emotions = _label_sets(args)
+        dialects, emotions = label_sets(args.dialects, args.emotions)
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
         skips = skipped_path(args.out)
         with skip_sink(skips) as report:

@@ -13,19 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
 from nabra.corpus.audio import AudioInfo, audio_info
-from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import (
     ManifestLineError,
     Utterance,
@@ -35,14 +32,21 @@ from nabra.corpus.manifest import (
     parse_record,
     write_manifest,
 )
-from nabra.corpus.validate import ValidationConfig, check_utterance, validate_manifest
+from nabra.corpus.validate import (
+    AUDIO_CHUNK,
+    ValidationConfig,
+    audio_pool,
+    check_utterance,
+    segment_problem,
+    validate_manifest,
+)
 from nabra.errors import AudioError, NabraError
+from nabra.files import atomic_path
+from nabra.progress import progress_bar
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"})
 """File types the importers pick up from folders (all of them load through ``load_audio``)."""
 
-_DURATION_TOLERANCE = 0.05  # seconds, as in validation: headers and decoders differ by a few ms
-_AUDIO_CHUNK = 256
 
 
 @dataclass(slots=True)
@@ -111,24 +115,17 @@ class SkipReport:
 
 
 @dataclass
-class ImportOptions:
-    """Checks and settings shared by every importer."""
+class ImportOptions(ValidationConfig):
+    """The validation settings (the one core of ``data validate``, training and imports: label sets,
+    ``check_audio``, ``min_duration``, ``workers``) and what only an import adds."""
 
-    check_audio: bool = False
-    """Read each audio file's header; skip missing/unreadable files and segments past the end."""
-    dialects: LabelSet = DIALECTS
-    """Dialect labels the manifest may hold."""
-    emotions: LabelSet = EMOTIONS
-    """Emotion labels the manifest may hold."""
-    min_duration: float = 0.1
-    """Shortest acceptable utterance, in seconds (when the duration is known)."""
-    workers: int = 4
-    """Threads reading audio headers (``check_audio``)."""
     progress: bool = False
     """Show a progress bar on stderr."""
 
     def validation(self) -> ValidationConfig:
-        return ValidationConfig(dialects=self.dialects, emotions=self.emotions, min_duration=self.min_duration)
+        """The checks of the written manifest: these settings, without re-reading the audio (an
+        import checks it row by row before writing)."""
+        return replace(self, check_audio=False)
 
 
 @dataclass
@@ -208,7 +205,7 @@ def _checked(rows: Iterable[Row], report: SkipReport, opts: ImportOptions, cfg: 
     """Rows that pass the metadata checks (and the audio checks with ``check_audio``)."""
     seen_ids: set[str] = set()
     pending: list[Row] = []
-    with ThreadPoolExecutor(opts.workers) if opts.check_audio else _NoPool() as pool:
+    with audio_pool(opts) as pool:
         for row in rows:
             if row.utt.audio is not None:  # the manifest may be written anywhere: pin the path down
                 row.utt.audio = os.path.abspath(row.utt.audio)
@@ -222,7 +219,7 @@ def _checked(rows: Iterable[Row], report: SkipReport, opts: ImportOptions, cfg: 
                 yield row
                 continue
             pending.append(row)
-            if len(pending) >= _AUDIO_CHUNK:
+            if len(pending) >= AUDIO_CHUNK:
                 yield from _audio_checked(pool, pending, report)
                 pending = []
         yield from _audio_checked(pool, pending, report)
@@ -268,17 +265,10 @@ def _audio_problem(utt: Utterance) -> tuple[str, str] | None:
         info = _cached_info(utt.audio)
     except AudioError as e:
         return ("audio file not found" if "not found" in e.reason else "unreadable audio"), str(e)
-    if info.frames == 0:
-        return "audio has zero length", utt.audio
-    available = info.duration - utt.offset
-    if available <= 0:
-        return "offset past the end of the audio", f"{utt.audio}: offset {utt.offset} s, audio {info.duration:.3f} s"
-    if utt.duration is None:
-        utt.duration = round(available, 3)
-    elif utt.duration > available + _DURATION_TOLERANCE:
-        return ("segment runs past the end of the audio",
-                f"{utt.audio}: {utt.offset} s + {utt.duration} s > {info.duration:.3f} s")
-    return None
+    problem = segment_problem(utt, info)
+    if problem is None and utt.duration is None:
+        utt.duration = round(info.duration - utt.offset, 3)
+    return problem
 
 
 @lru_cache(maxsize=4096)  # segments of one long recording share a header
@@ -297,8 +287,7 @@ def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line
         bad.setdefault(problem.line, problem.reason)
     if not bad:
         return
-    tmp = out.with_name(f".tmp.{out.name}")
-    with open_text(tmp, "w") as f:
+    with atomic_path(out) as tmp, open_text(tmp, "w") as f:
         for lineno, line in iter_lines(out):
             if lineno not in bad:
                 f.write(line)
@@ -311,34 +300,15 @@ def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line
             report.skip(f"{out.name}:{lineno} (id {uid})", reason_key(bad[lineno]), bad[lineno], rows=rows)
             report.imported -= rows
             report.utterances -= 1
-    os.replace(tmp, out)
 
 
 def _with_progress(rows: Iterable[Row], report: SkipReport, enabled: bool) -> Iterator[Row]:
-    """Pass rows through, showing a live count of rows read when ``enabled`` and stderr is a tty."""
-    if not (enabled and sys.stderr.isatty()):
-        yield from rows
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    columns = (SpinnerColumn(), TextColumn("importing: {task.completed:,} rows read"), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("import", total=None)
+    """Pass rows through, showing a live count of rows read when ``enabled`` (and stderr is a tty)."""
+    with progress_bar("importing", None, enabled=enabled, unit="rows read", transient=True) as advance:
         for i, row in enumerate(rows):
             if i % 1000 == 0:
-                progress.update(task, completed=report.seen)
+                advance(report.seen)
             yield row
-
-
-class _NoPool:
-    """Stands in for the thread pool when audio is not checked."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @contextmanager

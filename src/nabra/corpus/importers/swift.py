@@ -36,6 +36,7 @@ from nabra.corpus.importers.common import (
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import TASKS, Utterance, iter_manifest, open_text
 from nabra.errors import AudioError, NabraError
+from nabra.files import atomic_path
 from nabra.text.arabic import normalize
 
 LAYOUT = "  SRC.jsonl   one JSON object per line: messages (or conversations) [+ audios] [+ id]"
@@ -244,8 +245,7 @@ def export(manifest: str | os.PathLike, out: str | os.PathLike, report: SkipRepo
     cut_dir = out.with_name(f"{out.name.split('.')[0]}_segments")
     labels = {"did": ", ".join(dialects.names), "ser": ", ".join(emotions.names)}
     written = 0
-    tmp = out.with_name(f".tmp.{out.name}")
-    with open_text(tmp, "w") as f:
+    with atomic_path(out) as tmp, open_text(tmp, "w") as f:
         for utt in iter_manifest(manifest):
             if split is not None and utt.split != split:
                 continue
@@ -257,7 +257,6 @@ def export(manifest: str | os.PathLike, out: str | os.PathLike, report: SkipRepo
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
             written += len(rows)
-    os.replace(tmp, out)
     return written
 
 
