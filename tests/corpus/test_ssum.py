@@ -12,7 +12,6 @@ from nabra.corpus.audio import SAMPLE_RATE, audio_info, load_audio
 from nabra.corpus.importers.common import SkipReport
 from nabra.corpus.manifest import SPLITS, read_manifest
 from nabra.corpus.ssum import (
-    EspeakTTS,
     SsumConfig,
     build,
     clean_for_tts,
@@ -20,7 +19,7 @@ from nabra.corpus.ssum import (
     plan_documents,
     split_sentences,
 )
-from nabra.corpus.synth import espeak_available
+from nabra.corpus.tts import EspeakTTS, espeak_available
 from nabra.corpus.validate import ValidationConfig, validate_manifest
 from nabra.errors import NabraError
 

@@ -6,20 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nabra.corpus import synth
+from nabra.corpus import synth, tts
 from nabra.corpus.audio import SAMPLE_RATE, audio_info, load_audio
 from nabra.corpus.manifest import read_manifest
-from nabra.corpus.synth import (
-    PROSODY,
-    SPLIT_VOICES,
-    Clip,
-    SynthConfig,
-    espeak_available,
-    load_lexicon,
-    plan_corpus,
-    render_clip,
-    synthesize,
-)
+from nabra.corpus.synth import Clip, SynthConfig, load_lexicon, plan_corpus, render_clip, synthesize
+from nabra.corpus.tts import PROSODY, SPLIT_VOICES, espeak_available
 from nabra.errors import NabraError
 from nabra.text.arabic import normalize
 
@@ -221,7 +212,7 @@ def test_espeak_failure_names_the_clip(tmp_path):
 
 
 def test_missing_espeak_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(synth, "ESPEAK", "espeak-ng-not-installed")
+    monkeypatch.setattr(tts, "ESPEAK", "espeak-ng-not-installed")
     assert not espeak_available()
     with pytest.raises(NabraError, match="apt-get install espeak-ng"):
         synthesize(tmp_path, SynthConfig(utterances=2), progress=False)

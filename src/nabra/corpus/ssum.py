@@ -22,21 +22,17 @@ import json
 import os
 import random
 import re
-import shlex
-import shutil
-import subprocess
-import tempfile
 import time
 import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
 import numpy as np
 
-from nabra.corpus.audio import SAMPLE_RATE, load_audio, save_wav
+from nabra.corpus.audio import SAMPLE_RATE, save_wav
 from nabra.corpus.importers.common import (
     ImportOptions,
     Row,
@@ -48,8 +44,9 @@ from nabra.corpus.importers.common import (
     skipped_path,
 )
 from nabra.corpus.manifest import Utterance
-from nabra.corpus.synth import PROSODY, SPLIT_SHARES, SPLIT_VOICES, Clip, require_espeak, speak, trim_silence
-from nabra.errors import AudioError, NabraError
+from nabra.corpus.synth import SPLIT_SHARES
+from nabra.corpus.tts import SPLIT_VOICES, TTS, CommandTTS, EspeakTTS, TTSError
+from nabra.errors import NabraError
 from nabra.files import atomic_path
 from nabra.progress import progress_bar
 
@@ -59,7 +56,6 @@ JOURNAL_NAME = ".ssum-progress.jsonl"
 # The synthetic corpus's order (train voices, then dev, then test), so that `--split-by voice`
 # holds out the same voices as `nabra synth` does.
 ESPEAK_VOICES: tuple[str, ...] = tuple(v for voices in SPLIT_VOICES.values() for v in voices)
-COMMAND_TIMEOUT_S = 600
 SPLIT_ALIASES = {"train": "train", "training": "train", "dev": "dev", "validation": "dev", "valid": "dev",
                  "val": "dev", "test": "test"}  # fmt: skip
 """Split names in the input -> manifest splits (XL-Sum calls dev ``validation``)."""
@@ -177,105 +173,7 @@ def _cut_point(sentence: str, max_chars: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# TTS backends: (text, voice) -> 16 kHz mono float32
-
-
-class TTS(Protocol):
-    """A speech synthesizer: ``tts(text, voice)`` -> mono float32 samples at 16 kHz."""
-
-    key: str
-    """What, besides text and voice, decides the audio (part of every document's plan digest)."""
-
-    def __call__(self, text: str, voice: str) -> np.ndarray: ...
-
-
-class TTSError(NabraError):
-    """A TTS call that failed for one document: ``reason`` groups skips, ``detail`` tells which."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        self.reason, self.detail = reason, detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-
-
-class EspeakTTS:
-    """eSpeak NG through the synthetic corpus's renderer, in its neutral prosody without jitter."""
-
-    key = "espeak-ng:neutral"
-
-    def __call__(self, text: str, voice: str) -> np.ndarray:
-        p = PROSODY["neutral"]
-        return speak(Clip(id=voice, split="train", voice=voice, text=text, pitch=p.pitch, speed=p.speed,
-                          amplitude=p.amplitude, range=p.range))
-
-    def check(self, voices: tuple[str, ...]) -> None:
-        """Fail now, not on every document, when eSpeak NG or one of the voices is missing."""
-        require_espeak()
-        for voice in voices:
-            try:
-                self("نعم", voice)
-            except NabraError as e:
-                raise NabraError(f"eSpeak NG cannot speak with voice {voice!r}: {e}") from None
-
-
-@dataclass(frozen=True)
-class CommandTTS:
-    """Any program that writes a WAV: ``{wav}`` (output), ``{txt}`` (a UTF-8 file holding the text),
-    ``{voice}``; the text also comes on stdin. Run without a shell, one call per sentence."""
-
-    command: str
-
-    @property
-    def key(self) -> str:
-        return f"command:{self.command}"
-
-    def check(self, voices: tuple[str, ...]) -> None:
-        """The command parses, names ``{wav}``, and its program exists."""
-        del voices
-        try:
-            args = shlex.split(self.command)
-        except ValueError as e:
-            raise NabraError(f"--tts-command does not parse: {e}") from None
-        if not args or not any("{wav}" in a for a in args):
-            raise NabraError(f"--tts-command must name the output as {{wav}}: {self.command!r}")
-        if shutil.which(args[0]) is None:
-            raise NabraError(f"--tts-command: program not found: {args[0]}")
-
-    def __call__(self, text: str, voice: str) -> np.ndarray:
-        with tempfile.TemporaryDirectory(prefix="nabra-tts-") as tmp:
-            txt, wav = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
-            txt.write_text(text + "\n", encoding="utf-8")
-            # Placeholders are filled per argument after splitting, so paths with spaces stay whole
-            # and braces elsewhere in the command (JSON, say) are left alone.
-            fill = {"{wav}": str(wav), "{txt}": str(txt), "{voice}": voice}
-            args = [_fill(a, fill) for a in shlex.split(self.command)]
-            _run_command(args, text)
-            if not wav.is_file():
-                raise TTSError("TTS command wrote no WAV", f"{self.command!r} exited 0 without writing {{wav}}")
-            try:
-                samples = load_audio(wav)
-            except AudioError as e:
-                raise TTSError("TTS command wrote unreadable audio", e.reason) from None
-        # TTS engines pad silence at both ends: trimmed, the pauses between sentences are the planned ones.
-        return trim_silence(samples, SAMPLE_RATE)
-
-
-def _fill(arg: str, values: dict[str, str]) -> str:
-    for name, value in values.items():
-        arg = arg.replace(name, value)
-    return arg
-
-
-def _run_command(args: list[str], text: str) -> None:
-    try:
-        done = subprocess.run(args, input=text.encode("utf-8"), capture_output=True,
-                              timeout=COMMAND_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise TTSError("TTS command timed out", f"after {COMMAND_TIMEOUT_S} s") from None
-    except OSError as e:
-        raise TTSError("TTS command could not run", str(e)) from None
-    if done.returncode != 0:
-        err = done.stderr.decode("utf-8", "replace").strip()[-2000:]  # the end holds the error
-        raise TTSError("TTS command failed", f"exit status {done.returncode}: {err or 'no stderr'}")
+# The TTS backend (nabra.corpus.tts)
 
 
 def make_tts(config: SsumConfig) -> EspeakTTS | CommandTTS:

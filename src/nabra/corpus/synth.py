@@ -13,72 +13,35 @@ the same seed and config give byte-identical manifests and WAVs.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
 import re
-import shutil
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from nabra.corpus.audio import SAMPLE_RATE, save_wav
 from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import Utterance, write_manifest
+from nabra.corpus.tts import JITTER, MAX_AMPLITUDE, PROSODY, SPLIT_VOICES, Prosody, espeak, require_espeak
 from nabra.errors import NabraError
 from nabra.progress import progress_bar
 
-ESPEAK = "espeak-ng"
-_NO_ESPEAK = "eSpeak NG not found: apt-get install espeak-ng"
 MANIFEST_NAME = "manifest.jsonl"
 
-# Speaker-disjoint splits: test holds the voices the FACTS calibration held out; dev takes one
-# more male and one more female voice, so both held-out sets have each sex.
-SPLIT_VOICES: dict[str, tuple[str, ...]] = {
-    "train": ("ar+m1", "ar+m2", "ar+m3", "ar+m5", "ar+m7", "ar+f1", "ar+f2", "ar+f4"),
-    "dev": ("ar+m6", "ar+f5"),
-    "test": ("ar+m4", "ar+f3"),
-}
 SPLIT_SHARES = {"train": 0.8, "dev": 0.1, "test": 0.1}
 
-
-@dataclass(frozen=True)
-class Prosody:
-    """eSpeak settings of one emotion: ``-p`` pitch, ``-s`` speed (wpm), ``-a`` amplitude, SSML range."""
-
-    pitch: int
-    speed: int
-    amplitude: int
-    range: str
-
-
-# Calibrated in FACTS.md ("What a tiny thinker learns"): a 0.6 M thinker tells these apart in a minute.
-PROSODY: dict[str, Prosody] = {
-    "neutral": Prosody(50, 160, 100, "medium"),
-    "happy": Prosody(68, 190, 125, "x-high"),
-    "sad": Prosody(30, 115, 65, "x-low"),
-    "angry": Prosody(42, 200, 145, "high"),
-    "surprised": Prosody(85, 150, 115, "x-high"),
-}
-JITTER = Prosody(5, 10, 10, "")  # uniform +- per clip, so no two clips of a class sound the same
-MAX_AMPLITUDE = 150  # eSpeak clips above this
 
 # eSpeak reads MSA news at ~1.6-1.8 words/s at speed 150-170: 65 words last ~36 s or more, past 30 s
 # (80 words took 47-58 s; each second costs every step that draws the clip), while a 3-sentence
 # paragraph (~30 words) stays near 20 s.
 LONG_MIN_WORDS = 65
-TRIM_THRESHOLD = 0.005  # ~ -46 dBFS: eSpeak pads ~0.35 s of near-silence at the end of each clip
-TRIM_PAD_S = 0.05
 
 
 @dataclass
@@ -200,49 +163,9 @@ class SynthResult:
 # eSpeak
 
 
-def espeak_available() -> bool:
-    """Whether the eSpeak NG executable is on the PATH."""
-    return shutil.which(ESPEAK) is not None
-
-
-def require_espeak() -> None:
-    """Raise a :class:`NabraError` with the install line when eSpeak NG is missing."""
-    if not espeak_available():
-        raise NabraError(_NO_ESPEAK)
-
-
-def _espeak_wav(clip: Clip) -> bytes:
-    ssml = f'<speak><prosody range="{clip.range}">{escape(clip.text)}</prosody></speak>'
-    cmd = [ESPEAK, "-m", "--stdin", "--stdout", "-v", clip.voice,
-           "-p", str(clip.pitch), "-s", str(clip.speed), "-a", str(clip.amplitude)]  # fmt: skip
-    try:
-        done = subprocess.run(cmd, input=ssml.encode("utf-8"), capture_output=True, check=False)
-    except FileNotFoundError:
-        raise NabraError(_NO_ESPEAK) from None
-    if done.returncode != 0 or len(done.stdout) <= 44:  # 44 = a WAV header without samples
-        err = done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}, no audio"
-        raise NabraError(f"{clip.id}: eSpeak NG failed: {err}")
-    return done.stdout
-
-
-def trim_silence(samples: np.ndarray, sr: int) -> np.ndarray:
-    """``samples`` without the near-silence at both ends (a short pad of it kept)."""
-    loud = np.flatnonzero(np.abs(samples) > TRIM_THRESHOLD)
-    if loud.size == 0:
-        return samples
-    pad = int(TRIM_PAD_S * sr)
-    return samples[max(0, loud[0] - pad) : loud[-1] + pad + 1]
-
-
 def speak(clip: Clip) -> np.ndarray:
     """Speak ``clip`` with eSpeak NG: mono float32 samples at 16 kHz, end silences trimmed."""
-    # eSpeak streams to stdout, so its header gives a placeholder length; libsndfile reads to the end.
-    samples, sr = sf.read(io.BytesIO(_espeak_wav(clip)), dtype="float32")
-    if samples.ndim > 1:
-        samples = samples.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        samples = soxr.resample(samples, sr, SAMPLE_RATE, quality="HQ")
-    return trim_silence(samples, SAMPLE_RATE)
+    return espeak(clip.text, clip.voice, Prosody(clip.pitch, clip.speed, clip.amplitude, clip.range), name=clip.id)
 
 
 def render_clip(clip: Clip, path: Path) -> float:
