@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from nabra.demo import SCHEDULES, run_demo
+from nabra.demo import run_demo
+from nabra.schedule import SCHEDULE_NAMES as SCHEDULES
 
 
 @pytest.mark.slow

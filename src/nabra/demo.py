@@ -18,8 +18,12 @@ from rich.table import Table
 from nabra.config import dump_config, load_config
 from nabra.corpus.synth import SynthConfig, synthesize
 from nabra.corpus.validate import ValidationReport, validate_manifest
+from nabra.evaluate.report import make_report
+from nabra.evaluate.runner import evaluate
+from nabra.model.tiny import init_tiny
+from nabra.schedule import SCHEDULE_NAMES
+from nabra.train import train
 
-SCHEDULES = ("uniform", "tpc", "ads", "tpc_ads")
 # Corpus size, training steps per run and seeds. Few news paragraphs and few of them over 30 s (long
 # audio is most of a CPU step, and ADS, giving SSUM a fifth of every batch, draws them often); dialect
 # words only (a tiny model from scratch needs a dense lexical cue). The default measured 27 min 52 s
@@ -51,11 +55,9 @@ def run_config(out: Path, manifest: Path, schedule: str, seed: int, steps: int):
 
 
 def train_all(out: Path, manifest: Path, steps: int, seeds: int, console: Console) -> list[Path]:
-    from nabra.train import train
-
     runs = []
     for seed in range(seeds):
-        for schedule in SCHEDULES:
+        for schedule in SCHEDULE_NAMES:
             cfg = run_config(out, manifest, schedule, seed, steps)
             run = Path(cfg.output_dir)
             if not (run / "final" / "nabra_run.json").is_file():
@@ -66,8 +68,6 @@ def train_all(out: Path, manifest: Path, steps: int, seeds: int, console: Consol
 
 
 def evaluate_all(runs: list[Path], manifest: Path, console: Console) -> None:
-    from nabra.evaluate.runner import evaluate
-
     for run in runs:
         if not (run / "eval-test" / "metrics.json").is_file():
             console.rule(f"[bold]evaluate {run.name} on the test split")
@@ -76,9 +76,6 @@ def evaluate_all(runs: list[Path], manifest: Path, console: Console) -> None:
 
 def untrained_baseline(out: Path, manifest: Path, console: Console) -> Path:
     """The untrained tiny model, evaluated the same way: the floor every schedule must beat."""
-    from nabra.evaluate.runner import evaluate
-    from nabra.model.tiny import init_tiny
-
     tiny = out / "tiny"
     if not (tiny / "config.json").is_file():
         init_tiny(tiny, manifest)
@@ -120,8 +117,6 @@ def _mean(values) -> str:
 
 def run_demo(out: Path, quick: bool = False, seeds: int | None = None, plan: dict | None = None) -> int:
     """The whole main job; returns the exit code. ``plan`` overrides the sizes (tests)."""
-    from nabra.evaluate.report import make_report
-
     console = Console()
     plan = {**(QUICK if quick else FULL), **(plan or {})}
     out = Path(out)

@@ -110,9 +110,12 @@ def make_example(
                    utt.duration if audio else None, label, utt.split)
 
 
-def iter_examples(utterances, *, tasks=TASKS, seed: int = 0, **kwargs) -> Iterator[Example]:
-    """Every example of every utterance, for the tasks in ``tasks``."""
+def iter_examples(utterances, *, tasks=TASKS, split: str | None = None, seed: int = 0, **kwargs) -> Iterator[Example]:
+    """Every example of every utterance (of ``split``, when given), for the tasks in ``tasks``;
+    ``kwargs`` go to :func:`make_example` (language, label sets). The one utterances -> examples step."""
     for utt in utterances:
+        if split is not None and utt.split != split:
+            continue
         for task in utt.tasks():
             if task in tasks:
                 yield make_example(utt, task, seed=seed, **kwargs)

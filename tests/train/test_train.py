@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from nabra.checkpoint import checkpoints
 from nabra.cli import main
 from nabra.config import load_config
 from nabra.errors import NabraError
-from nabra.train import checkpoints, setup, train
+from nabra.train import setup, train
 
 
 def metrics(run):

@@ -27,6 +27,7 @@ import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
+from nabra.schedule import SCHEDULE_NAMES
 
 # (task, metric key, label, higher is better); tasks as in metrics.json, "composite" at the top level.
 TABLE_ROWS = (
@@ -42,10 +43,13 @@ TABLE_ROWS = (
 PRIMARY = {"asr": ("wer", False), "ssum": ("rougeL", True), "tsum": ("rougeL", True), "did": ("macro_f1", True),
            "ser": ("macro_f1", True), "composite": ("composite", True)}
 """The metric that decides who "wins" a task, and whether higher is better."""
-SCHEDULE_ORDER = ("uniform", "tpc", "ads", "tpc_ads")
+SCHEDULE_ORDER = SCHEDULE_NAMES
+"""Tables and legends list schedules in the registry's order (others after them, by name)."""
 TIE = 5e-4
 """Differences below this (0.05 points, invisible at the report's one decimal) are ties."""
-COLORS = {"uniform": "#4c72b0", "tpc": "#dd8452", "ads": "#55a868", "tpc_ads": "#c44e52"}
+PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+COLORS = dict(zip(SCHEDULE_NAMES, PALETTE, strict=False))
+"""A fixed colour per registered schedule, so a schedule looks the same in every plot."""
 
 
 # ============================================================================================

@@ -14,10 +14,19 @@ import math
 import os
 from pathlib import Path
 
+import torch
+
+from nabra import data
+from nabra.config import RunConfig, load_config
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import Prediction, composite_score, compute_metrics, require_bertscore
-from nabra.tasks import Example, make_example, parse_output
+from nabra.model import load
+from nabra.model.collate import Collator
+from nabra.model.loader import AudioStore
+from nabra.model.lora import load_adapter
+from nabra.progress import progress_bar
+from nabra.tasks import Example, parse_output
 
 AUDIO_TOKENS_PER_SECOND = 25
 """Whisper frames (100/s) after the thinker's two stride-2 stages."""
@@ -80,7 +89,7 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
     was_training = model.training
     model.eval()  # no dropout while generating; a model in training (dev evaluation) is given back as it was
     try:
-        with _Progress(len(examples), progress) as advance:
+        with progress_bar("evaluate", len(examples), enabled=progress, unit="examples") as advance:
             for indices in batches:
                 batch = [examples[i] for i in indices]
                 budget = max_new_tokens or max(answer_budget(ex) for ex in batch)
@@ -99,8 +108,6 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
 def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> dict[int, str]:
     """Decoded new tokens of one batch, by position in ``samples`` (positions the collator skipped
     are missing)."""
-    import torch
-
     batch = collator(samples, for_generation=True)
     if not batch["example_ids"]:
         return {}
@@ -117,27 +124,20 @@ def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> 
     return {position[eid]: text for eid, text in zip(batch["example_ids"], texts, strict=True)}
 
 
-class _Progress:
-    """A rich progress bar over examples (or nothing)."""
+def score_examples(model, bundle, collator, examples: list[Example], store, *, dialects, emotions,
+                   batch_size: int = 16, dialect_of: dict[str, str] | None = None, weights: dict | None = None,
+                   progress: bool = False) -> tuple[dict, float]:
+    """Generate on ``examples`` and score the answers: ``(metrics per task, composite score)`` with the
+    composite's part ``weights`` (default equal). The dev evaluation of a training run."""
+    preds = generate_predictions(model, bundle, collator, examples, store, batch_size=batch_size, progress=progress,
+                                 dialect_of=dialect_of, dialects=dialects, emotions=emotions)
+    metrics = compute_metrics(preds, dialects=dialects, emotions=emotions)
+    return metrics, composite_score(metrics, weights or None)
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled
 
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n, task: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            TextColumn("{task.fields[task_name]}"))
-        self.bar.start()
-        self.task = self.bar.add_task("evaluate", total=self.total, task_name="")
-        return lambda n, task: self.bar.update(self.task, advance=n, task_name=task)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
+def headline(metrics: dict) -> dict:
+    """The scalar metrics of each task (the per-class tables stay in the full evaluation)."""
+    return {task: {k: v for k, v in m.items() if isinstance(v, int | float)} for task, m in metrics.items()}
 
 
 # ============================================================================================
@@ -156,8 +156,6 @@ def run_folder(path: str | os.PathLike) -> Path | None:
 
 def run_config(path: str | os.PathLike):
     """The run's config when ``path`` is (in) a run folder, else the defaults."""
-    from nabra.config import RunConfig, load_config
-
     run = run_folder(path)
     return load_config(run / "config.yaml") if run else RunConfig()
 
@@ -168,8 +166,6 @@ def load_for_eval(path: str | os.PathLike, *, base: str | None = None, dtype: st
     ``final/``), a thinker checkpoint folder, or a PEFT adapter folder. An adapter is merged into
     its base (``base``, else ``nabra_run.json``'s ``base_model``, else the run config's
     ``model.path``, else ``adapter_config.json``'s ``base_model_name_or_path``)."""
-    import torch
-
     path = Path(path)
     if not path.is_dir():
         raise NabraError(f"{path}: not a folder (expected a run folder, a checkpoint or an adapter folder)")
@@ -188,9 +184,6 @@ def load_for_eval(path: str | os.PathLike, *, base: str | None = None, dtype: st
 
 
 def _load_weights(folder: Path, dtype: str, base: str | None, config_base: str | None):
-    from nabra.model import load
-    from nabra.model.lora import load_adapter
-
     if (folder / "adapter_config.json").is_file():
         bundle = load(_adapter_base(folder, base, config_base), dtype=dtype)
         # Merged once: generation then runs at the plain model's speed, and modules_to_save are applied.
@@ -229,21 +222,6 @@ def _adapter_base(folder: Path, base: str | None, config_base: str | None) -> st
 # evaluate a manifest split
 # ============================================================================================
 
-def build_eval_examples(utterances, cfg, split: str, tasks) -> tuple[list[Example], list[str]]:
-    """Examples of ``tasks`` for the ``split`` utterances (templates as in training), and a
-    message for every task that has none (no references in that split)."""
-    from nabra.train import label_sets
-
-    dialects, emotions = label_sets(cfg)
-    examples = [make_example(u, task, seed=cfg.train.seed, language=cfg.data.language, dialects=dialects,
-                             emotions=emotions)
-                for u in utterances if u.split == split for task in u.tasks() if task in tasks]
-    found = {ex.task for ex in examples}
-    skipped = [f"{task}: no {split} utterances with its references (and audio) in the manifest: skipped"
-               for task in tasks if task not in found]
-    return examples, skipped
-
-
 def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str = "test",
              tasks: list[str] | None = None, out_dir: str | os.PathLike | None = None, batch_size: int = 16,
              scheme: str = "default", base: str | None = None, device: str | None = None,
@@ -255,10 +233,6 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
 
     Templates, label sets and collation follow the run's config when ``path`` is (in) a run folder.
     ``bertscore_model``: a local model folder for BERTScore on summaries (needs bert-score)."""
-    from nabra.model.collate import Collator
-    from nabra.model.loader import AudioStore
-    from nabra.train import label_sets, read_valid
-
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
     cfg = run_config(path)
@@ -266,14 +240,15 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     bad = [t for t in tasks if t not in TASKS]
     if bad:
         raise NabraError(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
-    utts = read_valid(str(manifest), cfg, None, log)
-    examples, skipped = build_eval_examples(utts, cfg, split, tasks)
+    utts = data.read_valid(str(manifest), cfg, None, log)
+    examples = data.examples(utts, cfg, split, tasks)
+    skipped = data.missing_tasks(examples, tasks, split)
     for message in skipped:
         log(message)
     if not examples:
         raise NabraError(f"{manifest}: no {split} examples for task(s) {', '.join(tasks)}")
     model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device)
-    dialects, emotions = label_sets(cfg)
+    dialects, emotions = data.run_label_sets(cfg)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     try:
         preds = generate_predictions(

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nabra.corpus.audio import SAMPLE_RATE
 from nabra.errors import NabraError
 from nabra.model.config import CollatorConfig
 from nabra.model.tokens import AUDIO, answer_text, prompt_text
 from nabra.tasks import Example
 
 IGNORE_INDEX = -100
-SAMPLE_RATE = 16_000
 
 
 def audio_token_count(frames: torch.Tensor | np.ndarray | int):
@@ -61,11 +61,24 @@ class Collator:
         self.window = torch.hann_window(self.n_fft)
         self.pad_id = tokenizer.pad_token_id
         self.audio_id = tokenizer.convert_tokens_to_ids(AUDIO)
-        self.segment_samples = int(self.cfg.max_segment_seconds * SAMPLE_RATE)
-        self.min_samples = int(math.ceil(self.cfg.min_audio_seconds * SAMPLE_RATE))
+        self.sampling_rate = feature_extractor.sampling_rate
+        if self.sampling_rate != SAMPLE_RATE:
+            raise NabraError(f"the feature extractor expects {self.sampling_rate} Hz audio; the audio loader "
+                             f"gives {SAMPLE_RATE} Hz")
+        self.segment_samples = int(self.cfg.max_segment_seconds * self.sampling_rate)
+        self.min_samples = int(math.ceil(self.cfg.min_audio_seconds * self.sampling_rate))
         self.skipped = Skipped()
 
     # -- audio -------------------------------------------------------------------------------
+    def audio_tokens(self, duration: float | None) -> int:
+        """Placeholder tokens (``<|AUDIO|>`` runs with their bos/eos) of ``duration`` seconds of audio,
+        estimated before it is loaded (from the manifest's durations)."""
+        if not duration:
+            return 0
+        segments = max(1, math.ceil(duration / self.cfg.max_segment_seconds))
+        frames = math.ceil(duration * self.sampling_rate / self.hop)
+        return int(audio_token_count(frames)) + 2 * segments
+
     def segments(self, waveform: np.ndarray) -> list[np.ndarray]:
         """Equal segments of at most ``max_segment_seconds``; short clips zero-padded to the minimum."""
         n = max(1, math.ceil(waveform.size / self.segment_samples))
@@ -196,3 +209,8 @@ class Collator:
             if a:
                 labels[row, start + len(p) : start + len(seq)] = torch.tensor(a)
         return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+
+def to_device(batch: dict, device) -> dict:
+    """``batch`` with its tensors moved to ``device``."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

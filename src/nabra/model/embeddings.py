@@ -23,6 +23,7 @@ from nabra.corpus.audio import load_audio
 from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.files import atomic_path
 from nabra.model.collate import Collator, audio_token_count
+from nabra.progress import progress_bar
 
 CHUNK = 256
 TEXT_SUFFIX = "#text"
@@ -148,9 +149,7 @@ def _thinker(model):
 
 
 def _progress(items, enabled: bool, label: str):
-    if not enabled or len(items) <= 1:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, description=label)
+    with progress_bar(label, len(items), enabled=enabled and len(items) > 1, unit="chunks") as advance:
+        for item in items:
+            yield item
+            advance()

@@ -39,3 +39,12 @@ class AnswerLoss(nn.Module):
         rows = where.nonzero()[:, 0]
         sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype, device=hidden.device).index_add(0, rows, token_loss)
         return sums, where.sum(1)
+
+
+def task_sums(tasks: list[str], losses: torch.Tensor, counts: torch.Tensor, order: list[str], device) -> torch.Tensor:
+    """[2, n_tasks] float64: summed loss and label tokens per task of ``order`` (for per-task logs)."""
+    out = torch.zeros(2, len(order), dtype=torch.float64, device=device)
+    for task, loss, n in zip(tasks, losses.detach(), counts, strict=True):
+        out[0, order.index(task)] += loss.double()
+        out[1, order.index(task)] += n.double()
+    return out

@@ -11,7 +11,7 @@ added here. Importing this package does not import torch (the config reads it be
 
 from nabra.errors import NabraError
 from nabra.schedule.ads import ADSSchedule
-from nabra.schedule.base import Schedule, shard
+from nabra.schedule.base import Schedule, group_by_length, shard
 from nabra.schedule.config import ADSConfig, TPCADSConfig, TPCConfig, UniformConfig
 from nabra.schedule.table import ExampleTable
 from nabra.schedule.tpc import TPCSchedule
@@ -46,5 +46,5 @@ def build_schedule(name: str, table: ExampleTable, **cfg) -> Schedule:
 __all__ = [
     "SCHEDULES", "SCHEDULE_NAMES", "ADSConfig", "ADSSchedule", "ExampleTable", "Schedule", "TPCADSConfig",
     "TPCADSSchedule", "TPCConfig", "TPCSchedule", "UniformConfig", "UniformSchedule", "build_schedule",
-    "config_class", "schedule_class", "shard",
+    "config_class", "group_by_length", "schedule_class", "shard",
 ]

@@ -186,6 +186,18 @@ def shard(global_batch: np.ndarray, table: ExampleTable, rank: int, world_size: 
     return list(pieces[rank * micro_batches:(rank + 1) * micro_batches])
 
 
+def group_by_length(batch: np.ndarray, lengths: np.ndarray, world: int, micro: int) -> np.ndarray:
+    """Reorder a global batch so that each micro-batch holds examples of similar length (a 60-s clip
+    pads the 2-s ones it is batched with to its length), while every process still gets a mix of
+    short and long micro-batches. The step's gradient is the same sum over the same examples."""
+    pieces = world * micro
+    if pieces == 1:
+        return batch
+    groups = np.array_split(batch[np.argsort(lengths[batch], kind="stable")], pieces)
+    # Piece c = (rank r, micro-batch m) gets length group r + m * world: ranks interleave the sizes.
+    return np.concatenate([groups[(c // micro) + (c % micro) * world] for c in range(pieces)])
+
+
 def task_groups(table: ExampleTable, tasks: tuple[str, ...]) -> np.ndarray:
     """Per row: the index of its task in ``tasks`` (``-1`` for other tasks), for :class:`GroupQueues`."""
     lut = np.full(len(TASKS), -1, dtype=np.int64)

@@ -328,8 +328,6 @@ def skip_sink(path: Path) -> Iterator[SkipReport]:
 def counted_lines(path: Path, report: SkipReport) -> Iterator[tuple[int, str, str]]:
     """``(line number, "FILE:LINE", text)`` of every non-blank line of a JSONL file, each counted
     in ``report.seen`` so that imported + skipped adds up to the input."""
-    from nabra.corpus.manifest import iter_lines
-
     for lineno, line in iter_lines(path):
         report.seen += 1
         yield lineno, f"{path.name}:{lineno}", line

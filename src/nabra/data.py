@@ -1,0 +1,145 @@
+"""A run's data preparation: validated utterances -> examples -> what the loop and the evaluation use.
+
+Training (:mod:`nabra.train`) and evaluation (:mod:`nabra.evaluate.runner`) read manifests the same
+way: validation first (invalid lines stop the run, or are quarantined with their reasons), then
+the one utterances -> examples step (:func:`nabra.tasks.iter_examples`) with the run's templates,
+label sets and seed. Lengths come from the manifest's durations: nothing here opens audio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nabra.config import RunConfig
+from nabra.corpus.labels import LabelSet, label_sets
+from nabra.corpus.manifest import Utterance, iter_lines, parse_line, resolve_audio
+from nabra.corpus.validate import ValidationConfig, validate_manifest
+from nabra.errors import NabraError
+from nabra.model.collate import Collator
+from nabra.model.loader import AudioStore
+from nabra.model.tokens import answer_text, prompt_text
+from nabra.schedule import ExampleTable
+from nabra.tasks import Example, iter_examples
+
+Log = Callable[[str], None]
+
+
+def run_label_sets(cfg: RunConfig) -> tuple[LabelSet, LabelSet]:
+    """The dialect and emotion label sets of a run."""
+    return label_sets(cfg.data.dialects, cfg.data.emotions)
+
+
+def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log) -> list[Utterance]:
+    """The manifest's utterances after validation: invalid lines stop the run, or with
+    ``data.skip_invalid`` go to ``quarantine.jsonl`` with their reasons."""
+    dialects, emotions = run_label_sets(cfg)
+    problems = list(validate_manifest(manifest, ValidationConfig(dialects=dialects, emotions=emotions)))
+    bad_lines = {p.line for p in problems}
+    if problems and not cfg.data.skip_invalid:
+        shown = "\n".join(p.format(manifest) for p in problems[:20])
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise NabraError(f"{manifest}: {len(bad_lines)} invalid line(s):\n{shown}{more}\n"
+                         "fix them, or pass --skip-invalid to quarantine them")
+    if problems and run_dir is not None:
+        _quarantine(manifest, problems, run_dir / "quarantine.jsonl")
+        log(f"quarantined {len(bad_lines):,} invalid line(s) of {manifest} -> {run_dir / 'quarantine.jsonl'}")
+    root = Path(manifest).resolve().parent
+    return [resolve_audio(parse_line(line), root) for n, line in iter_lines(manifest) if n not in bad_lines]
+
+
+def _quarantine(manifest: str, problems, path: Path) -> None:
+    reasons: dict[int, list[str]] = {}
+    for p in problems:
+        reasons.setdefault(p.line, []).append(p.reason)
+    with open(path, "a", encoding="utf-8") as f:
+        for lineno, line in iter_lines(manifest):
+            if lineno in reasons:
+                f.write(json.dumps({"manifest": str(manifest), "line": lineno, "reasons": reasons[lineno],
+                                    "text": line.rstrip("\n")}, ensure_ascii=False) + "\n")
+
+
+def examples(utts: list[Utterance], cfg: RunConfig, split: str, tasks=None) -> list[Example]:
+    """The examples of ``split`` for ``tasks`` (default: the run's), with the run's templates and labels."""
+    dialects, emotions = run_label_sets(cfg)
+    return list(iter_examples(utts, tasks=tuple(tasks or cfg.data.tasks), split=split, seed=cfg.train.seed,
+                              language=cfg.data.language, dialects=dialects, emotions=emotions))
+
+
+def missing_tasks(found: list[Example], tasks, split: str) -> list[str]:
+    """A message for every task of ``tasks`` without examples in ``found``."""
+    present = {ex.task for ex in found}
+    return [f"{task}: no {split} utterances with its references (and audio) in the manifest: skipped"
+            for task in tasks if task not in present]
+
+
+def dev_subset(examples: list[Example], per_task: int) -> list[Example]:
+    """The first ``per_task`` dev examples of each task (fixed, so dev losses compare across steps)."""
+    out, seen = [], {}
+    for ex in examples:
+        if seen.get(ex.task, 0) < per_task:
+            out.append(ex)
+            seen[ex.task] = seen.get(ex.task, 0) + 1
+    return out
+
+
+def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tuple[list[Example], list[int], list[int]]:
+    """Leave out examples whose prompt + audio placeholders + answer exceed ``max_length`` before
+    step 1 (audio length from the manifest's durations), reporting each. Returns the kept examples,
+    their answer lengths and their estimated total lengths (tokens)."""
+    if not examples:
+        return [], [], []
+    cfg, tokenizer = collator.cfg, collator.tokenizer
+    prompts = tokenizer([prompt_text(cfg.system_prompt, ex.instruction, []) for ex in examples],
+                        add_special_tokens=False)["input_ids"]
+    answers = tokenizer([answer_text(ex.target) for ex in examples], add_special_tokens=False)["input_ids"]
+    keep, lengths, totals = [], [], []
+    for ex, p, a in zip(examples, prompts, answers, strict=True):
+        n = len(p) + len(a) + collator.audio_tokens(ex.duration if ex.audio else None)
+        if n > cfg.max_length:
+            if cfg.overlong == "error":
+                raise NabraError(f"example {ex.id}: about {n} tokens > max_length {cfg.max_length}")
+            log(f"skipping {ex.id}: about {n} tokens > collate.max_length {cfg.max_length}")
+            continue
+        keep.append(ex)
+        lengths.append(len(a))
+        totals.append(n)
+    return keep, lengths, totals
+
+
+@dataclass
+class Data:
+    """Everything the training loop needs to know about the data."""
+
+    train: list[Example]
+    dev: list[Example]
+    table: ExampleTable
+    store: AudioStore
+    answer_tokens: list[int] = field(default_factory=list)
+    """Answer tokens (labels) of every training example: the loss denominator of a global batch."""
+    dialect_of: dict[str, str] = field(default_factory=dict)
+    """Dialect of each dev utterance (the per-dialect WER breakdown)."""
+    lengths: np.ndarray | None = None
+    """Estimated sequence length (tokens) of every training example, for length-grouped micro-batches."""
+
+
+def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data:
+    """Validate the manifests, build the training and dev examples, their metadata table and the audio store."""
+    utts = read_valid(cfg.data.manifest, cfg, run_dir, log)
+    dev_utts = read_valid(cfg.data.dev_manifest, cfg, run_dir, log) if cfg.data.dev_manifest else utts
+    train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log)
+    if not train:
+        raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")
+    dev = dev_subset(drop_overlong(examples(dev_utts, cfg, "dev"), collator, log)[0], cfg.data.dev_per_task)
+    dev.sort(key=lambda ex: ex.duration or 0.0)  # similar lengths batched together: less padding
+    counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
+    log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")
+    dialects, emotions = run_label_sets(cfg)
+    table = ExampleTable.from_examples(train, labels={"did": dialects, "ser": emotions})
+    store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
+    dialect_of = {u.id: u.dialect for u in dev_utts if u.dialect}
+    return Data(train, dev, table, store, answer_tokens, dialect_of, np.asarray(lengths))

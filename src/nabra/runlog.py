@@ -1,0 +1,113 @@
+"""Run logging: the run folder's ``config.yaml`` and ``metrics.jsonl``, the volatility diagnostics,
+TensorBoard, and the training progress bar."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nabra.checkpoint import checkpoints
+from nabra.config import RunConfig, dump_config, to_dict
+from nabra.errors import NabraError
+from nabra.progress import progress_bar
+
+RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.save_every", "train.keep_last", "train.eval_every",
+                     "train.log_every", "train.tensorboard"}
+"""Config keys a resumed run may change; any other difference means a different run."""
+
+
+class RunDir:
+    """``config.yaml``, ``metrics.jsonl``, ``checkpoints/``, ``final/`` of one run (written by the main process)."""
+
+    def __init__(self, path: str | Path, cfg: RunConfig, is_main: bool):
+        self.path = Path(path)
+        self.is_main = is_main
+        self.metrics = self.path / "metrics.jsonl"
+        if is_main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._check_config(cfg)
+
+    def _check_config(self, cfg: RunConfig) -> None:
+        saved = self.path / "config.yaml"
+        if saved.is_file() and checkpoints(self.path):
+            old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+            diffs = [k for k in _diff_keys(old, to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+            if diffs:
+                raise NabraError(f"{self.path} holds a run with another config ({', '.join(diffs)} differ): "
+                                 "resume it with the same config, or choose another output_dir")
+        saved.write_text(dump_config(cfg), encoding="utf-8")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop metric lines past ``step`` (they are recomputed after a resume)."""
+        if not (self.is_main and self.metrics.is_file()):
+            return
+        lines = self.metrics.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        self.metrics.write_text("".join(kept), encoding="utf-8")
+
+    def log(self, record: dict) -> None:
+        """Append one record to ``metrics.jsonl``."""
+        if self.is_main:
+            with open(self.metrics, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _diff_keys(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+class Diagnostics:
+    """Sliding-window variance of per-task losses and of the gradient norm (ADS's "volatility")."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self.losses: dict[str, deque] = {}
+        self.grad_norms: deque = deque(maxlen=window)
+
+    def update(self, task_loss: dict[str, float], grad_norm: float) -> dict:
+        """Add one step; returns ``loss_var`` (per task) and ``grad_norm_var`` over the window."""
+        for task, value in task_loss.items():
+            self.losses.setdefault(task, deque(maxlen=self.window)).append(value)
+        self.grad_norms.append(grad_norm)
+        var = {t: float(np.var(v)) for t, v in self.losses.items() if len(v) > 1}
+        return {"loss_var": var, "grad_norm_var": float(np.var(self.grad_norms)) if len(self.grad_norms) > 1 else 0.0}
+
+
+class TensorBoard:
+    """The step records as TensorBoard scalars in ``<run>/tb`` (when asked for, on the main process)."""
+
+    SCALARS = ("loss", "lr", "grad_norm", "grad_norm_var", "examples_per_s")
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.writer = None
+        if not enabled:
+            return
+        try:  # optional: tensorboard is not a dependency of nabra
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise NabraError("train.tensorboard needs the tensorboard package: pip install tensorboard") from None
+        self.writer = SummaryWriter(str(run_dir / "tb"))
+
+    def log(self, record: dict) -> None:
+        if self.writer is None:
+            return
+        step = record["step"]
+        for key in self.SCALARS:
+            self.writer.add_scalar(f"train/{key}", record[key], step)
+        for task, value in record["task_loss"].items():
+            self.writer.add_scalar(f"task_loss/{task}", value, step)
+
+
+@contextmanager
+def training_progress(total: int, start: int, enabled: bool):
+    """The training bar (loss and schedule stage beside it); yields ``advance(record)``."""
+    with progress_bar("train", total, enabled=enabled, completed=start, unit="steps") as advance:
+        yield lambda r: advance(1, f"loss {r['loss']:.3f} | {r['stage']}")
