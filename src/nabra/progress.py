@@ -34,7 +34,7 @@ def progress_bar(label: str, total: int | None, *, enabled: bool = True, complet
         columns = (SpinnerColumn(), TextColumn(f"[bold]{label}[/]: {{task.completed:,}} {unit}"), TimeElapsedColumn(),
                    TextColumn("{task.fields[info]}"))
     else:
-        columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+        columns = (TextColumn(f"[bold]{label}"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn(unit),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=Console(stderr=True), transient=transient) as bar:
         task = bar.add_task(label, total=total, completed=completed, info="")

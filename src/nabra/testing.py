@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from nabra.corpus.audio import SAMPLE_RATE
 from nabra.corpus.manifest import Utterance, write_manifest
 
 
-def tone(seconds: float, sample_rate: int = 16_000, freq: float = 220.0, channels: int = 1) -> np.ndarray:
+def tone(seconds: float, sample_rate: int = SAMPLE_RATE, freq: float = 220.0, channels: int = 1) -> np.ndarray:
     """A sine tone with a little noise: ``(frames,)`` or ``(frames, channels)`` float32."""
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
     rng = np.random.default_rng(int(freq))
@@ -22,7 +23,7 @@ def tone(seconds: float, sample_rate: int = 16_000, freq: float = 220.0, channel
     return x
 
 
-def write_clip(path: str | Path, seconds: float = 1.0, sample_rate: int = 16_000, channels: int = 1,
+def write_clip(path: str | Path, seconds: float = 1.0, sample_rate: int = SAMPLE_RATE, channels: int = 1,
                fmt: str | None = None, subtype: str | None = None, freq: float = 220.0) -> Path:
     """Write a tone clip to ``path`` in the format its suffix (or ``fmt``) names."""
     path = Path(path)

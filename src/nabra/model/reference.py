@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from transformers import Qwen2_5OmniProcessor
 
+from nabra.corpus.audio import SAMPLE_RATE
 from nabra.model.tokens import answer_text, prompt_text
 
 
@@ -33,4 +34,4 @@ def reference_batch(processor: AudioOnlyOmniProcessor, system: str, examples, wa
     for ex in examples:
         text = prompt_text(system, ex.instruction, [1])  # one placeholder: the processor expands it
         texts.append(text + (answer_text(ex.target) if with_answer else ""))
-    return processor(text=texts, audio=waveforms, return_tensors="pt", padding=True, sampling_rate=16000)
+    return processor(text=texts, audio=waveforms, return_tensors="pt", padding=True, sampling_rate=SAMPLE_RATE)
