@@ -19,6 +19,8 @@ import soxr
 from nabra.errors import AudioError
 
 SAMPLE_RATE = 16_000
+DURATION_TOLERANCE = 0.05
+"""Seconds a manifest's duration may differ from the audio's: header rounding and resampling differ by a few ms."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,11 @@ def load_audio(
     sample_rate: int = SAMPLE_RATE,
 ) -> np.ndarray:
     """Decode ``path`` (or the segment ``offset``..``offset+duration`` seconds) to mono float32 at
-    ``sample_rate``. Stereo is averaged; other rates are resampled with soxr."""
+    ``sample_rate``. Stereo is averaged; other rates are resampled with soxr.
+
+    The span is a segment whenever ``offset`` is non-zero or ``duration`` is shorter than the file (a
+    Kaldi ``segments`` line or a lhotse supervision starting at 0.00); a ``duration`` within
+    :data:`DURATION_TOLERANCE` of the whole file's is the whole file (a manifest's rounded value)."""
     path = Path(path)
     _check_exists(path)
     try:
@@ -79,17 +85,22 @@ def load_audio(
             if start > f.frames:
                 raise AudioError(path, f"offset {offset:.3f} s is past the end of the audio ({f.frames / sr:.3f} s)")
             f.seek(start)
-            frames = -1 if duration is None else int(round(duration * sr))
+            frames = -1 if _whole(offset, duration, f.frames / sr) else int(round(duration * sr))
             data = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         data, sr = _av_load(path, e)
         start = int(round(offset * sr))
-        stop = None if duration is None else start + int(round(duration * sr))
+        stop = None if _whole(offset, duration, len(data) / sr) else start + int(round(duration * sr))
         data = data[start:stop]
     samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sr != sample_rate and samples.size:
         samples = soxr.resample(samples, sr, sample_rate, quality="HQ")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _whole(offset: float, duration: float | None, file_seconds: float) -> bool:
+    """Whether ``offset``/``duration`` name the whole file rather than a segment of it."""
+    return duration is None or (not offset and abs(duration - file_seconds) <= DURATION_TOLERANCE)
 
 
 def save_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

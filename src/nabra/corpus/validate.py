@@ -17,15 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-from nabra.corpus.audio import SAMPLE_RATE, AudioInfo, audio_info, check_samples, load_audio
+from nabra.corpus.audio import (
+    DURATION_TOLERANCE,
+    SAMPLE_RATE,
+    AudioInfo,
+    audio_info,
+    check_samples,
+    load_audio,
+)
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
 from nabra.errors import AudioError
 
 AUDIO_CHUNK = 256
 """Utterances whose audio is checked per batch of the thread pool."""
-DURATION_TOLERANCE = 0.05
-"""Seconds a manifest's duration may differ from the audio's: header rounding and resampling differ by a few ms."""
 
 
 @dataclass
@@ -117,8 +122,6 @@ def check_audio_file(utt: Utterance, cfg: ValidationConfig) -> list[str]:
         reasons.append(f"audio is {actual:.3f} s, shorter than the minimum {cfg.min_duration} s: {utt.audio}")
     if problem is not None:
         reasons.append(problem[1])
-    elif utt.duration is not None and not utt.offset and abs(utt.duration - info.duration) > DURATION_TOLERANCE:
-        reasons.append(f"duration {utt.duration} s differs from the audio's {info.duration:.3f} s: {utt.audio}")
     return reasons
 
 

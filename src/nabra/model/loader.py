@@ -39,8 +39,7 @@ class AudioStore:
 
     def _decode(self, key: tuple) -> np.ndarray:
         path, offset, duration = key
-        # A whole-file utterance is decoded without a duration cut (its manifest value is rounded).
-        return load_audio(path, offset=offset, duration=duration if offset else None)
+        return load_audio(path, offset=offset, duration=duration)  # a segment when the span is shorter than the file
 
     def _hit(self, key: tuple) -> np.ndarray:
         self.cache.move_to_end(key)
