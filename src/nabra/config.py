@@ -44,7 +44,7 @@ class DataConfig:
     skip_invalid: bool = False
     """Quarantine invalid manifest lines (``quarantine.jsonl`` in the run) instead of stopping."""
     dev_per_task: int = 32
-    """Dev examples per task for the periodic dev evaluation."""
+    """Dev examples per task for the periodic dev evaluation (seeded, stratified by label, fixed for the run)."""
     audio_cache_mb: int = 1024
     """Decoded audio kept in memory between epochs (0 = decode every time)."""
     load_workers: int = 4
@@ -119,7 +119,8 @@ class TrainConfig:
     eval_metrics: bool = True
     """At each dev evaluation also generate answers and score them; the best composite is kept as ``best/``."""
     composite_weights: dict = field(default_factory=dict)
-    """Weights of the composite score's parts (asr, sum, did, ser; default equal)."""
+    """Weights of the composite score's parts (asr, sum, did, ser; default equal): the same for choosing
+    ``best/`` and for `nabra evaluate` of the run."""
     eval_batch_size: int = 32
     """Examples per generation batch in dev evaluations."""
     log_every: int = 1

@@ -77,14 +77,28 @@ def missing_tasks(found: list[Example], tasks, split: str) -> list[str]:
             for task in tasks if task not in present]
 
 
-def dev_subset(examples: list[Example], per_task: int) -> list[Example]:
-    """The first ``per_task`` dev examples of each task (fixed, so dev losses compare across steps)."""
-    out, seen = [], {}
-    for ex in examples:
-        if seen.get(ex.task, 0) < per_task:
-            out.append(ex)
-            seen[ex.task] = seen.get(ex.task, 0) + 1
-    return out
+def dev_subset(examples: list[Example], per_task: int, seed: int = 0) -> list[Example]:
+    """``per_task`` dev examples of each task, drawn with ``seed`` and stratified by label: the labels
+    of did/ser take turns (a label with fewer examples gives its turns to the others), so a manifest
+    sorted by label folder still gives a balanced subset. Fixed for a run, so dev losses and the
+    ``best/`` choice compare across steps; returned in the input order."""
+    chosen: list[int] = []
+    by_task: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_task.setdefault(ex.task, []).append(i)
+    for task, rows in by_task.items():
+        rng = np.random.default_rng([seed, *task.encode()])
+        by_label: dict[str, list[int]] = {}
+        for i in rows:
+            by_label.setdefault(examples[i].label or "", []).append(i)
+        queues = [list(rng.permutation(by_label[k])) for k in sorted(by_label)]
+        picked: list[int] = []
+        while len(picked) < per_task and any(queues):
+            for q in queues:  # one per label per round
+                if q and len(picked) < per_task:
+                    picked.append(int(q.pop(0)))
+        chosen += picked
+    return [examples[i] for i in sorted(chosen)]
 
 
 def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tuple[list[Example], list[int], list[int]]:
@@ -134,7 +148,8 @@ def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data
     train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log)
     if not train:
         raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")
-    dev = dev_subset(drop_overlong(examples(dev_utts, cfg, "dev"), collator, log)[0], cfg.data.dev_per_task)
+    dev = dev_subset(drop_overlong(examples(dev_utts, cfg, "dev"), collator, log)[0], cfg.data.dev_per_task,
+                     cfg.train.seed)
     dev.sort(key=lambda ex: ex.duration or 0.0)  # similar lengths batched together: less padding
     counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
     log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")

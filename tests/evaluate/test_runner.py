@@ -7,6 +7,8 @@ from nabra.cli import main
 from nabra.config import RunConfig, dump_config
 from nabra.corpus.manifest import Utterance, read_manifest
 from nabra.errors import NabraError
+from nabra.evaluate import runner
+from nabra.evaluate.metrics import composite_score
 from nabra.evaluate.runner import (
     answer_budget,
     evaluate,
@@ -59,9 +61,10 @@ def test_generate_predictions_in_input_order(tiny_dir, corpus):
         assert p.label == ex.label and p.dialect and p.prompt == ex.instruction
 
 
-def _run_folder(tmp_path, tiny_dir, corpus, base=None):
+def _run_folder(tmp_path, tiny_dir, corpus, base=None, weights=None):
     run = tmp_path / "run"
     cfg = RunConfig(output_dir=str(run))
+    cfg.train.composite_weights = weights or {}
     cfg.model.path, cfg.data.manifest, cfg.data.tasks = str(tiny_dir), str(corpus), ["asr", "ssum", "tsum", "did", "ser"]
     (run / "final").mkdir(parents=True)
     (run / "config.yaml").write_text(dump_config(cfg))
@@ -84,6 +87,16 @@ def test_evaluate_run_folder_with_adapter(tmp_path, tiny_dir, corpus):
     assert [s.split(":")[0] for s in saved["skipped"]] == ["ssum", "tsum"] and len(messages) == 2
     assert set(saved["metrics"]["asr"]["by_dialect"]) == {"EGY", "LAV", "NOR"}
     assert saved["metrics"]["did"]["confusion"]["columns"][-1] == "unparsed"
+
+
+def test_evaluate_uses_the_runs_composite_weights(tmp_path, tiny_dir, corpus, monkeypatch):
+    # best/ is chosen under train.composite_weights: the final evaluation must score the same way.
+    run = _run_folder(tmp_path, tiny_dir, corpus, weights={"asr": 0.0, "ser": 0.0})
+    fixed = {"asr": {"wer": 0.5}, "did": {"macro_f1": 0.8}, "ser": {"macro_f1": 0.2}}
+    monkeypatch.setattr(runner, "compute_metrics", lambda *a, **k: fixed)
+    result = evaluate(run, corpus, batch_size=4, max_new_tokens=2, progress=False, log=lambda *_: None)
+    assert result["composite"] == pytest.approx(0.8)  # did alone; equal weights would give 0.5
+    assert composite_score(fixed) == pytest.approx(0.5)
 
 
 def test_load_for_eval_errors(tmp_path, tiny_dir, corpus):

@@ -260,7 +260,8 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     metrics = compute_metrics(preds, scheme=scheme, dialects=dialects, emotions=emotions,
                               bertscore_model=bertscore_model, skipped=skipped)
     result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
-              "metrics": metrics, "composite": composite_score(metrics), "skipped": skipped}
+              "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None),
+              "skipped": skipped}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
     out = Path(out_dir) if out_dir else (run_folder(path) or Path(path)) / f"eval-{split}"
     write_outputs(out, preds, result)
