@@ -3,7 +3,7 @@ import json
 import pytest
 
 from nabra.cli import main
-from nabra.corpus.importers import ImportOptions
+from nabra.corpus.importers import ImportOptions, import_corpus
 from nabra.errors import NabraError
 from nabra.testing import write_clip
 
@@ -106,3 +106,16 @@ def test_cli_writes_manifest_and_skip_list(release, tmp_path, capsys):
     skipped = [json.loads(line) for line in (tmp_path / "cv.skipped.jsonl").read_text().splitlines()]
     assert sorted(s["where"] for s in skipped) == ["test.tsv:2", "train.tsv:3", "train.tsv:4"]
     assert main(["data", "validate", str(out)]) == 0
+
+
+def test_a_release_without_dev_imports_its_other_splits(release, tmp_path, import_checked, capsys):
+    (release / "dev.tsv").unlink()  # some releases ship no dev split for a small locale
+    report, utts = import_checked("commonvoice", release, tmp_path / "cv.jsonl")
+    assert {u.split for u in utts.values()} == {"train"} and report.seen == 5  # 4 train rows + 1 test row
+    assert report.notes == [f"{release / 'dev.tsv'} not found: no dev split imported"]
+    assert main(["data", "import", "commonvoice", str(release), "--out", str(tmp_path / "cli.jsonl")]) == 0
+    assert "dev.tsv not found: no dev split imported" in capsys.readouterr().out
+    for name in ("train", "test"):
+        (release / f"{name}.tsv").unlink()
+    with pytest.raises(NabraError, match=r"none of train\.tsv, dev\.tsv, test\.tsv found"):
+        import_corpus("commonvoice", release, tmp_path / "none.jsonl")

@@ -63,8 +63,9 @@ def _add_import(data) -> None:
 
 
 def _commonvoice_arguments(p) -> None:
-    p.add_argument("--tsv", "--splits", default="train,dev,test",
-                   help="TSVs to import, comma-separated (default train,dev,test; e.g. validated)")
+    p.add_argument("--tsv", "--splits", default=None,
+                   help="TSVs to import, comma-separated, each required (default: those of train,dev,test "
+                        "the release has, the missing ones listed; e.g. validated)")
     p.add_argument("--probe-audio", action="store_true",
                    help="read durations from the audio headers where clip_durations.tsv lacks them")
 
@@ -125,7 +126,8 @@ def _kind_options(args, opts) -> dict:
         common["language"] = args.language
     split = {"split": args.split} if hasattr(args, "split") else {}
     if args.kind == "commonvoice":
-        return common | {"tsvs": [t.strip() for t in args.tsv.split(",") if t.strip()], "probe_audio": args.probe_audio}
+        return common | {"tsvs": [t.strip() for t in args.tsv.split(",") if t.strip()] if args.tsv else None,
+                         "probe_audio": args.probe_audio}
     if args.kind == "mgb2":
         return common | split | {"buckwalter": args.buckwalter, "max_wmer": args.max_wmer,
                                  "segments": args.segments, "text": args.text}

@@ -80,6 +80,8 @@ class SkipReport:
         self.reasons: Counter[str] = Counter()
         """Skipped rows per reason."""
         self.items: list[dict] = []
+        self.notes: list[str] = []
+        """What the summary should say besides the counts (e.g. a split file the source lacks)."""
         self._sink = sink
 
     @property
@@ -111,6 +113,7 @@ class SkipReport:
         if self.skipped:
             lines.append(f"skipped {self.skipped:,} {unit}:")
             lines += [f"  {n:>9,}  {reason}" for reason, n in self.reasons.most_common()]
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 

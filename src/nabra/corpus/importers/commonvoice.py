@@ -34,12 +34,21 @@ _EXTRA_COLUMNS = {"gender": "gender", "age": "age", "accents": "accents", "accen
                   "variant": "variant", "sentence_domain": "sentence_domain"}
 
 
-def read(src: str | os.PathLike, report: SkipReport, *, tsvs: Sequence[str] = DEFAULT_TSVS,
+def read(src: str | os.PathLike, report: SkipReport, *, tsvs: Sequence[str] | None = None,
          probe_audio: bool = False, language: str = "ar", source: str = "commonvoice") -> Iterator[Row]:
-    """Rows of the TSVs named in ``tsvs`` (``train`` -> ``train.tsv``). A TSV named after a split
-    (train/dev/test) sets ``split``; others (validated, other, ...) leave it unset."""
+    """Rows of the TSVs named in ``tsvs`` (``train`` -> ``train.tsv``), each required; by default
+    those of train/dev/test that the release has (a release without ``dev.tsv`` imports its other
+    splits, and the report notes the missing file). A TSV named after a split (train/dev/test) sets
+    ``split``; others (validated, other, ...) leave it unset."""
     src = require_dir(Path(src), LAYOUT)
     clips_dir = require_dir(src / "clips", LAYOUT)
+    if tsvs is None:
+        tsvs = [name for name in DEFAULT_TSVS if (src / f"{name}.tsv").is_file()]
+        report.notes += [f"{src / (name + '.tsv')} not found: no {name} split imported"
+                         for name in DEFAULT_TSVS if name not in tsvs]
+        if not tsvs:
+            raise NabraError(f"{src}: none of {', '.join(n + '.tsv' for n in DEFAULT_TSVS)} found; expected "
+                             f"layout:\n{LAYOUT}\n(or name the TSVs to import, e.g. --tsv validated)")
     paths = [require_file(src / f"{name}.tsv", LAYOUT) for name in tsvs]
     clips = {entry.name for entry in os.scandir(clips_dir)}
     durations = _clip_durations(src / "clip_durations.tsv")
