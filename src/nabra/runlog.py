@@ -80,13 +80,23 @@ class Diagnostics:
         var = {t: float(np.var(v)) for t, v in self.losses.items() if len(v) > 1}
         return {"loss_var": var, "grad_norm_var": float(np.var(self.grad_norms)) if len(self.grad_norms) > 1 else 0.0}
 
+    def state_dict(self) -> dict:
+        """The window's contents (plain lists: checkpointed with the run, so a resume continues the curves)."""
+        return {"losses": {t: list(v) for t, v in self.losses.items()}, "grad_norms": list(self.grad_norms)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.losses = {t: deque(v, maxlen=self.window) for t, v in state.get("losses", {}).items()}
+        self.grad_norms = deque(state.get("grad_norms", []), maxlen=self.window)
+
 
 class TensorBoard:
     """The step records as TensorBoard scalars in ``<run>/tb`` (when asked for, on the main process)."""
 
     SCALARS = ("loss", "lr", "grad_norm", "grad_norm_var", "examples_per_s")
 
-    def __init__(self, run_dir: Path, enabled: bool):
+    def __init__(self, run_dir: Path, enabled: bool, purge_step: int | None = None):
+        """``purge_step``: the first step of a resumed run; events logged before from there on are
+        dropped, so a resumed run shows each step once."""
         self.writer = None
         if not enabled:
             return
@@ -94,7 +104,7 @@ class TensorBoard:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise NabraError("train.tensorboard needs the tensorboard package: pip install tensorboard") from None
-        self.writer = SummaryWriter(str(run_dir / "tb"))
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
 
     def log(self, record: dict) -> None:
         if self.writer is None:

@@ -25,7 +25,7 @@ import torch
 from accelerate import Accelerator
 
 from nabra import data as run_data
-from nabra.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_model
+from nabra.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_model, trainer_state
 from nabra.config import RunConfig
 from nabra.errors import NabraError
 from nabra.evaluate.runner import headline, score_examples
@@ -72,22 +72,30 @@ class Recipe:
         self.acc = Accelerator(mixed_precision="bf16" if cfg.train.precision == "bf16" else "no",
                                cpu=not torch.cuda.is_available())
         self.run = RunDir(cfg.output_dir, cfg, self.acc.is_main_process)
-        self.tb = TensorBoard(self.run.path, cfg.train.tensorboard and self.acc.is_main_process)
         _seed_everything(cfg.train.seed)
         self.bundle, model = self._setup_model()
         self.collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, self.run.path, self.say)
         self.total_steps = _total_steps(cfg, len(self.data.train))
+        # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
+        # switch and the LR curve of the original plan (the LR stays at its final value past it).
+        self.planned_steps = self._planned_steps()
         self.micro_batches = _micro_batches(cfg, self.acc)
         self.schedule = build_schedule(cfg.schedule.name, self.data.table, batch_size=cfg.train.batch_size,
-                                       seed=cfg.train.seed, total_steps=self.total_steps,
+                                       seed=cfg.train.seed, total_steps=self.planned_steps,
                                        min_audio=self.acc.num_processes * self.micro_batches,  # one per micro-batch
                                        config=getattr(cfg.schedule, cfg.schedule.name))
-        optimizer, self.lr_scheduler = _optimizer(model, cfg, self.total_steps)
+        optimizer, self.lr_scheduler = _optimizer(model, cfg, self.planned_steps)
         self.model, self.optimizer = self.acc.prepare(AnswerLoss(model), optimizer)
         self.tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in self.data.train)]
         self.diagnostics = Diagnostics(cfg.train.volatility_window)
         self.dialects, self.emotions = run_data.run_label_sets(cfg)
+
+    def _planned_steps(self) -> int:
+        ckpts = checkpoints(self.run.path)
+        if not ckpts:
+            return self.total_steps
+        return int(trainer_state(ckpts[-1]).get("planned_steps", self.total_steps))
 
     def say(self, message: str) -> None:
         """Log a line (main process only)."""
@@ -128,19 +136,31 @@ class Recipe:
             return
         state = load_checkpoint(ckpts[-1], self.acc, self.model, self.optimizer, self.lr_scheduler, self.schedule)
         self.step, self.best = int(state["step"]), float(state.get("best", float("-inf")))
+        self.diagnostics.load_state_dict(state.get("diagnostics", {}))
         if state.get("embedding_key"):
             self._set_embeddings(key=state["embedding_key"])
         self.run.truncate_metrics(self.step)
-        self.say(f"resuming {self.run.path} from {ckpts[-1].name} (step {self.step} of {self.total_steps})")
+        if self.step < self.total_steps:
+            extended = f"; extended from {self.planned_steps}" if self.total_steps > self.planned_steps else ""
+            self.say(f"resuming {self.run.path} from {ckpts[-1].name} (step {self.step} of {self.total_steps}{extended})")
 
     # ========================================================================================
     # train
     # ========================================================================================
 
     def train(self, *, progress: bool = True) -> Path:
-        """Resume if there is a checkpoint, run the remaining steps, save ``final/``; returns the run folder."""
+        """Resume if there is a checkpoint, run the remaining steps, save ``final/``; returns the run folder.
+        A finished run (its last step checkpointed, ``final/`` written) is left as it is."""
         self.resume()
+        if self.step >= self.total_steps and (self.run.path / "final" / "nabra_run.json").is_file():
+            self.say(f"{self.run.path} finished at step {self.step}: nothing to do (raise train.max_steps to "
+                     "continue it)")
+            self.data.store.close()
+            return self.run.path
         train = self.cfg.train
+        # Steps logged again after a resume replace the old ones in TensorBoard too.
+        self.tb = TensorBoard(self.run.path, train.tensorboard and self.acc.is_main_process,
+                              purge_step=self.step + 1 if self.step else None)
         with training_progress(self.total_steps, self.step, progress and self.acc.is_main_process) as advance:
             while self.step < self.total_steps:
                 if self.schedule.needs_embeddings(self.schedule.step):
@@ -152,23 +172,24 @@ class Recipe:
                     self.tb.log(record)
                 if train.eval_every and step % train.eval_every == 0:
                     self._dev_evaluation()
-                if train.save_every and step % train.save_every == 0 and step < self.total_steps:
-                    self._checkpoint()
+                if (train.save_every and step % train.save_every == 0) or step == self.total_steps:
+                    self._checkpoint()  # the last step always: a rerun knows it finished, an extension resumes exactly
                 advance(record)
-        self.save(self.run.path / "final", {"step": self.total_steps})
+        self.save(self.run.path / "final", {"step": self.step})
         self.data.store.close()
         return self.run.path
 
     def train_step(self) -> dict:
         """One optimizer step over one global batch; returns its metrics."""
         t0 = time.perf_counter()
+        stage = self.schedule.stage()  # of the batch about to be drawn
         global_batch = self.schedule.next_batch()
         acc, world = self.acc, self.acc.num_processes
         ordered = group_by_length(global_batch, self.data.lengths, world, self.micro_batches)
         shards = shard(ordered, self.data.table, acc.process_index, world, self.micro_batches)
         per_example = self.cfg.train.loss_reduction == "example"
         denominator = len(global_batch) if per_example else sum(self.data.answer_tokens[i] for i in global_batch)
-        sums = torch.zeros(2, len(self.tasks), dtype=torch.float64, device=acc.device)
+        sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=acc.device)
         for j, indices in enumerate(shards):
             batch = self._batch([self.data.train[i] for i in indices])
             sync = j == len(shards) - 1
@@ -184,21 +205,31 @@ class Recipe:
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return self._record(acc.reduce(sums, reduction="sum"), grad_norm, len(global_batch), time.perf_counter() - t0)
+        sums = acc.reduce(sums, reduction="sum")
+        return self._record(sums, grad_norm, stage, len(global_batch), time.perf_counter() - t0)
 
     def _batch(self, examples) -> dict:
-        return to_device(self.collator(self.data.store.samples(examples)), self.acc.device)
+        batch = to_device(self.collator(self.data.store.samples(examples)), self.acc.device)
+        if "input_features" in batch:  # a bfloat16 model under fp32 precision gets bfloat16 features, as in evaluation
+            batch["input_features"] = batch["input_features"].to(self.trained.dtype)
+        return batch
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]
         max_norm = self.cfg.train.max_grad_norm if self.cfg.train.max_grad_norm > 0 else float("inf")
-        return float(self.acc.clip_grad_norm_(params, max_norm))
+        norm = self.acc.clip_grad_norm_(params, max_norm)
+        if norm is None:  # DeepSpeed clips inside its engine and returns nothing here
+            engine = getattr(self.model, "get_global_grad_norm", None)
+            norm = engine() if engine else None
+        return float("nan") if norm is None else float(norm)
 
-    def _record(self, sums: torch.Tensor, grad_norm: float, n_examples: int, seconds: float) -> dict:
-        task_loss = {t: float(sums[0, i] / sums[1, i]) for i, t in enumerate(self.tasks) if sums[1, i] > 0}
-        record = {"step": self.step, "loss": float(sums[0].sum() / sums[1].sum().clamp(min=1)),
+    def _record(self, sums: torch.Tensor, grad_norm: float, stage: str, n_examples: int, seconds: float) -> dict:
+        # The loss as the step averaged it: token mean, or the mean of each example's token mean.
+        num, den = (2, 3) if self.cfg.train.loss_reduction == "example" else (0, 1)
+        task_loss = {t: float(sums[num, i] / sums[den, i]) for i, t in enumerate(self.tasks) if sums[den, i] > 0}
+        record = {"step": self.step, "loss": float(sums[num].sum() / sums[den].sum().clamp(min=1)),
                   "task_loss": task_loss, "lr": self.lr_scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                  "stage": self.schedule.stage(), "examples_per_s": n_examples / seconds}
+                  "stage": stage, "examples_per_s": n_examples / seconds}
         record.update(self.diagnostics.update(task_loss, grad_norm))
         return record
 
@@ -209,7 +240,7 @@ class Recipe:
             return {}
         self.model.eval()
         size = self.cfg.train.micro_batch_size or self.cfg.train.batch_size
-        sums = torch.zeros(2, len(self.tasks), dtype=torch.float64, device=self.acc.device)
+        sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=self.acc.device)
         for i in range(0, len(self.data.dev), size):
             batch = self._batch(self.data.dev[i : i + size])
             with self.acc.autocast():
@@ -260,7 +291,8 @@ class Recipe:
     # ========================================================================================
 
     def _checkpoint(self) -> None:
-        extra = {"best": self.best, **({"embedding_key": self.embedding_key} if self.embedding_key else {})}
+        extra = {"best": self.best, "planned_steps": self.planned_steps, "diagnostics": self.diagnostics.state_dict(),
+                 **({"embedding_key": self.embedding_key} if self.embedding_key else {})}
         save_checkpoint(self.run.path, self.step, self.acc, self.model, self.optimizer, self.lr_scheduler,
                         self.schedule, self.cfg.train.keep_last, extra)
 

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import shutil
 import signal
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -49,7 +51,7 @@ def test_every_schedule_trains_the_tiny_model(make_config, schedule):
     best = json.loads((run / "best" / "nabra_run.json").read_text())
     assert best["composite"] == max(r["composite"] for r in scored)
     assert (run / "final" / "model.safetensors").is_file() and (run / "config.yaml").is_file()
-    assert [c.name for c in checkpoints(run)] == ["step-0000002"]
+    assert [c.name for c in checkpoints(run)] == ["step-0000002", "step-0000004"]  # the last step too
     if schedule in ("ads", "tpc_ads"):
         assert list((run / "embeddings").glob("*/embeddings.npz"))  # aligner embeddings were computed
 
@@ -192,3 +194,68 @@ def test_resuming_with_another_config_is_refused(make_config):
         train(changed, progress=False, log=lambda *_: None)
     longer = load_config(config, ["train.max_steps=3"])  # extending a run is fine
     assert len(train_records(train(longer, progress=False, log=lambda *_: None))) == 3
+
+
+def test_a_finished_run_is_left_alone_and_an_extension_continues_the_plan(make_config):
+    # TPC in thirds of a 3-step plan: stage k trains step k. Extended to 6 steps, the stages, the LR
+    # curve (cosine to lr * min_lr_ratio, then flat) and the volatility window continue, not restart.
+    sections = {"schedule": {"name": "tpc", "tpc": {"fractions": [1 / 3, 1 / 3, 1 / 3]}},
+                "train": {"max_steps": 3, "save_every": 0, "eval_every": 0, "warmup_steps": 1, "min_lr_ratio": 0.1}}
+    config = make_config("plan", **sections)
+    run = train(load_config(config), progress=False, log=lambda *_: None)
+    first = train_records(run)
+    assert [c.name for c in checkpoints(run)] == ["step-0000003"]  # the last step is always checkpointed
+    assert [r["stage"].split()[0] for r in first] == ["tpc:1/3", "tpc:2/3", "tpc:3/3"]  # each batch's own stage
+    final = run / "final" / "nabra_run.json"
+    stamp, said = final.stat().st_mtime_ns, []
+    assert train(load_config(config), progress=False, log=said.append) == run  # rerun: nothing to do
+    assert any("finished at step 3: nothing to do" in s for s in said)
+    assert final.stat().st_mtime_ns == stamp and train_records(run) == first
+    said.clear()
+    train(load_config(config, ["train.max_steps=6"]), progress=False, log=said.append)
+    records = train_records(run)
+    assert any("extended from 3" in s for s in said)
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6] and records[:3] == first
+    assert {r["stage"].split()[0] for r in records[3:]} == {"tpc:3/3"}
+    assert all(r["lr"] == pytest.approx(1e-4) for r in records[2:])  # 1e-3 * 0.1 from the planned end on
+    norms = [r["grad_norm"] for r in records]
+    assert records[3]["grad_norm_var"] == pytest.approx(float(np.var(norms[:4])))  # window restored
+    assert json.loads(final.read_text())["step"] == 6
+
+
+def test_logged_loss_is_the_mean_the_step_took(make_config):
+    cfg = load_config(make_config("exmean", train={"max_steps": 20, "save_every": 0, "eval_every": 0,
+                                                   "loss_reduction": "example", "lr": 3e-3}))
+    loop = setup(cfg, log=lambda *_: None)
+    for _ in range(12):  # past the first steps every answer costs ~ln(vocab): the two means would agree
+        loop.train_step()
+    state = loop.schedule.state_dict()
+    batch = loop.schedule.next_batch()
+    loop.schedule.load_state_dict(state)  # the step below draws the same batch
+    model = loop.acc.unwrap_model(loop.model)
+    with torch.no_grad():
+        per_example, counts = [], []
+        for i in batch:
+            loss, n = model(loop.collator(loop.data.store.samples([loop.data.train[i]])))
+            per_example.append(float(loss[0] / n[0]))
+            counts.append(int(n[0]))
+    token_mean = sum(p * n for p, n in zip(per_example, counts, strict=True)) / sum(counts)
+    assert token_mean != pytest.approx(sum(per_example) / len(per_example), rel=1e-2)  # the two means differ here
+    record = loop.train_step()
+    assert record["loss"] == pytest.approx(sum(per_example) / len(per_example), rel=1e-4)
+
+
+def test_a_bfloat16_model_trains_under_fp32_precision(make_config):
+    cfg = load_config(make_config("bf16", model={"dtype": "bfloat16"},
+                                  train={"max_steps": 1, "save_every": 0, "eval_every": 0, "precision": "fp32"}))
+    loop = setup(cfg, log=lambda *_: None)
+    batch = loop._batch([ex for ex in loop.data.train if ex.audio][:2])
+    assert batch["input_features"].dtype == torch.bfloat16  # as evaluation feeds it
+    assert math.isfinite(loop.train_step()["loss"])
+
+
+def test_a_missing_gradient_norm_is_logged_as_nan(make_config):
+    cfg = load_config(make_config("nonorm", train={"max_steps": 1, "save_every": 0, "eval_every": 0}))
+    loop = setup(cfg, log=lambda *_: None)
+    loop.acc.clip_grad_norm_ = lambda *a, **k: None  # what DeepSpeed's accelerate path returns
+    assert math.isnan(loop.train_step()["grad_norm"])

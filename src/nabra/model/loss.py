@@ -42,9 +42,14 @@ class AnswerLoss(nn.Module):
 
 
 def task_sums(tasks: list[str], losses: torch.Tensor, counts: torch.Tensor, order: list[str], device) -> torch.Tensor:
-    """[2, n_tasks] float64: summed loss and label tokens per task of ``order`` (for per-task logs)."""
-    out = torch.zeros(2, len(order), dtype=torch.float64, device=device)
+    """[4, n_tasks] float64 per task of ``order`` (for per-task logs): summed token loss, label tokens,
+    summed per-example mean loss, examples. Rows 0/1 give the token mean, rows 2/3 the example mean."""
+    out = torch.zeros(4, len(order), dtype=torch.float64, device=device)
     for task, loss, n in zip(tasks, losses.detach(), counts, strict=True):
-        out[0, order.index(task)] += loss.double()
-        out[1, order.index(task)] += n.double()
+        j = order.index(task)
+        out[0, j] += loss.double()
+        out[1, j] += n.double()
+        if n > 0:
+            out[2, j] += loss.double() / n.double()
+            out[3, j] += 1
     return out
