@@ -25,7 +25,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("config", ("nabra.config",)),
     ("data", ("nabra.data",)),
     ("evaluate", ("nabra.evaluate",)),
-    ("run", ("nabra.checkpoint", "nabra.runlog")),
+    ("run", ("nabra.checkpoint", "nabra.optim", "nabra.runlog")),
     ("train", ("nabra.train",)),
     ("demo", ("nabra.demo",)),
     ("cli", ("nabra.cli", "nabra.__main__", "nabra.testing")),

@@ -43,6 +43,9 @@ class DataConfig:
     """Emotion label set (default neutral, happy, sad, angry, surprised)."""
     skip_invalid: bool = False
     """Quarantine invalid manifest lines (``quarantine.jsonl`` in the run) instead of stopping."""
+    check_audio: bool = False
+    """Decode every audio file before step 1 (slow on a large corpus). Without it, a file that fails
+    to decode during the run is left out of its batch and quarantined with the step."""
     dev_per_task: int = 32
     """Dev examples per task for the periodic dev evaluation (seeded, stratified by label, fixed for the run)."""
     audio_cache_mb: int = 1024

@@ -34,11 +34,15 @@ def run_label_sets(cfg: RunConfig) -> tuple[LabelSet, LabelSet]:
     return label_sets(cfg.data.dialects, cfg.data.emotions)
 
 
-def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log) -> list[Utterance]:
+def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log,
+               where: dict[str, str] | None = None) -> list[Utterance]:
     """The manifest's utterances after validation: invalid lines stop the run, or with
-    ``data.skip_invalid`` go to ``quarantine.jsonl`` with their reasons."""
+    ``data.skip_invalid`` go to ``quarantine.jsonl`` with their reasons. With ``data.check_audio``
+    every audio file is also decoded now. ``where`` is filled with ``id -> "FILE:LINE"``."""
     dialects, emotions = run_label_sets(cfg)
-    problems = list(validate_manifest(manifest, ValidationConfig(dialects=dialects, emotions=emotions)))
+    checks = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=cfg.data.check_audio,
+                              workers=cfg.data.load_workers)
+    problems = list(validate_manifest(manifest, checks))
     bad_lines = {p.line for p in problems}
     if problems and not cfg.data.skip_invalid:
         shown = "\n".join(p.format(manifest) for p in problems[:20])
@@ -49,7 +53,13 @@ def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log) ->
         _quarantine(manifest, problems, run_dir / "quarantine.jsonl")
         log(f"quarantined {len(bad_lines):,} invalid line(s) of {manifest} -> {run_dir / 'quarantine.jsonl'}")
     root = Path(manifest).resolve().parent
-    return [resolve_audio(parse_line(line), root) for n, line in iter_lines(manifest) if n not in bad_lines]
+    utts = []
+    for n, line in iter_lines(manifest):
+        if n not in bad_lines:
+            utts.append(resolve_audio(parse_line(line), root))
+            if where is not None:
+                where[utts[-1].id] = f"{manifest}:{n}"
+    return utts
 
 
 def _quarantine(manifest: str, problems, path: Path) -> None:
@@ -139,12 +149,17 @@ class Data:
     """Dialect of each dev utterance (the per-dialect WER breakdown)."""
     lengths: np.ndarray | None = None
     """Estimated sequence length (tokens) of every training example, for length-grouped micro-batches."""
+    where: dict[str, str] = field(default_factory=dict)
+    """``FILE:LINE`` of every utterance, by id (what a quarantine entry names)."""
+    index: dict[str, int] = field(default_factory=dict)
+    """Position of every training example in ``train``, by example id."""
 
 
 def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data:
     """Validate the manifests, build the training and dev examples, their metadata table and the audio store."""
-    utts = read_valid(cfg.data.manifest, cfg, run_dir, log)
-    dev_utts = read_valid(cfg.data.dev_manifest, cfg, run_dir, log) if cfg.data.dev_manifest else utts
+    where: dict[str, str] = {}
+    utts = read_valid(cfg.data.manifest, cfg, run_dir, log, where)
+    dev_utts = read_valid(cfg.data.dev_manifest, cfg, run_dir, log, where) if cfg.data.dev_manifest else utts
     train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log)
     if not train:
         raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")
@@ -157,4 +172,5 @@ def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data
     table = ExampleTable.from_examples(train, labels={"did": dialects, "ser": emotions})
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     dialect_of = {u.id: u.dialect for u in dev_utts if u.dialect}
-    return Data(train, dev, table, store, answer_tokens, dialect_of, np.asarray(lengths))
+    return Data(train, dev, table, store, answer_tokens, dialect_of, np.asarray(lengths), where,
+                {ex.id: i for i, ex in enumerate(train)})

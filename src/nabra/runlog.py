@@ -42,18 +42,24 @@ class RunDir:
                                  "resume it with the same config, or choose another output_dir")
         saved.write_text(dump_config(cfg), encoding="utf-8")
 
-    def truncate_metrics(self, step: int) -> None:
-        """Drop metric lines past ``step`` (they are recomputed after a resume)."""
-        if not (self.is_main and self.metrics.is_file()):
-            return
-        lines = self.metrics.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.metrics.write_text("".join(kept), encoding="utf-8")
+    @property
+    def quarantine(self) -> Path:
+        """``quarantine.jsonl``: invalid manifest lines, and examples left out during the run."""
+        return self.path / "quarantine.jsonl"
 
-    def log(self, record: dict) -> None:
-        """Append one record to ``metrics.jsonl``."""
+    def truncate(self, step: int) -> None:
+        """Drop the metric and quarantine lines past ``step`` (they are written again after a resume)."""
+        for path in (self.metrics, self.quarantine):
+            if not (self.is_main and path.is_file()):
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+            path.write_text("".join(kept), encoding="utf-8")
+
+    def log(self, record: dict, path: Path | None = None) -> None:
+        """Append one record to ``metrics.jsonl`` (or to ``path``)."""
         if self.is_main:
-            with open(self.metrics, "a", encoding="utf-8") as f:
+            with open(path or self.metrics, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -62,6 +68,16 @@ def _diff_keys(a, b, prefix: str = "") -> list[str]:
         keys = sorted(set(a) | set(b))
         return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def drop_entries(failures, skipped, where: dict[str, str], step: int, split: str) -> list[dict]:
+    """Quarantine lines for examples left out of a batch: ``failures`` ``(example, reason)`` whose audio
+    failed to decode (with the manifest line from ``where``), ``skipped`` ``(example id, reason)`` the
+    collator left out."""
+    entries = [{"kind": "audio", "split": split, "id": ex.id, "where": where.get(ex.utt_id), "step": step,
+                "reason": reason} for ex, reason in failures]
+    return entries + [{"kind": "collate", "split": split, "id": eid, "step": step, "reason": reason}
+                      for eid, reason in skipped]
 
 
 class Diagnostics:

@@ -14,15 +14,13 @@ the number of processes and accumulation steps, so a 2-process run matches a 1-p
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 
 from nabra import data as run_data
 from nabra.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_model, trainer_state
@@ -31,11 +29,12 @@ from nabra.errors import NabraError
 from nabra.evaluate.runner import headline, score_examples
 from nabra.model import load
 from nabra.model.collate import Collator, to_device
-from nabra.model.embeddings import EmbeddingTable, compute_embeddings, embedding_key
+from nabra.model.embeddings import compute_embeddings, embedding_key, example_vectors
 from nabra.model.lora import apply_lora
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.tiny import init_tiny
-from nabra.runlog import Diagnostics, RunDir, TensorBoard, training_progress
+from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
+from nabra.runlog import Diagnostics, RunDir, TensorBoard, drop_entries, training_progress
 from nabra.schedule import build_schedule, group_by_length, shard
 
 
@@ -60,6 +59,8 @@ class Recipe:
         self.best = float("-inf")
         """Best composite dev score so far (its model is in ``best/``)."""
         self.embedding_key: str | None = None
+        self.dropped = 0
+        """Training examples left out of their batches so far (audio that failed to decode, overlong)."""
 
     # ========================================================================================
     # setup
@@ -72,24 +73,25 @@ class Recipe:
         self.acc = Accelerator(mixed_precision="bf16" if cfg.train.precision == "bf16" else "no",
                                cpu=not torch.cuda.is_available())
         self.run = RunDir(cfg.output_dir, cfg, self.acc.is_main_process)
-        _seed_everything(cfg.train.seed)
+        seed_everything(cfg.train.seed)
         self.bundle, model = self._setup_model()
         self.collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, self.run.path, self.say)
-        self.total_steps = _total_steps(cfg, len(self.data.train))
+        self.total_steps = total_steps(cfg, len(self.data.train))
         # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
         # switch and the LR curve of the original plan (the LR stays at its final value past it).
         self.planned_steps = self._planned_steps()
-        self.micro_batches = _micro_batches(cfg, self.acc)
+        self.micro_batches = micro_batches(cfg, self.acc)
         self.schedule = build_schedule(cfg.schedule.name, self.data.table, batch_size=cfg.train.batch_size,
                                        seed=cfg.train.seed, total_steps=self.planned_steps,
                                        min_audio=self.acc.num_processes * self.micro_batches,  # one per micro-batch
                                        config=getattr(cfg.schedule, cfg.schedule.name))
-        optimizer, self.lr_scheduler = _optimizer(model, cfg, self.planned_steps)
+        optimizer, self.lr_scheduler = build_optimizer(model, cfg, self.planned_steps)
         self.model, self.optimizer = self.acc.prepare(AnswerLoss(model), optimizer)
         self.tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in self.data.train)]
         self.diagnostics = Diagnostics(cfg.train.volatility_window)
         self.dialects, self.emotions = run_data.run_label_sets(cfg)
+        self.filler = self._filler_batch()
 
     def _planned_steps(self) -> int:
         ckpts = checkpoints(self.run.path)
@@ -139,7 +141,8 @@ class Recipe:
         self.diagnostics.load_state_dict(state.get("diagnostics", {}))
         if state.get("embedding_key"):
             self._set_embeddings(key=state["embedding_key"])
-        self.run.truncate_metrics(self.step)
+        self.dropped = int(state.get("dropped", 0))
+        self.run.truncate(self.step)
         if self.step < self.total_steps:
             extended = f"; extended from {self.planned_steps}" if self.total_steps > self.planned_steps else ""
             self.say(f"resuming {self.run.path} from {ckpts[-1].name} (step {self.step} of {self.total_steps}{extended})")
@@ -175,7 +178,10 @@ class Recipe:
                 if (train.save_every and step % train.save_every == 0) or step == self.total_steps:
                     self._checkpoint()  # the last step always: a rerun knows it finished, an extension resumes exactly
                 advance(record)
-        self.save(self.run.path / "final", {"step": self.step})
+        self.save(self.run.path / "final", {"step": self.step, "dropped_examples": self.dropped})
+        if self.dropped:
+            self.say(f"{self.dropped:,} training example(s) were left out of their batches (audio that failed "
+                     f"to decode, or overlong): listed in {self.run.quarantine}")
         self.data.store.close()
         return self.run.path
 
@@ -187,26 +193,64 @@ class Recipe:
         acc, world = self.acc, self.acc.num_processes
         ordered = group_by_length(global_batch, self.data.lengths, world, self.micro_batches)
         shards = shard(ordered, self.data.table, acc.process_index, world, self.micro_batches)
+        # Decode and collate this rank's micro-batches first: what they lose (audio that fails to
+        # decode, examples overlong once collated) is known before the loss is scaled.
+        mark = len(self.collator.skipped)
+        batches = [self._batch([self.data.train[i] for i in indices]) for indices in shards]
         per_example = self.cfg.train.loss_reduction == "example"
-        denominator = len(global_batch) if per_example else sum(self.data.answer_tokens[i] for i in global_batch)
+        kept = [self.data.index[eid] for b in batches for eid in b["example_ids"]]
+        local = [len(kept) if per_example else sum(self.data.answer_tokens[i] for i in kept),
+                 sum(len(s) for s in shards) - len(kept)]
+        denominator, dropped = acc.reduce(torch.tensor(local, dtype=torch.float64, device=acc.device),
+                                          reduction="sum").tolist()
+        if dropped:
+            self._quarantine(mark, self.step + 1, gather=world > 1)
         sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=acc.device)
-        for j, indices in enumerate(shards):
-            batch = self._batch([self.data.train[i] for i in indices])
-            sync = j == len(shards) - 1
+        for j, batch in enumerate(batches):
+            # A micro-batch that lost every example still runs, at zero weight, so that DDP/FSDP ranks stay in step.
+            weight = 1.0 if batch["example_ids"] else 0.0
+            batch = batch if weight else self.filler
+            sync = j == len(batches) - 1
             with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
                 losses, counts = self.model(batch)
                 # Sum over the micro-batch / tokens (or examples) of the whole global batch; DDP averages
                 # over processes, hence the factor: the step's gradient is that of the global mean loss.
                 summed = (losses / counts.clamp(min=1)).sum() if per_example else losses.sum()
-                acc.backward(summed / denominator * world)
-            sums += task_sums(batch["tasks"], losses, counts, self.tasks, acc.device)
+                acc.backward(summed * weight / max(denominator, 1.0) * world)
+            if weight:
+                sums += task_sums(batch["tasks"], losses, counts, self.tasks, acc.device)
         grad_norm = self._clip()
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        self.dropped += int(dropped)
         sums = acc.reduce(sums, reduction="sum")
-        return self._record(sums, grad_norm, stage, len(global_batch), time.perf_counter() - t0)
+        record = self._record(sums, grad_norm, stage, len(global_batch), time.perf_counter() - t0)
+        return {**record, "dropped": int(dropped)}
+
+    def _quarantine(self, mark: int, step: int, *, gather: bool = False, split: str = "train") -> None:
+        """Write down the examples left out since the collator held ``mark`` skips: one line each time
+        one is left out, with the reason, the step and its manifest line (``gather``: of every rank)."""
+        skips = self.collator.skipped
+        skipped = zip(skips.ids[mark:], skips.reasons[mark:], strict=True)
+        entries = drop_entries(self.data.store.take_failures(), skipped, self.data.where, step, split)
+        if gather:
+            entries = [e for part in gather_object([entries]) for e in part]
+        for entry in entries:
+            self.run.log(entry, self.run.quarantine)
+
+    def _filler_batch(self) -> dict:
+        """A one-example batch (with audio when the data has any) that decodes: what a micro-batch that
+        lost every example runs instead, at zero weight."""
+        candidates = sorted(range(len(self.data.train)), key=lambda i: not self.data.train[i].audio)
+        for i in candidates[:1000]:
+            batch = self._batch([self.data.train[i]])
+            if batch["example_ids"]:
+                self.data.store.take_failures()  # they come back, and are quarantined, when the schedule draws them
+                return batch
+        raise NabraError(f"{self.cfg.data.manifest}: none of the first training examples can be loaded "
+                         "(their audio fails to decode): check the audio paths")
 
     def _batch(self, examples) -> dict:
         batch = to_device(self.collator(self.data.store.samples(examples)), self.acc.device)
@@ -241,12 +285,16 @@ class Recipe:
         self.model.eval()
         size = self.cfg.train.micro_batch_size or self.cfg.train.batch_size
         sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=self.acc.device)
+        mark = len(self.collator.skipped)
         for i in range(0, len(self.data.dev), size):
             batch = self._batch(self.data.dev[i : i + size])
+            if not batch["example_ids"]:
+                continue
             with self.acc.autocast():
                 losses, counts = self.model(batch)
             sums += task_sums(batch["tasks"], losses, counts, self.tasks, self.acc.device)
         self.model.train()
+        self._quarantine(mark, self.step, split="dev")
         return {t: float(sums[0, i] / sums[1, i]) for i, t in enumerate(self.tasks) if sums[1, i] > 0}
 
     def _dev_evaluation(self) -> None:
@@ -255,10 +303,12 @@ class Recipe:
         self.run.log({"step": self.step, "event": "dev", "dev_loss": self.dev_losses()})
         if not (self.cfg.train.eval_metrics and self.data.dev):
             return
+        mark = len(self.collator.skipped)
         metrics, composite = score_examples(
             self.trained, self.bundle, self.collator, self.data.dev, self.data.store, dialects=self.dialects,
             emotions=self.emotions, batch_size=self.cfg.train.eval_batch_size, dialect_of=self.data.dialect_of,
             weights=self.cfg.train.composite_weights)
+        self._quarantine(mark, self.step, split="dev")
         self.run.log({"step": self.step, "event": "dev_eval", "metrics": headline(metrics), "composite": composite})
         if composite == composite and composite > self.best:  # not NaN, and better
             self.best = composite
@@ -278,12 +328,7 @@ class Recipe:
                 compute_embeddings(self.bundle, self.cfg.data.manifest, cache, model=model, key=key, progress=False)
             self.acc.wait_for_everyone()
             model.train()
-        path = cache / key / "embeddings.npz"
-        if not path.is_file():
-            raise NabraError(f"{path}: the aligner embeddings this run was using are gone; cannot resume exactly")
-        table = EmbeddingTable.read(path)
-        vectors = np.stack([table.for_example(ex.utt_id, ex.task) for ex in self.data.train])
-        self.schedule.set_embeddings(vectors, recluster=not resuming)
+        self.schedule.set_embeddings(example_vectors(cache / key, self.data.train), recluster=not resuming)
         self.embedding_key = key
 
     # ========================================================================================
@@ -292,6 +337,7 @@ class Recipe:
 
     def _checkpoint(self) -> None:
         extra = {"best": self.best, "planned_steps": self.planned_steps, "diagnostics": self.diagnostics.state_dict(),
+                 "dropped": self.dropped,
                  **({"embedding_key": self.embedding_key} if self.embedding_key else {})}
         save_checkpoint(self.run.path, self.step, self.acc, self.model, self.optimizer, self.lr_scheduler,
                         self.schedule, self.cfg.train.keep_last, extra)
@@ -303,47 +349,3 @@ class Recipe:
         extra = (self.bundle.tokenizer, self.bundle.feature_extractor) if full else ()
         info = {"base_model": str(self.bundle.path), "finetune": self.cfg.model.finetune, **info}
         return save_model(self.acc, self.model, self.trained, out, info, extra_files=extra)
-
-
-# ============================================================================================
-# the arithmetic of a run
-# ============================================================================================
-
-def _total_steps(cfg: RunConfig, n_examples: int) -> int:
-    if cfg.train.epochs:
-        return max(1, math.ceil(cfg.train.epochs * n_examples / cfg.train.batch_size))
-    return cfg.train.max_steps
-
-
-def _micro_batches(cfg: RunConfig, acc) -> int:
-    world = acc.num_processes
-    per_process, rest = divmod(cfg.train.batch_size, world)
-    micro = cfg.train.micro_batch_size or per_process
-    if rest or micro <= 0 or per_process % micro:
-        raise NabraError(f"train.batch_size {cfg.train.batch_size} must be a multiple of processes ({world}) x "
-                         f"train.micro_batch_size ({cfg.train.micro_batch_size})")
-    if per_process // micro > 1 and acc.distributed_type.value == "DEEPSPEED":
-        raise NabraError("with DeepSpeed, set train.micro_batch_size = batch_size / processes (DeepSpeed "
-                         "accumulates itself: put gradient_accumulation_steps in its config instead)")
-    return per_process // micro
-
-
-def _optimizer(model, cfg: RunConfig, total_steps: int):
-    """AdamW over the trainable parameters; linear warm-up, then cosine down to ``min_lr_ratio``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    warmup, floor = cfg.train.warmup_steps, cfg.train.min_lr_ratio
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

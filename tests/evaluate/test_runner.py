@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +9,7 @@ from nabra.config import RunConfig, dump_config
 from nabra.corpus.manifest import Utterance, read_manifest
 from nabra.errors import NabraError
 from nabra.evaluate import runner
-from nabra.evaluate.metrics import composite_score
+from nabra.evaluate.metrics import composite_score, compute_metrics
 from nabra.evaluate.runner import (
     answer_budget,
     evaluate,
@@ -39,9 +40,24 @@ def test_plan_batches_one_task_per_batch_longest_first():
 
 
 def test_answer_budgets():
-    asr_short, asr_long = _examples([1.0, 60.0])
-    assert answer_budget(asr_short) == 32 and answer_budget(asr_long) == 448
+    asr_short, asr_long, episode = _examples([1.0, 60.0, 1200.0])
+    # A 60-s clip or a 20-minute MGB-2 episode gets what its duration calls for: no fixed 448 cap.
+    assert answer_budget(asr_short) == 32 and answer_budget(asr_long) == 616 and answer_budget(episode) == 12016
+    assert answer_budget(asr_short, reference_tokens=100) == 166  # a long reference raises it (x1.5 + 16)
     assert answer_budget(_examples([1.0], "did")[0]) == 16
+    ssum = make_example(Utterance("s", audio="/x.wav", duration=300.0, summary="ملخص"), "ssum")
+    assert answer_budget(ssum) == 1232  # not the old fixed 128 for a 5-minute talk
+
+
+def test_answers_cut_at_the_budget_are_counted(tiny_dir, corpus):
+    bundle = load(tiny_dir)
+    examples = list(iter_examples(read_manifest(corpus), tasks=("asr",)))[:4]
+    store = AudioStore(16, 2)
+    preds = generate_predictions(bundle.model, bundle, Collator(bundle.tokenizer, bundle.feature_extractor),
+                                 examples, store, batch_size=4, max_new_tokens=2, progress=False)
+    store.close()
+    assert all(p.truncated for p in preds)  # an untrained model never ends within 2 tokens
+    assert compute_metrics(preds)["asr"]["truncated"] == 4
 
 
 def test_generate_predictions_in_input_order(tiny_dir, corpus):
@@ -127,3 +143,18 @@ def test_evaluate_cli(tmp_path, tiny_dir, corpus, capsys):
     assert "wer" in printed and "macro_f1" in printed and (out / "metrics.json").is_file()
     assert main([*argv[:4], "--tasks", "asr,xyz", "--out", str(out)]) == 2
     assert "unknown task(s) xyz" in capsys.readouterr().err
+
+
+def test_unreadable_audio_counts_as_wrong_and_is_named(tmp_path, tiny_dir, corpus):
+    import shutil
+
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus.parent, copy)
+    test_utts = [u for u in read_manifest(copy / corpus.name) if u.split == "test"]
+    (copy / test_utts[0].audio).write_bytes(b"not audio")
+    run = _run_folder(tmp_path, tiny_dir, copy / corpus.name)
+    result = evaluate(run, copy / corpus.name, batch_size=4, max_new_tokens=2, progress=False, log=lambda *_: None)
+    (line,) = result["unreadable_audio"]
+    assert f"{corpus.name}:" in line and f"(id {test_utts[0].id})" in line and "not a readable audio file" in line
+    preds = read_predictions(Path(result["out_dir"]) / "predictions.jsonl")
+    assert {p.prediction for p in preds if p.id.startswith(test_utts[0].id + "#")} == {""}

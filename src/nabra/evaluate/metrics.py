@@ -53,6 +53,8 @@ class Prediction:
     """Reference label (``did``/``ser``)."""
     dialect: str | None = None
     """Dialect of the utterance, when known (for the per-dialect ASR breakdown)."""
+    truncated: bool = False
+    """Generation stopped at its ``max_new_tokens`` budget, not at the end token: the answer may be cut."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +102,7 @@ def compute_metrics(
             out[task] = classification_metrics(scored, _names(dialects if task == "did" else emotions))
         if len(scored) < len(preds):
             out[task]["n_without_reference"] = len(preds) - len(scored)
+        out[task]["truncated"] = sum(p.truncated for p in preds)  # answers that ran into their token budget
     return out
 
 

@@ -132,6 +132,11 @@ def _read_final(run: Run) -> None:
     test = run.path / "eval-test" / "metrics.json"
     if test.is_file():
         run.final, run.final_source = json.loads(test.read_text(encoding="utf-8")), "test"
+        cut = {t: m["truncated"] for t, m in run.final.get("metrics", {}).items() if m.get("truncated")}
+        if cut:
+            run.notes.append(f"{run.name}: answers cut at their token budget (no end token): "
+                             + ", ".join(f"{t} {n}" for t, n in cut.items())
+                             + " — their scores count what was generated; see `truncated` in predictions.jsonl")
     elif run.dev_eval:
         run.final, run.final_source = run.dev_eval[-1], "dev"
         run.notes.append(f"{run.name}: no eval-test/metrics.json: its table values are the last dev evaluation "

@@ -32,26 +32,36 @@ AUDIO_TOKENS_PER_SECOND = 25
 """Whisper frames (100/s) after the thinker's two stride-2 stages."""
 LABEL_NEW_TOKENS = 16
 """did/ser: a label word takes 3-9 BPE tokens; room for an alias or a short phrase."""
-SUMMARY_NEW_TOKENS = 128
-"""ssum/tsum: one-sentence summaries."""
 ASR_TOKENS_PER_SECOND = 10
 """asr: ~3 words/s of speech x ~3 tokens per Arabic word, with margin."""
-ASR_MIN_NEW_TOKENS, ASR_MAX_NEW_TOKENS = 32, 448
+SUMMARY_TOKENS_PER_SECOND = 4
+"""ssum: a summary says less than the speech (~a third of its tokens), with margin."""
+REFERENCE_MARGIN = 1.5
+"""With a reference, the budget is also at least this many times its length (+ MIN_NEW_TOKENS / 2)."""
+MIN_NEW_TOKENS = 32
+"""The smallest budget of a generative task."""
+NO_LENGTH_NEW_TOKENS = 256
+"""A generative answer with neither a duration nor a reference to size it."""
 
 
 # ============================================================================================
 # generation
 # ============================================================================================
 
-def answer_budget(ex: Example) -> int:
-    """Default ``max_new_tokens`` of an example: fixed per task, proportional to duration for ASR."""
+def answer_budget(ex: Example, reference_tokens: int | None = None) -> int:
+    """Default ``max_new_tokens`` of an example: fixed for labels; for transcripts and summaries
+    the most of what its audio duration (asr, ssum), its source text (tsum) and its reference
+    (``reference_tokens``, with a margin) call for — a 20-minute episode is not cut at a fixed cap."""
     if ex.task in ("did", "ser"):
         return LABEL_NEW_TOKENS
-    if ex.task in ("ssum", "tsum"):
-        return SUMMARY_NEW_TOKENS
-    if not ex.duration:
-        return ASR_MAX_NEW_TOKENS // 2
-    return min(ASR_MAX_NEW_TOKENS, max(ASR_MIN_NEW_TOKENS, math.ceil(ASR_TOKENS_PER_SECOND * ex.duration) + 16))
+    sizes = [math.ceil(REFERENCE_MARGIN * reference_tokens) + MIN_NEW_TOKENS // 2] if reference_tokens else []
+    if ex.task == "asr" and ex.duration:
+        sizes.append(math.ceil(ASR_TOKENS_PER_SECOND * ex.duration) + MIN_NEW_TOKENS // 2)
+    elif ex.task == "ssum" and ex.duration:
+        sizes.append(math.ceil(SUMMARY_TOKENS_PER_SECOND * ex.duration) + MIN_NEW_TOKENS)
+    elif ex.task == "tsum":
+        sizes.append(len(ex.instruction) // 6 + MIN_NEW_TOKENS)  # ~2 characters a token, a third of the source
+    return max(MIN_NEW_TOKENS, *sizes) if sizes else NO_LENGTH_NEW_TOKENS
 
 
 def prompt_length(ex: Example) -> float:
@@ -92,22 +102,31 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
         with progress_bar("evaluate", len(examples), enabled=progress, unit="examples") as advance:
             for indices in batches:
                 batch = [examples[i] for i in indices]
-                budget = max_new_tokens or max(answer_budget(ex) for ex in batch)
-                texts = generate_batch(model, bundle.tokenizer, collator, store.samples(batch), budget)
-                outputs.update({indices[j]: text for j, text in texts.items()})
+                budget = max_new_tokens or max(answer_budget(ex, n) for ex, n in
+                                               zip(batch, _reference_tokens(bundle.tokenizer, batch), strict=True))
+                samples = store.samples(batch)
+                position = {id(ex): j for j, ex in enumerate(batch)}
+                texts = generate_batch(model, bundle.tokenizer, collator, samples, budget)
+                outputs.update({indices[position[id(samples[j][0])]]: out for j, out in texts.items()})
                 advance(len(batch), batch[0].task)
     finally:
         model.train(was_training)
     dialect_of = dialect_of or {}
-    return [Prediction(id=ex.id, task=ex.task, prompt=ex.instruction, prediction=outputs.get(i, ""),
-                       reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ""), **labels),
-                       label=ex.label, dialect=dialect_of.get(ex.utt_id))
+    return [Prediction(id=ex.id, task=ex.task, prompt=ex.instruction, prediction=outputs.get(i, ("", False))[0],
+                       reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ("", False))[0], **labels),
+                       label=ex.label, dialect=dialect_of.get(ex.utt_id), truncated=outputs.get(i, ("", False))[1])
             for i, ex in enumerate(examples)]
 
 
-def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> dict[int, str]:
-    """Decoded new tokens of one batch, by position in ``samples`` (positions the collator skipped
-    are missing)."""
+def _reference_tokens(tokenizer, batch: list[Example]) -> list[int | None]:
+    targets = [ex.target or "" for ex in batch]
+    ids = tokenizer(targets, add_special_tokens=False)["input_ids"]
+    return [len(t) if target else None for t, target in zip(ids, targets, strict=True)]
+
+
+def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> dict[int, tuple[str, bool]]:
+    """``(decoded new tokens, cut at max_new_tokens)`` of one batch, by position in ``samples``
+    (positions the collator skipped are missing)."""
     batch = collator(samples, for_generation=True)
     if not batch["example_ids"]:
         return {}
@@ -121,7 +140,16 @@ def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> 
     # Left padding: every prompt ends at the same column, the answers start after it.
     new = out[:, inputs["input_ids"].shape[1]:]
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-    return {position[eid]: text for eid, text in zip(batch["example_ids"], texts, strict=True)}
+    eos = _eos_ids(model, tokenizer)
+    # A row that never wrote an end token within the budget was cut (the whole batch then ran to it).
+    cut = [new.shape[1] >= max_new_tokens and not any(int(t) in eos for t in row) for row in new]
+    return {position[eid]: (text, c) for eid, text, c in zip(batch["example_ids"], texts, cut, strict=True)}
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list | tuple) else [configured])
+    return {int(i) for i in ids | {tokenizer.eos_token_id} if i is not None}
 
 
 def score_examples(model, bundle, collator, examples: list[Example], store, *, dialects, emotions,
@@ -240,7 +268,8 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     bad = [t for t in tasks if t not in TASKS]
     if bad:
         raise NabraError(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
-    utts = data.read_valid(str(manifest), cfg, None, log)
+    where: dict[str, str] = {}
+    utts = data.read_valid(str(manifest), cfg, None, log, where)
     examples = data.examples(utts, cfg, split, tasks)
     skipped = data.missing_tasks(examples, tasks, split)
     for message in skipped:
@@ -257,11 +286,16 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
             emotions=emotions, dialect_of={u.id: u.dialect for u in utts if u.dialect})
     finally:
         store.close()
+    # Audio that failed to decode: its examples have no answer and count as wrong; named here.
+    unreadable = sorted({f"{where.get(ex.utt_id, ex.utt_id)} (id {ex.utt_id}): {reason}"
+                         for ex, reason in store.take_failures()})
+    for line in unreadable:
+        log(f"audio failed to decode, its examples count as wrong: {line}")
     metrics = compute_metrics(preds, scheme=scheme, dialects=dialects, emotions=emotions,
                               bertscore_model=bertscore_model, skipped=skipped)
     result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
               "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None),
-              "skipped": skipped}
+              "skipped": skipped, "unreadable_audio": unreadable}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
     out = Path(out_dir) if out_dir else (run_folder(path) or Path(path)) / f"eval-{split}"
     write_outputs(out, preds, result)

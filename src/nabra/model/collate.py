@@ -131,7 +131,15 @@ class Collator:
 
     # -- text --------------------------------------------------------------------------------
     def __call__(self, samples: list[tuple[Example, np.ndarray | None]], *, for_generation: bool = False) -> dict:
-        """Collate ``samples``. With ``for_generation`` the answer is left out and padding is on the left."""
+        """Collate ``samples``. With ``for_generation`` the answer is left out and padding is on the left.
+        An audio example without its waveform is left out (counted in :attr:`skipped`), never trained on text alone."""
+        n_in = len(samples)
+        if any(ex.audio and w is None for ex, w in samples):
+            for ex, _ in (s for s in samples if s[0].audio and s[1] is None):
+                self.skipped.add(ex.id, "its audio could not be loaded")
+            samples = [(ex, w) for ex, w in samples if not (ex.audio and w is None)]
+        if not samples:
+            return {"example_ids": [], "tasks": [], "n_skipped": n_in}
         examples = [ex for ex, _ in samples]
         seg_lists = [self.segments(w) if w is not None else [] for _, w in samples]
         flat = [s for segs in seg_lists for s in segs]
@@ -143,11 +151,11 @@ class Collator:
         prompt_ids, answer_ids = self._tokenize(examples, seg_lists, counts, for_generation)
         keep = self._keep(examples, prompt_ids, answer_ids)
         if not keep:
-            return {"example_ids": [], "tasks": [], "n_skipped": len(examples)}
+            return {"example_ids": [], "tasks": [], "n_skipped": n_in}
         batch = self._pack([prompt_ids[i] for i in keep], [answer_ids[i] for i in keep], left=for_generation)
         batch["example_ids"] = [examples[i].id for i in keep]
         batch["tasks"] = [examples[i].task for i in keep]
-        batch["n_skipped"] = len(examples) - len(keep)
+        batch["n_skipped"] = n_in - len(keep)
         if flat:
             rows = [j for i in keep for j in self._segment_rows(seg_lists, i)]
             if len(rows) == len(flat):

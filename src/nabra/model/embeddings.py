@@ -21,6 +21,7 @@ import torch
 
 from nabra.corpus.audio import load_audio
 from nabra.corpus.manifest import Utterance, iter_manifest
+from nabra.errors import NabraError
 from nabra.files import atomic_path
 from nabra.model.collate import Collator, audio_token_count
 from nabra.progress import progress_bar
@@ -141,6 +142,15 @@ def _audio_means(base, collator: Collator, utts: list[Utterance]) -> np.ndarray:
         means.append(torch.cat(per_segment[k : k + len(ss)]).mean(0))
         k += len(ss)
     return torch.stack(means).cpu().numpy()
+
+
+def example_vectors(folder: Path, examples) -> np.ndarray:
+    """The cached embeddings in ``folder`` of every example, in order ([len(examples), D])."""
+    path = folder / "embeddings.npz"
+    if not path.is_file():
+        raise NabraError(f"{path}: the aligner embeddings this run was using are gone; cannot resume exactly")
+    table = EmbeddingTable.read(path)
+    return np.stack([table.for_example(ex.utt_id, ex.task) for ex in examples])
 
 
 def _thinker(model):

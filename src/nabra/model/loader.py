@@ -2,6 +2,9 @@
 
 Audio is decoded once per utterance and reused (the hot path of a multi-epoch run on a small corpus
 would otherwise decode every clip every epoch); past ``budget_mb`` the oldest entries are evicted.
+A file that fails to decode (unreadable, vanished, empty, NaN) is left out of the batch and kept
+in :attr:`AudioStore.failures` with its reason, for the caller to count and write down; it is not
+tried again.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from nabra.corpus.audio import load_audio
+from nabra.corpus.audio import check_samples, load_audio
+from nabra.errors import AudioError
 from nabra.tasks import Example
 
 
@@ -24,22 +28,48 @@ class AudioStore:
         self.cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self.pool = ThreadPoolExecutor(max(1, workers))
         self.decoded = 0
+        self.bad: dict[tuple, str] = {}
+        """Spans that failed to decode, with the reason."""
+        self.failures: list[tuple[Example, str]] = []
+        """Examples left out of :meth:`samples` since the last :meth:`take_failures`, with the reason."""
 
     def samples(self, examples: list[Example]) -> list[tuple[Example, np.ndarray | None]]:
-        """``(example, waveform)`` pairs; text-only examples get ``None``."""
+        """``(example, waveform)`` pairs (text-only examples get ``None``), without the examples whose
+        audio fails to decode: those go to :attr:`failures`."""
         keys = [(ex.audio, ex.offset, ex.duration) if ex.audio else None for ex in examples]
-        missing = list(dict.fromkeys(k for k in keys if k is not None and k not in self.cache))
-        fresh = dict(zip(missing, self.pool.map(self._decode, missing), strict=True))
+        missing = list(dict.fromkeys(k for k in keys if k is not None and k not in self.cache and k not in self.bad))
+        fresh = {}
+        for key, (wave, reason) in zip(missing, self.pool.map(self._decode, missing), strict=True):
+            if wave is None:
+                self.bad[key] = reason
+            else:
+                fresh[key] = wave
         self.decoded += len(fresh)
-        out = [(ex, fresh[k] if k in fresh else self._hit(k)) if k is not None else (ex, None)
-               for ex, k in zip(examples, keys, strict=True)]
+        out = []
+        for ex, k in zip(examples, keys, strict=True):
+            if k is None:
+                out.append((ex, None))
+            elif k in self.bad:
+                self.failures.append((ex, self.bad[k]))
+            else:
+                out.append((ex, fresh[k] if k in fresh else self._hit(k)))
         for key, wave in fresh.items():
             self._put(key, wave)
         return out
 
-    def _decode(self, key: tuple) -> np.ndarray:
+    def take_failures(self) -> list[tuple[Example, str]]:
+        """The failures since the last call (and forget them)."""
+        failures, self.failures = self.failures, []
+        return failures
+
+    def _decode(self, key: tuple) -> tuple[np.ndarray | None, str]:
         path, offset, duration = key
-        return load_audio(path, offset=offset, duration=duration)  # a segment when the span is shorter than the file
+        try:
+            wave = load_audio(path, offset=offset, duration=duration)  # a segment when shorter than the file
+            check_samples(path, wave)
+        except AudioError as e:
+            return None, str(e)
+        return wave, ""
 
     def _hit(self, key: tuple) -> np.ndarray:
         self.cache.move_to_end(key)
