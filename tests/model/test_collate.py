@@ -53,7 +53,32 @@ def test_placeholder_counts_come_from_the_fed_mask(bundle, collator):
     assert batch["input_features"].shape[-1] < 500
 
 
-def test_long_audio_is_split_into_segments_not_truncated(bundle, collator):
+def test_long_audio_follows_the_checkpoints_window(bundle, collator):
+    # The real Qwen2.5-Omni preprocessor (written by init-tiny): one audio run up to 300 s.
+    assert bundle.feature_extractor.n_samples == 4_800_000 and collator.window_seconds == 300
+    batch = collator([(_ex("long", "ssum", 70.0), tone(70.0))])
+    bos = bundle.tokenizer.convert_tokens_to_ids("<|audio_bos|>")
+    assert (batch["input_ids"][0] == bos).sum() == 1 and batch["feature_attention_mask"].sum() == 7000
+    with torch.no_grad():
+        out = bundle.model(**{k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
+    assert torch.isfinite(out.loss)
+    # A 20-minute MGB-2 episode still splits: 4 runs of 300 s.
+    episode = [collator.segments(np.zeros(1200 * 16000, np.float32))][0]
+    assert [len(s) for s in episode] == [300 * 16000] * 4 and collator.audio_tokens(1200.0) == 4 * 7500 + 8
+    with pytest.raises(NabraError, match="longer than the checkpoint's audio window"):
+        Collator(bundle.tokenizer, bundle.feature_extractor, CollatorConfig(max_segment_seconds=301))
+
+
+@pytest.fixture
+def collator30(bundle):
+    """A collator over a 30-s Whisper-style window (Whisper's and Qwen2-Audio's extractors)."""
+    from nabra.model.tiny import feature_extractor
+
+    return Collator(bundle.tokenizer, feature_extractor(chunk_length=30))
+
+
+def test_long_audio_is_split_into_segments_not_truncated(bundle, collator30):
+    collator = collator30
     ex = _ex("long", "ssum", 70.0)
     batch = collator([(ex, tone(70.0)), (_ex("short", seconds=1.0), tone(1.0))])
     ids = batch["input_ids"][0]
@@ -81,13 +106,17 @@ def test_clips_shorter_than_the_encoder_minimum_are_padded(bundle, collator):
 
 
 def test_equivalent_to_transformers_processor_path(bundle, collator):
+    # With the real 300-s preprocessor: short clips, and a 45-s and a 200-s one (one audio run each).
     rng = np.random.default_rng(0)
-    examples = [_ex(f"e{i}", task, s) for i, (task, s) in enumerate([("asr", 1.3), ("did", 4.77), ("ser", 2.05), ("asr", 7.9)])]
+    examples = [_ex(f"e{i}", task, s) for i, (task, s) in
+                enumerate([("asr", 1.3), ("did", 4.77), ("ser", 2.05), ("asr", 7.9), ("ssum", 45.0), ("asr", 200.0)])]
     waves = [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
+    collator = Collator(bundle.tokenizer, bundle.feature_extractor, CollatorConfig(max_length=8192))
     ours = collator(list(zip(examples, waves, strict=True)))
+    assert ours["feature_attention_mask"].shape[0] == len(examples)  # no clip was split
     proc = AudioOnlyOmniProcessor.from_parts(bundle.feature_extractor, bundle.tokenizer)
     ref = reference_batch(proc, SYSTEM_PROMPT, examples, waves)
-    assert ref["input_features"].shape[-1] == 3000  # the stock path pads to 30 s
+    assert ref["input_features"].shape[-1] == 30000  # the stock path pads every clip to 300 s
     keys = ("input_ids", "attention_mask", "input_features", "feature_attention_mask")
     with torch.no_grad():
         a = bundle.model(**{k: ours[k] for k in keys}).logits

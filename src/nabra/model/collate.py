@@ -65,7 +65,13 @@ class Collator:
         if self.sampling_rate != SAMPLE_RATE:
             raise NabraError(f"the feature extractor expects {self.sampling_rate} Hz audio; the audio loader "
                              f"gives {SAMPLE_RATE} Hz")
-        self.segment_samples = int(self.cfg.max_segment_seconds * self.sampling_rate)
+        self.window_seconds = feature_extractor.n_samples / self.sampling_rate
+        """The audio one run of the encoder takes (the feature extractor's window)."""
+        if self.cfg.max_segment_seconds and self.cfg.max_segment_seconds > self.window_seconds + 1e-9:
+            raise NabraError(f"collate.max_segment_seconds {self.cfg.max_segment_seconds} is longer than the "
+                             f"checkpoint's audio window ({self.window_seconds:g} s, its preprocessor_config.json)")
+        self.segment_seconds = self.cfg.max_segment_seconds or self.window_seconds
+        self.segment_samples = int(self.segment_seconds * self.sampling_rate)
         self.min_samples = int(math.ceil(self.cfg.min_audio_seconds * self.sampling_rate))
         self.skipped = Skipped()
 
@@ -75,12 +81,12 @@ class Collator:
         estimated before it is loaded (from the manifest's durations)."""
         if not duration:
             return 0
-        segments = max(1, math.ceil(duration / self.cfg.max_segment_seconds))
+        segments = max(1, math.ceil(duration / self.segment_seconds))
         frames = math.ceil(duration * self.sampling_rate / self.hop)
         return int(audio_token_count(frames)) + 2 * segments
 
     def segments(self, waveform: np.ndarray) -> list[np.ndarray]:
-        """Equal segments of at most ``max_segment_seconds``; short clips zero-padded to the minimum."""
+        """Equal segments of at most the window (``segment_seconds``); short clips zero-padded to the minimum."""
         n = max(1, math.ceil(waveform.size / self.segment_samples))
         while True:
             # Cut on hop boundaries, so the segments' frames add up to the whole clip's.

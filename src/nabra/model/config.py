@@ -19,14 +19,18 @@ class CollatorConfig:
     """Longest token sequence (prompt with audio placeholders + answer)."""
     overlong: str = "skip"
     """What to do with an example longer than ``max_length``: ``skip`` (counted) or ``error``."""
-    max_segment_seconds: float = 30.0
-    """Audio is cut into segments of at most this length (the Whisper encoder's window)."""
+    max_segment_seconds: float | None = None
+    """Audio longer than this is cut into equal segments, each its own audio run. Default: the
+    checkpoint's own window (its feature extractor's ``n_samples / sampling_rate``: 300 s for
+    Qwen2.5-Omni and Qwen3-Omni, 30 s for Whisper-style extractors); it cannot exceed that window."""
     min_audio_seconds: float = 0.1
     """Shorter clips are zero-padded to this length (the encoder needs a few frames)."""
     system_prompt: str = SYSTEM_PROMPT
     """System message of every prompt."""
 
     def __post_init__(self):
+        if self.max_segment_seconds is not None and not self.max_segment_seconds > 0:
+            raise NabraError(f"collate.max_segment_seconds must be > 0, got {self.max_segment_seconds}")
         if self.overlong not in ("skip", "error"):
             raise NabraError(f"collator overlong must be 'skip' or 'error', got {self.overlong!r}")
 

@@ -111,10 +111,28 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     )
 
 
+# The real Qwen2.5-Omni-7B preprocessor_config.json (Qwen3-Omni's has the same audio values): a
+# 300-s window. WhisperFeatureExtractor's own defaults are 30 s: a tiny model built with them
+# would take another path than the real one.
+QWEN_OMNI_PREPROCESSOR = {"feature_size": 128, "sampling_rate": 16000, "hop_length": 160, "n_fft": 400,
+                          "chunk_length": 300, "n_samples": 4_800_000, "nb_max_frames": 30_000, "dither": 0.0,
+                          "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True}
+
+
+def feature_extractor(out_dir: str | Path | None = None, **overrides):
+    """The Qwen2.5-Omni feature extractor (300-s window), saved to ``out_dir`` when given."""
+    from transformers import WhisperFeatureExtractor
+
+    fe = WhisperFeatureExtractor(**{**QWEN_OMNI_PREPROCESSOR, **overrides})
+    if out_dir is not None:
+        fe.save_pretrained(out_dir)
+    return fe
+
+
 def init_tiny(out_dir: str | Path, manifest: str | Path | None = None, cfg: TinyConfig | None = None) -> Path:
     """Write a tiny thinker checkpoint (config, safetensors weights, tokenizer, feature extractor)."""
     import torch
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     cfg = cfg or TinyConfig()
     out_dir = Path(out_dir)
@@ -126,7 +144,6 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | None = None, cfg: Tiny
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out_dir)  # safetensors
     tokenizer.save_pretrained(out_dir)
-    WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
-                            n_fft=400, return_attention_mask=True).save_pretrained(out_dir)
+    feature_extractor(out_dir)
     (out_dir / "nabra_tiny.json").write_text(json.dumps(vars(cfg), indent=2) + "\n")
     return out_dir
