@@ -153,6 +153,8 @@ class Data:
     """``FILE:LINE`` of every utterance, by id (what a quarantine entry names)."""
     index: dict[str, int] = field(default_factory=dict)
     """Position of every training example in ``train``, by example id."""
+    utterances: list[Utterance] = field(default_factory=list)
+    """The valid training-split utterances the examples come from (what ADS embeds)."""
 
 
 def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data:
@@ -172,5 +174,6 @@ def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data
     table = ExampleTable.from_examples(train, labels={"did": dialects, "ser": emotions})
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     dialect_of = {u.id: u.dialect for u in dev_utts if u.dialect}
+    used = {ex.utt_id for ex in train}
     return Data(train, dev, table, store, answer_tokens, dialect_of, np.asarray(lengths), where,
-                {ex.id: i for i, ex in enumerate(train)})
+                {ex.id: i for i, ex in enumerate(train)}, [u for u in utts if u.id in used])

@@ -29,7 +29,13 @@ from nabra.errors import NabraError
 from nabra.evaluate.runner import headline, score_examples
 from nabra.model import load
 from nabra.model.collate import Collator, to_device
-from nabra.model.embeddings import compute_embeddings, embedding_key, example_vectors
+from nabra.model.embeddings import (
+    aligner_trains,
+    compute_embeddings,
+    embedding_key,
+    example_vectors,
+    utterances_key,
+)
 from nabra.model.lora import apply_lora
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.tiny import init_tiny
@@ -316,19 +322,23 @@ class Recipe:
 
     def _set_embeddings(self, key: str | None = None) -> None:
         """Give the schedule per-example aligner embeddings: read under ``key`` (a resume: the clusters
-        come from the checkpoint), or computed from the current weights (cached in the run folder under
-        the weights' fingerprint)."""
-        cache = self.run.path / "embeddings"
-        resuming = key is not None
+        come from the checkpoint), or computed from the current weights by every process, each its
+        shard (cached in the run folder under the fingerprint of the weights that embed)."""
+        acc, resuming, cache = self.acc, key is not None, self.run.path / "embeddings"
         if key is None:
             model = self.trained
-            key = embedding_key(model, self.bundle.path, self.cfg.data.manifest)
+            if self.embedding_key and not aligner_trains(model):
+                self.say(f"step {self.step}: the aligner is frozen, its embeddings cannot change: refresh skipped")
+                return
+            data_key = utterances_key(self.data.utterances)
+            key = embedding_key(model, self.bundle.path, data_key, self.schedule.embedding_dim)
             model.eval()
-            if self.acc.is_main_process:
-                compute_embeddings(self.bundle, self.cfg.data.manifest, cache, model=model, key=key, progress=False)
-            self.acc.wait_for_everyone()
+            compute_embeddings(self.bundle, None, cache, utterances=self.data.utterances, model=model, key=key,
+                               dim=self.schedule.embedding_dim, seed=self.cfg.train.seed, progress=False,
+                               rank=acc.process_index, world=acc.num_processes, barrier=acc.wait_for_everyone)
             model.train()
-        self.schedule.set_embeddings(example_vectors(cache / key, self.data.train), recluster=not resuming)
+        vectors = example_vectors(cache / key, self.data.train, rank=acc.process_index, barrier=acc.wait_for_everyone)
+        self.schedule.set_embeddings(vectors, recluster=not resuming, normalized=True)
         self.embedding_key = key
 
     # ========================================================================================

@@ -259,3 +259,25 @@ def test_a_missing_gradient_norm_is_logged_as_nan(make_config):
     loop = setup(cfg, log=lambda *_: None)
     loop.acc.clip_grad_norm_ = lambda *a, **k: None  # what DeepSpeed's accelerate path returns
     assert math.isnan(loop.train_step()["grad_norm"])
+
+
+def test_ads_embeds_the_valid_training_split_once_while_the_aligner_is_frozen(make_config, synth_corpus, tmp_path):
+    # A quarantined line (its audio does not exist) must not reach the embedding pass; other splits are
+    # not embedded; LoRA on the language model alone leaves the aligner frozen: one pass, then skipped.
+    manifest = tmp_path / "m.jsonl"
+    lines = synth_corpus.read_text().splitlines()
+    bad = json.dumps({"id": "gone", "audio": "nowhere.wav", "transcript": "نص", "emotion": "calm", "split": "train"})
+    manifest.write_text("\n".join([*lines, bad]) + "\n")
+    for name in ("audio",):
+        (tmp_path / name).symlink_to(synth_corpus.parent / name)
+    said = []
+    cfg = load_config(make_config("frozen", data={"manifest": str(manifest), "skip_invalid": True},
+                                  schedule={"name": "ads", "ads": {"refresh_every": 1}},
+                                  model={"finetune": "lora", "lora": {"r": 4}},
+                                  train={"max_steps": 3, "save_every": 0, "eval_every": 0}))
+    run = train(cfg, progress=False, log=said.append)
+    (folder,) = (run / "embeddings").iterdir()
+    info = json.loads((folder / "info.json").read_text())
+    n_train = sum(json.loads(x).get("split") == "train" for x in lines)
+    assert info["utterances"] == n_train and info["unreadable_audio"] == 0
+    assert sum("refresh skipped" in s for s in said) == 2  # steps 1 and 2; step 0 computed them

@@ -52,6 +52,11 @@ class ADSSchedule(Schedule):
     def refresh_every(self) -> int:
         return self.config.refresh_every
 
+    @property
+    def embedding_dim(self) -> int:
+        """Width the trainer reduces aligner embeddings to (0: the model's)."""
+        return self.config.embedding_dim
+
     def needs_embeddings(self, step: int) -> bool:
         every = self.config.refresh_every
         return self.embeddings is None or bool(every and step and step % every == 0)
@@ -59,15 +64,16 @@ class ADSSchedule(Schedule):
     def stage(self, step: int | None = None) -> str:
         return "ads" if self.embeddings is not None else "ads (no embeddings)"
 
-    def set_embeddings(self, vectors: np.ndarray, *, recluster: bool = True) -> None:
-        """Use ``vectors`` [len(table), D] (one per row); held as unit-norm float16.
+    def set_embeddings(self, vectors: np.ndarray, *, recluster: bool = True, normalized: bool = False) -> None:
+        """Use ``vectors`` [len(table), D] (one per row); held as unit-norm float16 (``normalized``:
+        they already are, e.g. a read-only memory map shared by the processes of a node: kept as is).
 
         ``recluster``: refit the k-means clusters of asr/ssum/tsum and regroup their rows; rows
         already used in their group's current epoch stay used.
         """
         if vectors.ndim != 2 or len(vectors) != len(self.table):
             raise NabraError(f"ads: embeddings must be [{len(self.table)}, D], got {list(vectors.shape)}")
-        self.embeddings = unit_float16(vectors)
+        self.embeddings = vectors if normalized and vectors.dtype == np.float16 else unit_float16(vectors)
         if recluster:
             seed = int(np.random.SeedSequence([self.seed, self.refreshes]).generate_state(1)[0])
             clusters = {t: kmeans_labels(self.embeddings, self.table.task_indices(t), self.config.n_clusters,

@@ -39,9 +39,13 @@ class TPCADSSchedule(Schedule):
     def needs_embeddings(self, step: int) -> bool:
         return step >= self.switch_step and self.ads.needs_embeddings(step - self.switch_step)
 
-    def set_embeddings(self, vectors: np.ndarray, *, recluster: bool = True) -> None:
+    def set_embeddings(self, vectors: np.ndarray, *, recluster: bool = True, normalized: bool = False) -> None:
         """Hand aligner embeddings to the ADS phase (see :meth:`ADSSchedule.set_embeddings`)."""
-        self.ads.set_embeddings(vectors, recluster=recluster)
+        self.ads.set_embeddings(vectors, recluster=recluster, normalized=normalized)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.ads.embedding_dim
 
     def stage(self, step: int | None = None) -> str:
         step = self.step if step is None else step
