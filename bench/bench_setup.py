@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nabra.testing import tiny_manifest, tiny_model_dir
 
-WORDS = "الجو جميل اليوم في المدينة وقال الرئيس إن الاجتماع سيعقد غدا بعد الظهر".split()
+WORDS = ["الجو", "جميل", "اليوم", "في", "المدينة", "وقال", "الرئيس", "إن", "الاجتماع", "سيعقد", "غدا", "بعد", "الظهر"]
 DIALECTS = ("EGY", "GLF", "LAV", "NOR", "MSA")
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
