@@ -17,7 +17,7 @@ import numpy as np
 
 from nabra.config import RunConfig
 from nabra.corpus.labels import LabelSet, label_sets
-from nabra.corpus.manifest import Utterance, iter_lines, parse_line, resolve_audio
+from nabra.corpus.manifest import Utterance, iter_lines, resolve_audio
 from nabra.corpus.validate import ValidationConfig, validate_manifest
 from nabra.errors import NabraError
 from nabra.model.collate import Collator
@@ -42,7 +42,8 @@ def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log,
     dialects, emotions = run_label_sets(cfg)
     checks = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=cfg.data.check_audio,
                               workers=cfg.data.load_workers)
-    problems = list(validate_manifest(manifest, checks))
+    parsed: list[tuple[int, Utterance]] = []
+    problems = list(validate_manifest(manifest, checks, parsed=parsed))
     bad_lines = {p.line for p in problems}
     if problems and not cfg.data.skip_invalid:
         shown = "\n".join(p.format(manifest) for p in problems[:20])
@@ -53,12 +54,9 @@ def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log,
         _quarantine(manifest, problems, run_dir / "quarantine.jsonl")
         log(f"quarantined {len(bad_lines):,} invalid line(s) of {manifest} -> {run_dir / 'quarantine.jsonl'}")
     root = Path(manifest).resolve().parent
-    utts = []
-    for n, line in iter_lines(manifest):
-        if n not in bad_lines:
-            utts.append(resolve_audio(parse_line(line), root))
-            if where is not None:
-                where[utts[-1].id] = f"{manifest}:{n}"
+    utts = [resolve_audio(u, root) for n, u in parsed if n not in bad_lines]
+    if where is not None:
+        where.update((u.id, f"{manifest}:{n}") for n, u in parsed if n not in bad_lines)
     return utts
 
 
@@ -117,22 +115,46 @@ def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tupl
     their answer lengths and their estimated total lengths (tokens)."""
     if not examples:
         return [], [], []
-    cfg, tokenizer = collator.cfg, collator.tokenizer
-    prompts = tokenizer([prompt_text(cfg.system_prompt, ex.instruction, []) for ex in examples],
-                        add_special_tokens=False)["input_ids"]
-    answers = tokenizer([answer_text(ex.target) for ex in examples], add_special_tokens=False)["input_ids"]
+    cfg = collator.cfg
+    count = TokenCounter(collator.tokenizer)
+    distinct = list(dict.fromkeys(ex.instruction for ex in examples))  # shared by most examples
+    per_instruction = dict(zip(distinct, count([prompt_text(cfg.system_prompt, i, []) for i in distinct]), strict=True))
+    prompts = [per_instruction[ex.instruction] for ex in examples]
+    answers = count([answer_text(ex.target) for ex in examples])
     keep, lengths, totals = [], [], []
     for ex, p, a in zip(examples, prompts, answers, strict=True):
-        n = len(p) + len(a) + collator.audio_tokens(ex.duration if ex.audio else None)
+        n = p + a + collator.audio_tokens(ex.duration if ex.audio else None)
         if n > cfg.max_length:
             if cfg.overlong == "error":
                 raise NabraError(f"example {ex.id}: about {n} tokens > max_length {cfg.max_length}")
             log(f"skipping {ex.id}: about {n} tokens > collate.max_length {cfg.max_length}")
             continue
         keep.append(ex)
-        lengths.append(len(a))
+        lengths.append(a)
         totals.append(n)
     return keep, lengths, totals
+
+
+class TokenCounter:
+    """Token counts of texts, each distinct text tokenized once and in chunks: a million examples
+    share a few dozen instructions and label answers, and their id lists would take gigabytes."""
+
+    CHUNK = 16_384
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.known = tokenizer, {}
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        new = list(dict.fromkeys(t for t in texts if t not in self.known))
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no Python id lists
+        for i in range(0, len(new), self.CHUNK):
+            part = new[i : i + self.CHUNK]
+            if backend is not None:
+                counts = [len(e) for e in backend.encode_batch_fast(part, add_special_tokens=False)]
+            else:
+                counts = [len(t) for t in self.tokenizer(part, add_special_tokens=False)["input_ids"]]
+            self.known.update(zip(part, counts, strict=True))
+        return [self.known[t] for t in texts]
 
 
 @dataclass

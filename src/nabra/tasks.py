@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet, label_key
 from nabra.corpus.manifest import TASKS, Utterance
@@ -98,11 +99,19 @@ def make_example(
     """Build the example of ``task`` for ``utt``. ``language`` (``ar``/``en``) restricts templates."""
     if task not in utt.tasks():
         raise ValueError(f"utterance {utt.id!r} does not serve task {task!r} (it serves {utt.tasks()})")
+    return _example(utt, task, seed, language, dialects, emotions)
+
+
+def _example(utt: Utterance, task: str, seed: int, language: str | None, dialects: LabelSet,
+             emotions: LabelSet) -> Example:
     templates = _templates(task, language)
     eid = f"{utt.id}#{task}"
     template = templates[choose(seed, eid, len(templates))]
     labels = {"did": dialects, "ser": emotions}.get(task)
-    instruction = template.format(transcript=utt.transcript, labels=", ".join(labels.names) if labels else "")
+    if "{transcript}" in template:
+        instruction = template.format(transcript=utt.transcript, labels=", ".join(labels.names) if labels else "")
+    else:  # one shared string per template and label set, not one per example (a million examples)
+        instruction = _instruction(template, labels.names if labels else ())
     label = getattr(utt, LABEL_FIELDS[task]) if task in LABEL_FIELDS else None
     target = {"asr": utt.transcript, "ssum": utt.summary, "tsum": utt.summary}.get(task, label)
     audio = utt.audio if task in AUDIO_TASKS else None
@@ -110,17 +119,24 @@ def make_example(
                    utt.duration if audio else None, label, utt.split)
 
 
-def iter_examples(utterances, *, tasks=TASKS, split: str | None = None, seed: int = 0, **kwargs) -> Iterator[Example]:
-    """Every example of every utterance (of ``split``, when given), for the tasks in ``tasks``;
-    ``kwargs`` go to :func:`make_example` (language, label sets). The one utterances -> examples step."""
+def iter_examples(utterances, *, tasks=TASKS, split: str | None = None, seed: int = 0, language: str | None = None,
+                  dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS) -> Iterator[Example]:
+    """Every example of every utterance (of ``split``, when given), for the tasks in ``tasks``, as
+    :func:`make_example` builds them. The one utterances -> examples step."""
     for utt in utterances:
         if split is not None and utt.split != split:
             continue
         for task in utt.tasks():
             if task in tasks:
-                yield make_example(utt, task, seed=seed, **kwargs)
+                yield _example(utt, task, seed, language, dialects, emotions)
 
 
+@lru_cache(maxsize=1024)
+def _instruction(template: str, labels: tuple[str, ...]) -> str:
+    return template.format(labels=", ".join(labels))
+
+
+@lru_cache(maxsize=64)
 def _templates(task: str, language: str | None) -> tuple[str, ...]:
     if task not in TEMPLATES:
         raise ValueError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")

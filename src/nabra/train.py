@@ -36,7 +36,7 @@ from nabra.model.embeddings import (
     example_vectors,
     utterances_key,
 )
-from nabra.model.lora import apply_lora
+from nabra.model.lora import trainable
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.tiny import init_tiny
 from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
@@ -118,19 +118,8 @@ class Recipe:
             init_tiny(path, cfg.data.manifest)
         bundle = load(path, dtype=cfg.model.dtype)
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
-        if cfg.model.finetune == "lora":
-            model = apply_lora(bundle.model, cfg.model.lora)
-        else:
-            model = bundle.model
-            # Never used by audio/text tasks: frozen, so every trainable weight gets a gradient (DDP needs it).
-            for module in (model.model.visual, model.model.audio_tower.audio_bos_eos_token):
-                module.requires_grad_(False)
-        if cfg.model.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            if hasattr(model, "enable_input_require_grads"):
-                model.enable_input_require_grads()
-        model.train()
-        return bundle, model
+        return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,
+                                 gradient_checkpointing=cfg.model.gradient_checkpointing)
 
     @property
     def trained(self):

@@ -131,12 +131,15 @@ def audio_pool(cfg: ValidationConfig):
 
 
 def validate_manifest(
-    path: str | os.PathLike, cfg: ValidationConfig | None = None, report: ValidationReport | None = None
+    path: str | os.PathLike, cfg: ValidationConfig | None = None, report: ValidationReport | None = None,
+    parsed: list[tuple[int, Utterance]] | None = None,
 ) -> Iterator[Problem]:
     """Yield every problem of the manifest at ``path``.
 
     Problems come in line order, except duplicate ids, which are reported after the pass (a
-    duplicate is only known once both lines are seen). ``report`` is filled with the counts.
+    duplicate is only known once both lines are seen). ``report`` is filled with the counts;
+    ``parsed`` (a list) gets ``(line, utterance)`` of every line that parses, so that a reader needs
+    no second pass (it drops the lines with problems).
     """
     cfg = cfg or ValidationConfig()
     report = report if report is not None else ValidationReport()
@@ -153,6 +156,8 @@ def validate_manifest(
                 continue
             id_hashes.append(hash(utt.id))
             id_lines.append(lineno)
+            if parsed is not None:
+                parsed.append((lineno, utt))
             reasons = check_utterance(utt, cfg)
             if reasons or not cfg.check_audio or utt.audio is None:
                 yield from _mark(report, [Problem(lineno, r) for r in reasons])

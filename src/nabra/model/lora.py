@@ -15,6 +15,24 @@ from nabra.errors import NabraError
 from nabra.model.config import LoraSettings
 
 
+def trainable(model, finetune: str = "lora", settings: LoraSettings | None = None, *,
+              gradient_checkpointing: bool = False):
+    """The thinker ready to train: LoRA adapters on the language model (everything else frozen), or
+    with ``finetune="full"`` every weight but the vision part and the unused audio bos/eos
+    embedding (frozen, so that every trainable weight gets a gradient: DDP needs it)."""
+    if finetune == "lora":
+        model = apply_lora(model, settings)
+    else:
+        for module in (model.model.visual, model.model.audio_tower.audio_bos_eos_token):
+            module.requires_grad_(False)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model.train()
+    return model
+
+
 def apply_lora(model, settings: LoraSettings | None = None):
     """Wrap ``model`` in a PEFT LoRA model; everything else is frozen."""
     from peft import get_peft_model
