@@ -1,6 +1,7 @@
 """Collation + one tiny training step: Nabra's collator vs transformers' processor path.
 
-16 clips of 2-8 s (already in memory: file reads excluded), the tiny thinker, AdamW. Prints the
+16 clips of 2-8 s (already in memory: file reads excluded), the tiny thinker with the real
+Qwen2.5-Omni preprocessor (300-s window: the stock path pads every clip to 30,000 frames), AdamW. Prints the
 median of several repeats for collation alone and for collate + forward/backward/step, and the
 ratio between the two paths.
 
@@ -91,7 +92,9 @@ def run(bundle, n_clips: int, lo: float, hi: float, repeats: int) -> None:
     print(f"{'':24} {'nabra':>10} {'transformers':>13} {'ratio':>7}")
     print(f"{'collate (ms)':24} {c_ours:>10.1f} {c_theirs:>13.1f} {c_theirs / c_ours:>6.1f}x")
     print(f"{'collate + step (ms)':24} {s_ours:>10.1f} {s_theirs:>13.1f} {s_theirs / s_ours:>6.1f}x")
-    print(f"features: {tuple(ours_batch['input_features'].shape)} vs (..., 3000) frames")
+    ref_frames = reference_batch(processor, SYSTEM_PROMPT, examples[:1], waves[:1])["input_features"].shape[-1]
+    print(f"features: {tuple(ours_batch['input_features'].shape)} vs (..., {ref_frames}) frames: the stock path pads "
+          f"every clip to the checkpoint's {bundle.feature_extractor.chunk_length} s window")
 
 
 def _labels_like(batch, ours_batch):
