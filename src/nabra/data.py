@@ -64,9 +64,14 @@ def _quarantine(manifest: str, problems, path: Path) -> None:
     reasons: dict[int, list[str]] = {}
     for p in problems:
         reasons.setdefault(p.line, []).append(p.reason)
+    # A resumed run validates again: the lines it quarantined before are not written twice.
+    done = set()
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            done = {(e.get("manifest"), e.get("line")) for e in map(json.loads, filter(str.strip, f)) if "line" in e}
     with open(path, "a", encoding="utf-8") as f:
         for lineno, line in iter_lines(manifest):
-            if lineno in reasons:
+            if lineno in reasons and (str(manifest), lineno) not in done:
                 f.write(json.dumps({"manifest": str(manifest), "line": lineno, "reasons": reasons[lineno],
                                     "text": line.rstrip("\n")}, ensure_ascii=False) + "\n")
 

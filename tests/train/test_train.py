@@ -184,6 +184,9 @@ def test_invalid_manifest_stops_or_is_quarantined(make_config, synth_corpus, tmp
     quarantined = [json.loads(x) for x in (run / "quarantine.jsonl").read_text().splitlines()]
     assert [q["line"] for q in quarantined] == [41, 42]
     assert "bored" in quarantined[0]["reasons"][0] and "bad JSON" in quarantined[1]["reasons"][0]
+    assert main(["train", str(config), "--quiet", "--skip-invalid"]) == 0  # the rerun validates again ...
+    again = [json.loads(x) for x in (run / "quarantine.jsonl").read_text().splitlines()]
+    assert again == quarantined  # ... and does not write the same lines twice
 
 
 def test_resuming_with_another_config_is_refused(make_config):
