@@ -284,3 +284,24 @@ def test_ads_embeds_the_valid_training_split_once_while_the_aligner_is_frozen(ma
     n_train = sum(json.loads(x).get("split") == "train" for x in lines)
     assert info["utterances"] == n_train and info["unreadable_audio"] == 0
     assert sum("refresh skipped" in s for s in said) == 2  # steps 1 and 2; step 0 computed them
+
+
+def test_tensorboard_drops_the_steps_a_resume_logs_again(make_config, monkeypatch):
+    import types
+
+    writers = []
+
+    class Writer:  # stands in for torch.utils.tensorboard.SummaryWriter (tensorboard is optional)
+        def __init__(self, logdir, purge_step=None):
+            self.purge_step, self.steps = purge_step, []
+            writers.append(self)
+
+        def add_scalar(self, tag, value, step):
+            self.steps.append(step)
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    config = make_config("tb", train={"max_steps": 2, "save_every": 1, "eval_every": 0, "tensorboard": True})
+    train(load_config(config), progress=False, log=lambda *_: None)
+    train(load_config(config, ["train.max_steps=4"]), progress=False, log=lambda *_: None)
+    assert [w.purge_step for w in writers] == [None, 3]
+    assert sorted(set(writers[1].steps)) == [3, 4]
