@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nabra.model import embeddings as emb
-from nabra.model.embeddings import compute_embeddings, model_fingerprint
+from nabra.model.embeddings import aligner_fingerprint, compute_embeddings
 
 
 def test_embeddings_cover_every_utterance_and_are_cached(bundle, corpus, tmp_path, monkeypatch):
@@ -50,14 +50,20 @@ def test_fingerprint_changes_with_trainable_weights(tiny_dir):
     import torch
 
     from nabra.model import load
+    from nabra.model.config import LoraSettings
     from nabra.model.lora import apply_lora
 
-    model = apply_lora(load(tiny_dir).model)
-    before = model_fingerprint(model)
-    assert model_fingerprint(model) == before
+    model = apply_lora(load(tiny_dir).model, LoraSettings(train_aligner=True))
+    before = aligner_fingerprint(model)
+    assert aligner_fingerprint(model) == before
     with torch.no_grad():
-        next(p for p in model.parameters() if p.requires_grad).add_(1.0)
-    assert model_fingerprint(model) != before
+        next(p for n, p in model.named_parameters() if p.requires_grad and "audio_tower" in n).add_(1.0)
+    assert aligner_fingerprint(model) != before
+    # LoRA on the language model does not change what the aligner embeds: same key, no recomputation.
+    after = aligner_fingerprint(model)
+    with torch.no_grad():
+        next(p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n).add_(1.0)
+    assert aligner_fingerprint(model) == after
 
 
 def test_sharded_over_ranks_with_equal_forwards_into_one_cache(bundle, corpus, tmp_path, monkeypatch):

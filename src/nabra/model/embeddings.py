@@ -66,17 +66,6 @@ def file_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(model, source: str | os.PathLike = "") -> str:
-    """Identifies the weights: where they came from, every parameter's name and shape, and the
-    values of the trainable ones (LoRA, aligner), which are the ones that change in training."""
-    h = hashlib.blake2b(str(source).encode(), digest_size=16)
-    for name, p in model.named_parameters():
-        h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
-        if p.requires_grad:
-            h.update(p.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
 def aligner_parameters(model):
     """``(name, parameter)`` of the weights that produce an embedding: the audio tower with its
     projector (audio) and the input embeddings (text-only ``tsum``)."""
