@@ -9,30 +9,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from nabra.corpus.labels import label_sets
+from nabra.corpus.manifest import MAX_LINE_BYTES
 from nabra.errors import NabraError
 
 
 def cmd_data_validate(args) -> int:
-    from nabra.corpus.validate import ValidationConfig, ValidationReport, validate_manifest
+    from nabra.corpus.validate import ValidationConfig, ValidationReport, reason_key, validate_manifest
 
     dialects, emotions = label_sets(args.dialects, args.emotions)
     cfg = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=args.check_audio,
-                           min_duration=args.min_duration, workers=args.workers)
+                           min_duration=args.min_duration, workers=args.workers, max_line_bytes=args.max_line_bytes)
     report = ValidationReport()
-    problems = 0
+    problems, shown = 0, Counter()
     for problem in validate_manifest(args.manifest, cfg, report):
+        if problem.warning:  # a warning of one kind on a million lines: the first few and a count
+            shown[kind := reason_key(problem.reason)] += 1
+            if shown[kind] > args.warnings:
+                continue
+        else:
+            problems += 1
         print(problem.format(args.manifest), flush=False)
-        problems += 1
     sys.stdout.flush()
+    hidden = sum(max(0, n - args.warnings) for n in shown.values())
+    warned = (f"; {report.warnings:,} warning(s)" + (f" ({hidden:,} not shown: --warnings N)" if hidden else "")
+              if report.warnings else "")
     if problems:
-        print(f"{args.manifest}: {problems:,} problem(s) on {report.invalid:,} of {report.lines:,} lines",
+        print(f"{args.manifest}: {problems:,} problem(s) on {report.invalid:,} of {report.lines:,} lines{warned}",
               file=sys.stderr)
         return 1
     audio = " (audio checked)" if args.check_audio else ""
-    print(f"{args.manifest}: {report.lines:,} lines, all valid{audio}")
+    print(f"{args.manifest}: {report.lines:,} lines, all valid{audio}{warned}")
     return 0
 
 
@@ -183,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--dialects", help="comma-separated dialect label set (default EGY,GLF,LAV,NOR,MSA)")
     val.add_argument("--emotions", help="comma-separated emotion label set (default neutral,happy,sad,angry,surprised)")
     val.add_argument("--workers", type=int, default=4, help="threads reading audio (default 4)")
+    val.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES,
+                     help=f"longest line accepted (default {MAX_LINE_BYTES:,})")
+    val.add_argument("--warnings", type=int, default=10, metavar="N", help="warnings shown per kind (default 10)")
     val.set_defaults(func=cmd_data_validate)
     stats = data.add_parser("stats", help="utterances, hours, per-task and per-label counts, durations")
     stats.add_argument("manifest", type=Path)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from nabra.corpus.manifest import TASKS
+from nabra.corpus.manifest import MAX_LINE_BYTES, TASKS
 from nabra.errors import NabraError
 from nabra.model.config import CollatorConfig, LoraSettings
 from nabra.schedule import SCHEDULES
@@ -52,6 +52,8 @@ class DataConfig:
     """Decoded audio kept in memory between epochs (0 = decode every time)."""
     load_workers: int = 4
     """Threads decoding audio for a batch."""
+    max_line_bytes: int = MAX_LINE_BYTES
+    """Longest manifest line accepted (bytes; default 1 MiB); a longer one is an invalid line."""
 
     def __post_init__(self):
         bad = [t for t in self.tasks if t not in TASKS]
@@ -68,7 +70,7 @@ class ModelConfig:
     path: str = ""
     """Qwen2.5-Omni checkpoint folder (release or thinker-only layout)."""
     init_tiny: bool = False
-    """Build a tiny random thinker at ``path`` first when there is none (the CPU demo)."""
+    """Build a tiny random thinker at ``path`` first when the folder is empty or absent (the CPU demo)."""
     dtype: str = "float32"
     """Weights dtype: float32, bfloat16 or float16."""
     finetune: str = "lora"

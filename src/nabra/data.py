@@ -9,6 +9,7 @@ label sets and seed. Lengths come from the manifest's durations: nothing here op
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,10 @@ import numpy as np
 
 from nabra.config import RunConfig
 from nabra.corpus.labels import LabelSet, label_sets
-from nabra.corpus.manifest import Utterance, iter_lines, resolve_audio
-from nabra.corpus.validate import ValidationConfig, validate_manifest
+from nabra.corpus.manifest import Utterance, display_line, iter_lines, resolve_audio
+from nabra.corpus.validate import ValidationConfig, reason_key, validate_manifest
 from nabra.errors import NabraError
+from nabra.files import read_records
 from nabra.model.collate import Collator
 from nabra.model.loader import AudioStore
 from nabra.model.tokens import answer_text, prompt_text
@@ -41,17 +43,24 @@ def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log,
     every audio file is also decoded now. ``where`` is filled with ``id -> "FILE:LINE"``."""
     dialects, emotions = run_label_sets(cfg)
     checks = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=cfg.data.check_audio,
-                              workers=cfg.data.load_workers)
+                              workers=cfg.data.load_workers, max_line_bytes=cfg.data.max_line_bytes)
     parsed: list[tuple[int, Utterance]] = []
-    problems = list(validate_manifest(manifest, checks, parsed=parsed))
+    problems, warnings = [], []
+    for p in validate_manifest(manifest, checks, parsed=parsed):
+        (warnings if p.warning else problems).append(p)
     bad_lines = {p.line for p in problems}
+    if warnings:
+        kinds = Counter(reason_key(w.reason) for w in warnings)
+        log(f"{manifest}: {len(warnings):,} warning(s), e.g. {warnings[0].format(manifest)}; by kind: "
+            + "; ".join(f"{n:,} x {k}" for k, n in kinds.most_common(3))
+            + f" (`nabra data validate {manifest}` lists them)")
     if problems and not cfg.data.skip_invalid:
         shown = "\n".join(p.format(manifest) for p in problems[:20])
         more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise NabraError(f"{manifest}: {len(bad_lines)} invalid line(s):\n{shown}{more}\n"
                          "fix them, or pass --skip-invalid to quarantine them")
     if problems and run_dir is not None:
-        _quarantine(manifest, problems, run_dir / "quarantine.jsonl")
+        _quarantine(manifest, problems, run_dir / "quarantine.jsonl", checks.max_line_bytes)
         log(f"quarantined {len(bad_lines):,} invalid line(s) of {manifest} -> {run_dir / 'quarantine.jsonl'}")
     root = Path(manifest).resolve().parent
     utts = [resolve_audio(u, root) for n, u in parsed if n not in bad_lines]
@@ -60,20 +69,17 @@ def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log,
     return utts
 
 
-def _quarantine(manifest: str, problems, path: Path) -> None:
+def _quarantine(manifest: str, problems, path: Path, max_bytes: int) -> None:
     reasons: dict[int, list[str]] = {}
     for p in problems:
         reasons.setdefault(p.line, []).append(p.reason)
     # A resumed run validates again: the lines it quarantined before are not written twice.
-    done = set()
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            done = {(e.get("manifest"), e.get("line")) for e in map(json.loads, filter(str.strip, f)) if "line" in e}
+    done = {(e.get("manifest"), e.get("line")) for e in read_records(path)[0] if "line" in e} if path.is_file() else set()
     with open(path, "a", encoding="utf-8") as f:
-        for lineno, line in iter_lines(manifest):
+        for lineno, line in iter_lines(manifest, max_bytes):
             if lineno in reasons and (str(manifest), lineno) not in done:
                 f.write(json.dumps({"manifest": str(manifest), "line": lineno, "reasons": reasons[lineno],
-                                    "text": line.rstrip("\n")}, ensure_ascii=False) + "\n")
+                                    "text": display_line(line)}, ensure_ascii=False) + "\n")
 
 
 def examples(utts: list[Utterance], cfg: RunConfig, split: str, tasks=None) -> list[Example]:

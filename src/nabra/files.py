@@ -3,6 +3,7 @@ complete, so a crash, a kill or a full disk never leaves half of it under the re
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -51,6 +52,27 @@ def atomic_path(final: str | os.PathLike, *, folder: bool = False) -> Iterator[P
         remove(tmp)
         raise
     commit(tmp, final)
+
+
+def read_records(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
+    """The JSON objects of a JSONL log Nabra wrote (``metrics.jsonl``, ``quarantine.jsonl``), and the
+    numbers of the lines that are not one: a kill mid-write tears the last line, which must not
+    stop the run that reads the log again."""
+    records, torn = [], []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+                torn.append(lineno)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                torn.append(lineno)
+    return records, torn
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

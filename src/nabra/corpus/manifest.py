@@ -8,17 +8,21 @@ Reading streams line by line: nothing here holds a whole manifest in memory.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
+import itertools
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nabra.errors import NabraError
 from nabra.files import atomic_path
+from nabra.text.arabic import normalize
 
 TASKS = ("asr", "ssum", "tsum", "did", "ser")
 SPLITS = ("train", "dev", "test")
@@ -74,7 +78,7 @@ class Utterance:
 
     def to_dict(self) -> dict:
         """The JSON object for this utterance (``None`` fields and a zero offset omitted)."""
-        d = {name: getattr(self, name) for name in _FIELD_NAMES if getattr(self, name) is not None}
+        d = {name: getattr(self, name) for name in FIELD_NAMES if getattr(self, name) is not None}
         if not self.offset:
             d.pop("offset", None)
         d.update(self.extra)
@@ -89,7 +93,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "transcript": _STR, "summary": _STR, "dialect": _STR, "emotion": _STR,
     "speaker": _STR, "source": _STR, "split": _STR,
 }  # fmt: skip
-_FIELD_NAMES = tuple(_FIELD_TYPES)
+FIELD_NAMES = tuple(_FIELD_TYPES)
+"""The manifest's own fields; any other key is kept as an extra field."""
 _TYPE_NAMES = {_STR: "a string", _NUM: "a number"}
 
 
@@ -103,6 +108,7 @@ def parse_record(obj: object) -> Utterance:
         raise ManifestLineError(f"expected a JSON object, got {type(obj).__name__}")
     if "id" not in obj or obj["id"] is None:
         raise ManifestLineError("missing id")
+    _check_strings(obj)
     known, extra = {}, {}
     for key, value in obj.items():
         types = _FIELD_TYPES.get(key)
@@ -118,29 +124,132 @@ def parse_record(obj: object) -> Utterance:
     return Utterance(**known, extra=extra)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_strings(obj: dict) -> None:
+    """Every string of the record (keys and values, nested ones too) must be writable as UTF-8
+    and free of NUL: a lone surrogate or a NUL passes ``json.loads`` and breaks a tokenizer, a
+    writer or a C library later."""
+    stack: list[tuple[str, object]] = [(k, v) for k, v in obj.items()]
+    for key in obj:
+        _check_string(key, "a field name")
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            _check_string(value, f"field {where!r}")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                _check_string(k, f"a key inside {where!r}")
+                stack.append((where, v))
+        elif isinstance(value, list):
+            stack.extend((where, v) for v in value)
+
+
+def _check_string(text: str, what: str) -> None:
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise ManifestLineError(f"lone surrogate \\u{ord(bad.group()):04x} in {what}: not valid Unicode "
+                                "(half of an escaped emoji or a string cut in the middle?)")
+    if "\0" in text:
+        raise ManifestLineError(f"NUL character (\\u0000) in {what}")
+
+
 def _check_values(rec: dict) -> None:
     if not rec["id"].strip():
         raise ManifestLineError("empty id")
+    if _ID_CONTROL.search(rec["id"]):
+        raise ManifestLineError(f"id {rec['id']!r} contains a control character")
     for key in ("offset", "duration"):
         value = rec.get(key)
         if value is not None and (not math.isfinite(value) or value < 0 or (key == "duration" and value == 0)):
             raise ManifestLineError(f"field {key!r} must be a finite {'positive' if key == 'duration' else 'non-negative'} number, got {value}")
     for key in ("transcript", "summary"):
-        if key in rec and not rec[key].strip():
+        if key not in rec:
+            continue
+        if not rec[key].strip():
             raise ManifestLineError(f"empty {key}")
+        if not normalize(rec[key]):
+            raise ManifestLineError(f"{key} is empty once normalized (only diacritics, tatweel, punctuation): "
+                                    f"{rec[key][:40]!r}")
     if "split" in rec and rec["split"] not in SPLITS:
         raise ManifestLineError(f"split {rec['split']!r} is not one of {', '.join(SPLITS)}")
     if "audio" in rec and not rec["audio"].strip():
         raise ManifestLineError("empty audio path")
 
 
+class OverlongLine(str):
+    """What :func:`iter_lines` yields for a line over its size limit: the line's first characters
+    (for a quarantine entry), its size, and the limit; :func:`parse_line` rejects it."""
+
+    size: int
+    limit: int
+
+    def __new__(cls, head: str, size: int, limit: int):
+        line = super().__new__(cls, head)
+        line.size, line.limit = size, limit
+        return line
+
+
+MAX_LINE_BYTES = 1 << 20
+"""Longest manifest line read (1 MiB: the transcript of ten hours of speech); ``data.max_line_bytes``
+and ``--max-line-bytes`` change it. A longer line is reported, never held in memory."""
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
+_INT_DIGITS = 20  # 2**64 has 20 digits: JSON integers beyond 64 bits do not round-trip through other tools
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _INT_DIGITS:
+        raise ManifestLineError(f"integer of {len(text.lstrip('-')):,} digits is out of range (64 bits at most)")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ManifestLineError(f"number {text[:24]}{'...' if len(text) > 24 else ''} is out of the range of a 64-bit float")
+    return value
+
+
+def _json_constant(name: str):
+    raise ManifestLineError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ManifestLineError(f"duplicate key {dup!r} in one object (which value is meant?)")
+    return obj
+
+
+def decode_json(line: str) -> object:
+    """The JSON value of one line from :func:`iter_lines`; every way it can fail is a
+    :class:`ManifestLineError` with the reason (never a ``UnicodeDecodeError``, ``RecursionError``
+    or ``OverflowError``)."""
+    if isinstance(line, OverlongLine):
+        raise ManifestLineError(f"line is {line.size:,} bytes, over the limit of {line.limit:,} "
+                                "(raise it with --max-line-bytes / data.max_line_bytes)")
+    bad = _ESCAPED_BYTE.search(line)
+    if bad:
+        raise ManifestLineError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02X} at column {bad.start() + 1}")
+    try:
+        return json.loads(line, object_pairs_hook=_json_object, parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=_json_constant)
+    except json.JSONDecodeError as e:
+        cr = line.find("\r")
+        hint = f"; a lone CR at column {cr + 1}: lines end with LF" if cr >= 0 and e.msg == "Extra data" else ""
+        raise ManifestLineError(f"bad JSON: {e.msg} (column {e.colno}){hint}") from None
+    except RecursionError:
+        raise ManifestLineError("JSON nested too deeply") from None
+
+
 def parse_line(line: str) -> Utterance:
     """Parse one manifest line; raises :class:`ManifestLineError` with the reason."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ManifestLineError(f"bad JSON: {e.msg} (column {e.colno})") from None
-    return parse_record(obj)
+    return parse_record(decode_json(line))
 
 
 def open_text(path: str | os.PathLike, mode: str = "r"):
@@ -151,15 +260,50 @@ def open_text(path: str | os.PathLike, mode: str = "r"):
     return open(path, mode, encoding="utf-8")
 
 
-def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text) for every non-blank line of the manifest."""
+def open_binary(path: str | os.PathLike):
+    """Open a (possibly ``.gz``) file for reading bytes."""
+    path = Path(path)
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def iter_lines(path: str | os.PathLike, max_bytes: int | None = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text without its line end) for every non-blank line of a text file.
+
+    Lines end at LF only, as ``wc -l``, ``grep -n`` and editors count them (a CR before the LF is
+    dropped; a lone CR is not a line end, so the numbers match what an editor shows). Bytes that are
+    not UTF-8 are kept as surrogate escapes, which :func:`decode_json` reports with their column; a
+    UTF-8 byte-order mark is dropped. A line longer than ``max_bytes`` comes as an
+    :class:`OverlongLine` and is never held in memory whole.
+    """
     path = Path(path)
     if not path.is_file():
         raise NabraError(f"{path}: manifest not found")
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                yield lineno, line
+    limit = max_bytes + 2 if max_bytes is not None else -1  # room for the CRLF
+    with open_binary(path) as f:
+        for lineno in itertools.count(1):
+            raw = f.readline(limit)
+            if not raw:
+                return
+            head, size = raw, len(raw)
+            if max_bytes is not None and size == limit and not raw.endswith(b"\n"):
+                while rest := f.readline(1 << 20):  # the rest of the line, counted, not kept
+                    size, raw = size + len(rest), rest
+                    if rest.endswith(b"\n"):
+                        break
+            stripped = raw.removesuffix(b"\n").removesuffix(b"\r")
+            size, raw = size - (len(raw) - len(stripped)), stripped
+            if max_bytes is not None and size > max_bytes:
+                yield lineno, OverlongLine(head[:200].decode("utf-8", "replace") + "...", size, max_bytes)
+                continue
+            if lineno == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            if raw.strip():
+                yield lineno, raw.decode("utf-8", "surrogateescape")
+
+
+def display_line(line: str) -> str:
+    """``line`` as text that can be written as UTF-8 (undecodable bytes become U+FFFD)."""
+    return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def resolve_audio(utt: Utterance, root: Path) -> Utterance:

@@ -43,7 +43,7 @@ from nabra.corpus.importers.common import (
     skip_sink,
     skipped_path,
 )
-from nabra.corpus.manifest import Utterance
+from nabra.corpus.manifest import ManifestLineError, Utterance, decode_json
 from nabra.corpus.synth import SPLIT_SHARES
 from nabra.corpus.tts import SPLIT_VOICES, TTS, CommandTTS, EspeakTTS, TTSError
 from nabra.errors import NabraError
@@ -288,26 +288,23 @@ def _read_pairs(path: Path, config: SsumConfig, report: SkipReport) -> Iterator[
     ids: set[str] = set()
     files: set[str] = set()
     stem = Path(path.name.removesuffix(".gz")).stem  # default ids: pairs.jsonl.gz:7 -> pairs-000007
-    try:
-        for lineno, where, line in counted_lines(path, report):
-            pair, problem = _parse_pair(line, config, f"{stem}-{lineno:06d}")
-            if problem is None:
-                problem = _clash(pair.id, ids, files)
-            if problem is not None:
-                report.skip(where, *problem)
-                continue
-            pair.where = where
-            yield pair
-    except UnicodeDecodeError as e:
-        raise NabraError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for lineno, where, line in counted_lines(path, report):  # a line that is not UTF-8 is a skip
+        pair, problem = _parse_pair(line, config, f"{stem}-{lineno:06d}")
+        if problem is None:
+            problem = _clash(pair.id, ids, files)
+        if problem is not None:
+            report.skip(where, *problem)
+            continue
+        pair.where = where
+        yield pair
 
 
 def _parse_pair(line: str, config: SsumConfig, default_id: str) -> tuple[_Pair | None, tuple[str, str] | None]:
     """(the pair, None) or (None, (reason, detail)) for one input line."""
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        return None, ("bad JSON", f"{e.msg} (column {e.colno})")
+        obj = decode_json(line)
+    except ManifestLineError as e:
+        return None, ("bad JSON", str(e))
     if not isinstance(obj, dict):
         return None, ("bad JSON", f"expected an object, got {type(obj).__name__}")
     doc_field = config.document_field or ("document" if "document" in obj else "text")

@@ -8,11 +8,13 @@ the colliding lines. Audio checks (``check_audio``) run in a small thread pool, 
 from __future__ import annotations
 
 import os
+import re
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,15 @@ from nabra.corpus.audio import (
     load_audio,
 )
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
-from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
+from nabra.corpus.manifest import (
+    FIELD_NAMES,
+    MAX_LINE_BYTES,
+    ManifestLineError,
+    Utterance,
+    iter_lines,
+    parse_line,
+    resolve_audio,
+)
 from nabra.errors import AudioError
 
 AUDIO_CHUNK = 256
@@ -48,17 +58,20 @@ class ValidationConfig:
     """Shortest acceptable audio, in seconds (checked with ``check_audio``, and on ``duration``)."""
     workers: int = 4
     """Threads reading audio in parallel (``check_audio``)."""
+    max_line_bytes: int = MAX_LINE_BYTES
+    """Longest line accepted, in bytes (a longer one is reported without being read into memory)."""
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a line is invalid."""
+    """One reason a line is invalid, or (``warning``) something about a valid line worth a look."""
 
     line: int
     reason: str
+    warning: bool = False
 
     def format(self, path: str | os.PathLike) -> str:
-        return f"{path}:{self.line}: {self.reason}"
+        return f"{path}:{self.line}: {'warning: ' if self.warning else ''}{self.reason}"
 
 
 @dataclass
@@ -68,6 +81,7 @@ class ValidationReport:
     lines: int = 0
     valid: int = 0
     invalid_lines: set[int] = field(default_factory=set)
+    warnings: int = 0
 
     @property
     def invalid(self) -> int:
@@ -88,6 +102,36 @@ def check_utterance(utt: Utterance, cfg: ValidationConfig) -> list[str]:
     if utt.duration is not None and utt.duration < cfg.min_duration:
         reasons.append(f"duration {utt.duration} s is shorter than the minimum {cfg.min_duration} s")
     return reasons
+
+
+_FIELD_HINTS = {"text": "transcript", "sentence": "transcript", "transcription": "transcript",
+                "normalized_text": "transcript", "audio_filepath": "audio", "audio_path": "audio", "path": "audio",
+                "wav": "audio", "file": "audio", "start": "offset", "label": "dialect or emotion",
+                "lang": "language", "speaker_id": "speaker", "client_id": "speaker"}
+"""Field names of other formats (NeMo, Lhotse, Common Voice, HF) and the manifest field they mean."""
+_TEXT_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def utterance_warnings(utt: Utterance) -> list[str]:
+    """What is odd about a valid utterance but may be meant: a field name that looks misspelled or
+    comes from another format, an id that looks like a path, control characters in the text."""
+    out = []
+    for key in utt.extra:
+        hint = _FIELD_HINTS.get(key.casefold()) or next(iter(get_close_matches(key.casefold(), FIELD_NAMES, 1, 0.8)), None)
+        if hint is not None and all(getattr(utt, f, None) is None for f in hint.split(" or ")):
+            out.append(f"field {key!r} is not a manifest field (kept as an extra field): did you mean {hint!r}?")
+    if "/" in utt.id or "\\" in utt.id or utt.id.startswith("."):
+        out.append(f"id {utt.id!r} looks like a path; files Nabra names after ids use a sanitized name")
+    for key in ("transcript", "summary"):
+        text = getattr(utt, key)
+        if text is not None and (bad := _TEXT_CONTROL.search(text)):
+            out.append(f"control character U+{ord(bad.group()):04X} in {key}")
+    return out
+
+
+def reason_key(message: str) -> str:
+    """A message without its values (quoted strings, numbers), so that problems group by kind."""
+    return re.sub(r"-?\d[\d,]*(\.\d+)?(e-?\d+)?", "N", re.sub(r"'[^']*'", "X", message))
 
 
 def segment_problem(utt: Utterance, info: AudioInfo) -> tuple[str, str] | None:
@@ -144,10 +188,10 @@ def validate_manifest(
     cfg = cfg or ValidationConfig()
     report = report if report is not None else ValidationReport()
     root = Path(path).resolve().parent
-    id_hashes, id_lines = array("q"), array("L")
+    id_hashes, fold_hashes, id_lines = array("q"), array("q"), array("L")
     pending: list[tuple[int, Utterance]] = []
     with audio_pool(cfg) as pool:
-        for lineno, line in iter_lines(path):
+        for lineno, line in iter_lines(path, cfg.max_line_bytes):
             report.lines += 1
             try:
                 utt = parse_line(line)
@@ -155,9 +199,11 @@ def validate_manifest(
                 yield from _mark(report, [Problem(lineno, str(e))])
                 continue
             id_hashes.append(hash(utt.id))
+            fold_hashes.append(hash(utt.id.casefold()))
             id_lines.append(lineno)
             if parsed is not None:
                 parsed.append((lineno, utt))
+            yield from _mark(report, [Problem(lineno, w, warning=True) for w in utterance_warnings(utt)])
             reasons = check_utterance(utt, cfg)
             if reasons or not cfg.check_audio or utt.audio is None:
                 yield from _mark(report, [Problem(lineno, r) for r in reasons])
@@ -167,12 +213,13 @@ def validate_manifest(
                 yield from _mark(report, _check_chunk(pool, pending, cfg))
                 pending = []
         yield from _mark(report, _check_chunk(pool, pending, cfg))
-    yield from _mark(report, _duplicate_ids(path, id_hashes, id_lines))
+    yield from _mark(report, _duplicate_ids(path, id_hashes, fold_hashes, id_lines, cfg.max_line_bytes))
     report.valid = report.lines - report.invalid
 
 
 def _mark(report: ValidationReport, problems: list[Problem]) -> list[Problem]:
-    report.invalid_lines.update(p.line for p in problems)
+    report.invalid_lines.update(p.line for p in problems if not p.warning)
+    report.warnings += sum(p.warning for p in problems)
     return problems
 
 
@@ -183,26 +230,34 @@ def _check_chunk(pool, pending: list[tuple[int, Utterance]], cfg: ValidationConf
     return [Problem(lineno, r) for (lineno, _), reasons in zip(pending, results, strict=True) for r in reasons]
 
 
-def _duplicate_ids(path, id_hashes: array, id_lines: array) -> list[Problem]:
+def _duplicate_ids(path, id_hashes: array, fold_hashes: array, id_lines: array, max_bytes: int) -> list[Problem]:
+    """Lines whose id repeats an earlier line's (an error), or differs from it only in case (a
+    warning: on a case-insensitive file system, files named after the two would collide)."""
     if len(id_hashes) < 2:
         return []
-    hashes = np.frombuffer(id_hashes, dtype=np.int64)
-    order = np.argsort(hashes, kind="stable")
-    sorted_h = hashes[order]
-    same = sorted_h[1:] == sorted_h[:-1]
-    if not same.any():
-        return []
     lines_np = np.frombuffer(id_lines, dtype=np.uint64 if id_lines.itemsize == 8 else np.uint32)
-    candidates = set(lines_np[order[1:][same]].tolist()) | set(lines_np[order[:-1][same]].tolist())
+    candidates: set[int] = set()
+    for hashes in (id_hashes, fold_hashes):  # case-folded equal includes equal
+        h = np.frombuffer(hashes, dtype=np.int64)
+        order = np.argsort(h, kind="stable")
+        same = h[order][1:] == h[order][:-1]
+        candidates |= set(lines_np[order[1:][same]].tolist()) | set(lines_np[order[:-1][same]].tolist())
+    if not candidates:
+        return []
     # Re-read only the candidate lines to compare the real ids (a hash match may be a collision).
     first_seen: dict[str, int] = {}
+    first_folded: dict[str, tuple[str, int]] = {}
     problems = []
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, max_bytes):
         if lineno not in candidates:
             continue
         uid = parse_line(line).id
         if uid in first_seen:
             problems.append(Problem(lineno, f"duplicate id {uid!r} (first on line {first_seen[uid]})"))
-        else:
-            first_seen[uid] = lineno
+            continue
+        first_seen[uid] = lineno
+        other = first_folded.setdefault(uid.casefold(), (uid, lineno))
+        if other[0] != uid:
+            problems.append(Problem(lineno, f"id {uid!r} differs only in case from {other[0]!r} (line {other[1]})",
+                                    warning=True))
     return problems

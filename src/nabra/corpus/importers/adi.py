@@ -26,7 +26,7 @@ from pathlib import Path
 from nabra.corpus.importers import folder
 from nabra.corpus.importers.common import AUDIO_SUFFIXES, Row, SkipReport, require_dir, require_file
 from nabra.corpus.labels import DIALECTS, LabelSet
-from nabra.corpus.manifest import SPLITS, Utterance
+from nabra.corpus.manifest import SPLITS, Utterance, iter_lines
 from nabra.errors import NabraError
 
 LAYOUT = """\
@@ -118,24 +118,23 @@ def _layout(src: str | os.PathLike | None, split: str | None, list_file: str | N
 def _read_list(path: Path, audio_dir: Path, report: SkipReport, *, mapping: Mapping[str, str | None],
                labels: LabelSet, split: str | None, language: str, source: str) -> Iterator[Row]:
     folded = {k.casefold(): v for k, v in mapping.items()}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields or (lineno == 1 and len(fields) > 1 and fields[1].casefold() in _HEADER_LABELS):
-                continue
-            report.seen += 1
-            where = f"{path.name}:{lineno}"
-            if len(fields) < 2:
-                report.skip(where, "malformed line (expected <utt> <label>)", line.strip())
-                continue
-            uid, raw = fields[0], fields[1]
-            name = folder.map_label(raw, folded, labels)
-            if name is None:
-                report.skip(where, "unknown dialect label", raw)
-                continue
-            audio = audio_dir / (uid if os.path.splitext(uid)[1].lower() in AUDIO_SUFFIXES else f"{uid}.wav")
-            if not audio.is_file():
-                report.skip(where, "audio file not found", str(audio))
-                continue
-            yield Row(where, Utterance(id=Path(uid).stem, audio=str(audio), language=language, dialect=name,
-                                       source=source, split=split))
+    for lineno, line in iter_lines(path, max_bytes=None):
+        fields = line.split()
+        if not fields or (lineno == 1 and len(fields) > 1 and fields[1].casefold() in _HEADER_LABELS):
+            continue
+        report.seen += 1
+        where = f"{path.name}:{lineno}"
+        if len(fields) < 2:
+            report.skip(where, "malformed line (expected <utt> <label>)", line.strip())
+            continue
+        uid, raw = fields[0], fields[1]
+        name = folder.map_label(raw, folded, labels)
+        if name is None:
+            report.skip(where, "unknown dialect label", raw)
+            continue
+        audio = audio_dir / (uid if os.path.splitext(uid)[1].lower() in AUDIO_SUFFIXES else f"{uid}.wav")
+        if not audio.is_file():
+            report.skip(where, "audio file not found", str(audio))
+            continue
+        yield Row(where, Utterance(id=Path(uid).stem, audio=str(audio), language=language, dialect=name,
+                                   source=source, split=split))

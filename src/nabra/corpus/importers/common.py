@@ -37,6 +37,7 @@ from nabra.corpus.validate import (
     ValidationConfig,
     audio_pool,
     check_utterance,
+    reason_key,
     segment_problem,
     validate_manifest,
 )
@@ -168,11 +169,6 @@ def skipped_path(out: str | os.PathLike) -> Path:
     return out.with_name(name + ".skipped.jsonl")
 
 
-def reason_key(message: str) -> str:
-    """A validation message without its values, so that skips group by kind in the summary."""
-    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", re.sub(r"'[^']*'", "X", message))
-
-
 def require_dir(path: Path, layout: str) -> Path:
     """``path`` if it is a folder, else a NabraError naming it and the expected layout."""
     if not path.is_dir():
@@ -287,13 +283,14 @@ def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line
     """
     bad: dict[int, str] = {}
     for problem in validate_manifest(out, cfg):
-        bad.setdefault(problem.line, problem.reason)
+        if not problem.warning:
+            bad.setdefault(problem.line, problem.reason)
     if not bad:
         return
     with atomic_path(out) as tmp, open_text(tmp, "w") as f:
         for lineno, line in iter_lines(out):
             if lineno not in bad:
-                f.write(line)
+                f.write(line + "\n")
                 continue
             try:
                 uid = parse_line(line).id

@@ -27,7 +27,7 @@ from nabra.corpus.importers.common import (
     require_file,
 )
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
-from nabra.corpus.manifest import Utterance, iter_manifest, open_text
+from nabra.corpus.manifest import ManifestLineError, Utterance, decode_json, iter_manifest, open_text
 from nabra.errors import AudioError, NabraError
 
 LAYOUT = """\
@@ -98,11 +98,13 @@ def _load_recordings(path: Path) -> dict[str, dict]:
 def _supervision(line: str, recs: dict[str, dict], base: Path,
                  labels: dict[str, LabelSet]) -> tuple[Utterance | None, tuple[str, str] | None]:
     try:
-        sup = json.loads(line)
+        sup = decode_json(line)
         rid, start, duration = sup["recording_id"], float(sup["start"]), float(sup["duration"])
         uid = str(sup["id"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        return None, ("not a Lhotse supervision", str(e))
+    except ManifestLineError as e:
+        return None, ("bad JSON", str(e))
+    except (KeyError, TypeError, ValueError) as e:
+        return None, ("not a Lhotse supervision", f"{type(e).__name__}: {e}")
     rec = recs.get(rid)
     if rec is None:
         return None, ("recording not in the recordings manifest", rid)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nabra.corpus.importers.common import Row, SkipReport, require_dir, require_file
-from nabra.corpus.manifest import SPLITS, Utterance, open_text
+from nabra.corpus.manifest import SPLITS, Utterance, iter_lines
 from nabra.errors import NabraError
 
 LAYOUT = """\
@@ -245,10 +245,7 @@ def _wav_path(entry: str | None, part: Path) -> str | None:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                yield n, line
+    return iter_lines(path, max_bytes=None)
 
 
 def _table(path: Path) -> Iterator[tuple[str, str]]:

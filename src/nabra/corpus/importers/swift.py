@@ -34,7 +34,7 @@ from nabra.corpus.importers.common import (
     safe_name,
 )
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
-from nabra.corpus.manifest import TASKS, Utterance, iter_manifest, open_text
+from nabra.corpus.manifest import TASKS, ManifestLineError, Utterance, decode_json, iter_manifest, open_text
 from nabra.errors import AudioError, NabraError
 from nabra.files import atomic_path
 from nabra.text.arabic import normalize
@@ -127,9 +127,9 @@ def _parse_row(line: str, base: Path, fallback: str | None,
                labels: dict[str, LabelSet]) -> tuple[dict, Utterance | None, tuple[str, str] | None]:
     """(the row, its utterance, None) or (row, None, (reason, detail)) for one JSONL line."""
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        return {}, None, ("bad JSON", e.msg)
+        obj = decode_json(line)
+    except ManifestLineError as e:
+        return {}, None, ("bad JSON", str(e))
     if not isinstance(obj, dict):
         return {}, None, ("bad JSON", "not an object")
     turns = _turns(obj)
