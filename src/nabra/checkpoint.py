@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nabra.errors import NabraError
-from nabra.files import commit, remove, temp_path
+from nabra.files import atomic_path, commit, disk_full, free_bytes, remove, size_text, temp_path
 
 CHECKPOINT_PREFIX = "step-"
 SHARDED = ("FSDP", "DEEPSPEED")
@@ -61,19 +61,31 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
     """Write ``checkpoints/step-N`` atomically (every process takes part); keep the last ``keep_last``."""
     final = run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:07d}"
     tmp = temp_path(final)
+    # Weights plus two Adam moments each, and a little for the rest: a full disk is said before writing.
+    needed = 3 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad) + (1 << 20)
     if acc.is_main_process:
         remove(tmp)  # a leftover of an earlier, killed attempt
+        if free_bytes(run_dir) < needed:
+            raise NabraError(f"{final}: no space left on device ({size_text(free_bytes(run_dir))} free; a checkpoint "
+                             f"needs about {size_text(needed)}); the last complete checkpoint is kept")
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
-    if acc.distributed_type.value in SHARDED:
-        acc.save_state(str(tmp / "accelerate"))
-    elif acc.is_main_process:
-        save_file(trainable_state(acc.unwrap_model(model)), str(tmp / "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    if acc.is_main_process:
-        torch.save({"lr_scheduler": lr_scheduler.state_dict(), "schedule": schedule.state_dict(), "step": step,
-                    **(extra or {})}, tmp / "trainer_state.pt")
-    torch.save(rng_state(), tmp / f"rng-{acc.process_index}.pt")
+    try:
+        if acc.distributed_type.value in SHARDED:
+            acc.save_state(str(tmp / "accelerate"))
+        elif acc.is_main_process:
+            save_file(trainable_state(acc.unwrap_model(model)), str(tmp / "trainable.safetensors"))
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if acc.is_main_process:
+            torch.save({"lr_scheduler": lr_scheduler.state_dict(), "schedule": schedule.state_dict(), "step": step,
+                        **(extra or {})}, tmp / "trainer_state.pt")
+        torch.save(rng_state(), tmp / f"rng-{acc.process_index}.pt")
+    except Exception as e:
+        full = disk_full(e, tmp, needed)
+        remove(tmp)
+        if full is None:
+            raise
+        raise NabraError(f"{full}; the last complete checkpoint is kept") from None
     acc.wait_for_everyone()
     if acc.is_main_process:
         (tmp / "COMPLETE").write_text(f"{step}\n")
@@ -125,12 +137,10 @@ def save_model(acc, model, trained, out: Path, info: dict, *, extra_files=()) ->
     # The state of the trained model inside the loss wrapper (gathered under FSDP).
     state = {k.removeprefix("model."): v for k, v in acc.get_state_dict(model).items()}
     if acc.is_main_process:
-        tmp = temp_path(out)
-        remove(tmp)
-        trained.save_pretrained(tmp, state_dict=state, safe_serialization=True)
-        for obj in extra_files:
-            obj.save_pretrained(tmp)
-        (tmp / "nabra_run.json").write_text(json.dumps(info, indent=2))
-        commit(tmp, out)
+        with atomic_path(out, folder=True) as tmp:  # a full disk: one line, and the old folder stays
+            trained.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+            for obj in extra_files:
+                obj.save_pretrained(tmp)
+            (tmp / "nabra_run.json").write_text(json.dumps(info, indent=2))
     acc.wait_for_everyone()
     return out

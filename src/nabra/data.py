@@ -190,11 +190,27 @@ class Data:
     """The valid training-split utterances the examples come from (what ADS embeds)."""
 
 
-def prepare(cfg: RunConfig, collator: Collator, run_dir: Path, log: Log) -> Data:
-    """Validate the manifests, build the training and dev examples, their metadata table and the audio store."""
+@dataclass
+class Manifests:
+    """The validated utterances of a run's manifests (what :func:`prepare` turns into examples)."""
+
+    train: list[Utterance]
+    dev: list[Utterance]
+    where: dict[str, str]
+    """``FILE:LINE`` of every utterance, by id."""
+
+
+def read_manifests(cfg: RunConfig, run_dir: Path, log: Log) -> Manifests:
+    """Validate the run's manifests (before the model loads: a bad manifest is said in seconds)."""
     where: dict[str, str] = {}
     utts = read_valid(cfg.data.manifest, cfg, run_dir, log, where)
     dev_utts = read_valid(cfg.data.dev_manifest, cfg, run_dir, log, where) if cfg.data.dev_manifest else utts
+    return Manifests(utts, dev_utts, where)
+
+
+def prepare(cfg: RunConfig, collator: Collator, manifests: Manifests, log: Log) -> Data:
+    """Build the training and dev examples of the validated manifests, their metadata table and the audio store."""
+    utts, dev_utts, where = manifests.train, manifests.dev, manifests.where
     train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log)
     if not train:
         raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")

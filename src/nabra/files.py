@@ -3,12 +3,55 @@ complete, so a crash, a kill or a full disk never leaves half of it under the re
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from nabra.errors import NabraError
+
+_STREAM_SIGNS = ("unexpected pos", "basic_ios::clear", "failed writing file", "No space left", "os error 28")
+"""How a full disk shows through torch.save (C++ stream errors) and safetensors (a Rust I/O error)."""
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def size_text(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"
+
+
+def disk_full(error: BaseException, path: str | os.PathLike, needed: int | None = None) -> NabraError | None:
+    """The one-line error for ``error`` when it means the disk holding ``path`` is full, else None.
+
+    An ``OSError`` says so by its errno; torch's and safetensors' writers wrap it in C++/Rust errors
+    ("basic_ios::clear: iostream error", "unexpected pos ..."), which count as a full disk when little
+    space is left (less than ``needed``, or under 16 MiB)."""
+    chain, e = [], error
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    full = any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain)
+    free = free_bytes(path)
+    if not full and any(sign in str(e) for e in chain for sign in _STREAM_SIGNS):
+        full = free < max(needed or 0, 16 << 20)
+    if not full:
+        return None
+    need = f"; it needs about {size_text(needed)}" if needed else ""
+    return NabraError(f"{path}: no space left on device ({size_text(free)} free{need})")
 
 
 def temp_path(final: str | os.PathLike) -> Path:
@@ -48,8 +91,11 @@ def atomic_path(final: str | os.PathLike, *, folder: bool = False) -> Iterator[P
         tmp.mkdir()
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
+        full = disk_full(e, final) if isinstance(e, Exception) else None
         remove(tmp)
+        if full is not None:
+            raise full from None
         raise
     commit(tmp, final)
 

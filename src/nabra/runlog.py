@@ -14,11 +14,13 @@ import yaml
 from nabra.checkpoint import checkpoints
 from nabra.config import RunConfig, dump_config, to_dict
 from nabra.errors import NabraError
+from nabra.files import disk_full, read_records, write_text
 from nabra.progress import progress_bar
 
-RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.save_every", "train.keep_last", "train.eval_every",
-                     "train.log_every", "train.tensorboard"}
-"""Config keys a resumed run may change; any other difference means a different run."""
+RESUMABLE_CHANGES = {"output_dir", "train.max_steps", "train.epochs", "train.save_every", "train.keep_last",
+                     "train.eval_every", "train.log_every", "train.tensorboard"}
+"""Config keys a resumed run may change; any other difference means a different run (``output_dir``
+is where the run lives, not what it is: a run folder copied to another disk resumes there)."""
 
 
 class RunDir:
@@ -47,20 +49,36 @@ class RunDir:
         """``quarantine.jsonl``: invalid manifest lines, and examples left out during the run."""
         return self.path / "quarantine.jsonl"
 
-    def truncate(self, step: int) -> None:
-        """Drop the metric and quarantine lines past ``step`` (they are written again after a resume)."""
+    def truncate(self, step: int) -> list[str]:
+        """Drop the metric and quarantine lines past ``step`` (0: a start without a checkpoint), which
+        are written again from there, so the logs hold each step once; lines torn by a kill (always
+        past the checkpoint: it is written after them) go too. Returns what was dropped, to be said."""
+        said = []
         for path in (self.metrics, self.quarantine):
             if not (self.is_main and path.is_file()):
                 continue
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-            path.write_text("".join(kept), encoding="utf-8")
+            records, torn = read_records(path)
+            kept = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= step]
+            if len(kept) == len(records) and not torn:
+                continue
+            write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+            said.append(f"{path.name}: {len(records) - len(kept):,} line(s) past step {step} dropped"
+                        + (f", {len(torn)} torn line(s) ({', '.join(map(str, torn[:5]))}) dropped" if torn else ""))
+        return said
 
     def log(self, record: dict, path: Path | None = None) -> None:
         """Append one record to ``metrics.jsonl`` (or to ``path``)."""
         if self.is_main:
-            with open(path or self.metrics, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            path = path or self.metrics
+            line = json.dumps(record, ensure_ascii=False) + "\n"
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(line)
+            except OSError as e:
+                full = disk_full(e, path, len(line))
+                if full is None:
+                    raise
+                raise full from None
 
 
 def _diff_keys(a, b, prefix: str = "") -> list[str]:

@@ -80,9 +80,10 @@ class Recipe:
                                cpu=not torch.cuda.is_available())
         self.run = RunDir(cfg.output_dir, cfg, self.acc.is_main_process)
         seed_everything(cfg.train.seed)
+        manifests = run_data.read_manifests(cfg, self.run.path, self.say)  # the data first: seconds, not minutes
         self.bundle, model = self._setup_model()
         self.collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
-        self.data = run_data.prepare(cfg, self.collator, self.run.path, self.say)
+        self.data = run_data.prepare(cfg, self.collator, manifests, self.say)
         self.total_steps = total_steps(cfg, len(self.data.train))
         # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
         # switch and the LR curve of the original plan (the LR stays at its final value past it).
@@ -115,7 +116,7 @@ class Recipe:
         cfg, path = self.cfg, Path(self.cfg.model.path)
         if cfg.model.init_tiny and not (path / "config.json").is_file():
             self.say(f"building a tiny thinker at {path}")
-            init_tiny(path, cfg.data.manifest)
+            init_tiny(path, cfg.data.manifest)  # refuses a folder that holds anything
         bundle = load(path, dtype=cfg.model.dtype)
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,
@@ -130,6 +131,8 @@ class Recipe:
         """Continue from the last complete checkpoint, if any."""
         ckpts = checkpoints(self.run.path)
         if not ckpts:
+            for line in self.run.truncate(0):  # what an earlier start without a checkpoint logged
+                self.say(line)
             return
         state = load_checkpoint(ckpts[-1], self.acc, self.model, self.optimizer, self.lr_scheduler, self.schedule)
         self.step, self.best = int(state["step"]), float(state.get("best", float("-inf")))
@@ -137,7 +140,8 @@ class Recipe:
         if state.get("embedding_key"):
             self._set_embeddings(key=state["embedding_key"])
         self.dropped = int(state.get("dropped", 0))
-        self.run.truncate(self.step)
+        for line in self.run.truncate(self.step):
+            self.say(line)
         if self.step < self.total_steps:
             extended = f"; extended from {self.planned_steps}" if self.total_steps > self.planned_steps else ""
             self.say(f"resuming {self.run.path} from {ckpts[-1].name} (step {self.step} of {self.total_steps}{extended})")
@@ -158,7 +162,7 @@ class Recipe:
         train = self.cfg.train
         # Steps logged again after a resume replace the old ones in TensorBoard too.
         self.tb = TensorBoard(self.run.path, train.tensorboard and self.acc.is_main_process,
-                              purge_step=self.step + 1 if self.step else None)
+                              purge_step=self.step + 1)
         with training_progress(self.total_steps, self.step, progress and self.acc.is_main_process) as advance:
             while self.step < self.total_steps:
                 if self.schedule.needs_embeddings(self.schedule.step):

@@ -23,6 +23,7 @@ from nabra.errors import NabraError
 from nabra.evaluate.metrics import Prediction, composite_score, compute_metrics, require_bertscore
 from nabra.model import load
 from nabra.model.collate import Collator
+from nabra.model.load import read_json
 from nabra.model.loader import AudioStore
 from nabra.model.lora import load_adapter
 from nabra.progress import progress_bar
@@ -233,9 +234,9 @@ def _adapter_base(folder: Path, base: str | None, config_base: str | None) -> st
             raise NabraError(f"{base}: base model folder not found")
         return base
     run_info = folder / "nabra_run.json"
-    adapter_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    adapter_cfg = read_json(folder / "adapter_config.json")
     candidates = [
-        ("nabra_run.json", json.loads(run_info.read_text(encoding="utf-8")).get("base_model") if run_info.is_file() else None),
+        ("nabra_run.json", read_json(run_info).get("base_model") if run_info.is_file() else None),
         ("the run's config.yaml", config_base),
         ("adapter_config.json", adapter_cfg.get("base_model_name_or_path")),
     ]

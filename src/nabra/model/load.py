@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> tuple[str, dict]:
     config_file = path / "config.json"
     if not config_file.is_file():
         raise NabraError(f"{path}: no config.json: not a Qwen2.5-Omni checkpoint folder")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config = read_json(config_file)
     model_type = config.get("model_type")
     if model_type == "qwen2_5_omni" and "thinker_config" in config:
         layout = "release"
@@ -70,7 +71,40 @@ def inspect_checkpoint(path: str | os.PathLike) -> tuple[str, dict]:
         missing.append("feature extractor (preprocessor_config.json)")
     if missing:
         raise NabraError(f"{path}: not a usable Qwen2.5-Omni checkpoint: missing {', '.join(missing)}")
+    for name in ("preprocessor_config.json", "tokenizer_config.json", "tokenizer.json", "generation_config.json",
+                 "model.safetensors.index.json"):
+        if (path / name).is_file():
+            read_json(path / name)
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
     return layout, config
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in ``path``, or a NabraError naming the file (never a decode traceback)."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise NabraError(f"{path}: not a JSON file (not UTF-8 text: byte 0x{e.object[e.start]:02X} at "
+                         f"offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise NabraError(f"{path}: not a JSON file ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise NabraError(f"{path}: not a usable JSON file (nested too deeply)") from None
+    if not isinstance(value, dict):
+        raise NabraError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_safetensors(path: Path) -> None:
+    """Read the header of a safetensors file (cheap: no tensor is loaded); a NabraError if it is not one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except Exception as e:  # SafetensorError, OSError: a truncated or foreign file
+        raise NabraError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
 
 
 def load(path: str | os.PathLike, *, dtype: str = "float32", device: str | None = None) -> ModelBundle:
@@ -89,15 +123,32 @@ def load(path: str | os.PathLike, *, dtype: str = "float32", device: str | None 
     if dtype not in _DTYPES:
         raise NabraError(f"unknown dtype {dtype!r}; choose one of {', '.join(sorted(_DTYPES))}")
     torch_dtype = _DTYPES[dtype] if _DTYPES[dtype] == "auto" else getattr(torch, _DTYPES[dtype])
-    if layout == "release":
-        config = Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True).thinker_config
-    else:
-        config = Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
-    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-        path, config=config, dtype=torch_dtype, local_files_only=True, use_safetensors=True,
-    )
+    # The files parse (checked above); what transformers still refuses (a config of the wrong shape,
+    # weights that do not fit it, a tokenizer of another kind) is the user's folder too: one line.
+    with _loading(path, "config"):
+        if layout == "release":
+            config = Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True).thinker_config
+        else:
+            config = Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
+    with _loading(path, "weights"):
+        model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+            path, config=config, dtype=torch_dtype, local_files_only=True, use_safetensors=True,
+        )
     if device is not None:
         model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+    with _loading(path, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    with _loading(path, "feature extractor"):
+        feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
     return ModelBundle(model.eval(), tokenizer, feature_extractor, path, layout)
+
+
+@contextmanager
+def _loading(path: Path, what: str):
+    try:
+        yield
+    except NabraError:
+        raise
+    except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a bad folder
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise NabraError(f"{path}: cannot load the {what} ({type(e).__name__}: {first})") from e

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import iter_manifest
+from nabra.errors import NabraError
+from nabra.files import atomic_path
 from nabra.model.tokens import CHAT_TEMPLATE, SPECIAL_TOKENS
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
 
@@ -136,14 +138,30 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | None = None, cfg: Tiny
 
     cfg = cfg or TinyConfig()
     out_dir = Path(out_dir)
+    _check_writable(out_dir)
     tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIAL_ORDER}
     torch.manual_seed(cfg.seed)
     model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config(cfg, ids))
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out_dir)  # safetensors
-    tokenizer.save_pretrained(out_dir)
-    feature_extractor(out_dir)
-    (out_dir / "nabra_tiny.json").write_text(json.dumps(vars(cfg), indent=2) + "\n")
+    with atomic_path(out_dir, folder=True) as tmp:  # complete or absent: a kill leaves no half model to load
+        model.save_pretrained(tmp)  # safetensors
+        tokenizer.save_pretrained(tmp)
+        feature_extractor(tmp)
+        (tmp / "nabra_tiny.json").write_text(json.dumps(vars(cfg), indent=2) + "\n")
     return out_dir
+
+
+def _check_writable(out_dir: Path) -> None:
+    """A tiny model goes only where nothing else is: an absent or empty folder, or an earlier tiny
+    model (``nabra_tiny.json``). Never into a folder of the user's files."""
+    if not out_dir.exists() or (out_dir / "nabra_tiny.json").is_file():
+        return
+    if not out_dir.is_dir():
+        raise NabraError(f"{out_dir}: not a folder; a tiny model is written to an empty or absent folder")
+    held = sorted(p.name for p in out_dir.iterdir())
+    if held:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise NabraError(f"{out_dir}: holds {shown} but no model config.json; a tiny model is only written to "
+                         "an empty or absent folder (choose another model.path, or empty this one)")

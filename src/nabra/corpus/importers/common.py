@@ -10,6 +10,7 @@ labels, duplicate ids, unreadable audio with ``check_audio``), writes the rest t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -193,9 +194,19 @@ def audio_files(root: Path) -> Iterator[Path]:
                 yield Path(folder) / name
 
 
+_SAFE_NAME = re.compile(r"[\w\-][\w.\-]{0,99}")
+
+
 def safe_name(text: str) -> str:
-    """``text`` made safe as a file name (ids become audio file names)."""
-    return re.sub(r"[^\w.\-]+", "_", text).strip("._") or "_"
+    """``text`` as a file name that stays in its folder (ids become audio file names): kept as it is
+    when it already is one (letters, digits, ``._-``, no leading dot, at most 100 characters), else
+    sanitized with a short hash of ``text`` added, so that two ids never share a name
+    (``a/b`` -> ``a_b-1c3f09e2``, ``a_b`` -> ``a_b``, ``../../x`` -> ``x-…``)."""
+    if _SAFE_NAME.fullmatch(text):
+        return text
+    cleaned = re.sub(r"[^\w.\-]+", "_", text).strip("._")[:100]
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"{cleaned}-{digest}" if cleaned else digest
 
 
 # ----------------------------------------------------------------------------- checks
