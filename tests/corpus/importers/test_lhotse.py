@@ -57,7 +57,7 @@ def manifests(tmp_path):
 
 
 def test_import_supervisions(manifests, tmp_path, import_checked):
-    report, utts = import_checked("lhotse", manifests, tmp_path / "l.jsonl")
+    report, utts = import_checked("lhotse", manifests, tmp_path / "l.jsonl", relative_to="manifest")
     assert report.seen == 8
     assert dict(report.reasons) == {
         "supervision on some channels of a multi-channel file": 1,
@@ -69,6 +69,22 @@ def test_import_supervisions(manifests, tmp_path, import_checked):
     s2 = utts["s2"]
     assert (s2.offset, s2.dialect, s2.emotion, s2.extra) == (0.0, "EGY", "happy", {"channel_name": "mic"})
     assert utts["s3"].transcript == "كلا القناتين"
+    assert any("resolved against the manifest's folder" in n for n in report.notes)
+
+
+def test_relative_paths_follow_lhotse_and_language_names_become_codes(manifests, tmp_path, import_checked,
+                                                                      monkeypatch):
+    """lhotse opens a relative ``source`` from the working directory: so does the import by default."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    report, utts = import_checked("lhotse", manifests, tmp_path / "l.jsonl")
+    assert utts["s1"].audio == str(elsewhere / "audio" / "long.wav")  # not the manifest's folder
+    assert utts["s2"].audio == str(manifests / "audio" / "short.wav")  # absolute stays
+    assert any("working directory, as lhotse does" in n and str(elsewhere) in n for n in report.notes)
+    monkeypatch.chdir(manifests)
+    _, utts = import_checked("lhotse", manifests, tmp_path / "l.jsonl", language="en")
+    assert utts["s1"].audio == str(manifests / "audio" / "long.wav") and utts["s1"].language == "en"
 
 
 def test_export_then_import_round_trip(tmp_path, import_checked):
@@ -98,11 +114,11 @@ def test_export_then_import_round_trip(tmp_path, import_checked):
 
 
 def test_named_pair_and_missing_files(manifests, tmp_path, import_checked):
-    report, _ = import_checked("lhotse", None, tmp_path / "l.jsonl", split="dev",
+    report, _ = import_checked("lhotse", None, tmp_path / "l.jsonl", split="dev", relative_to="manifest",
                            recordings=str(manifests / "corpus_recordings_train.jsonl.gz"),
                            supervisions=str(manifests / "corpus_supervisions_train.jsonl.gz"))
     assert report.imported == 3
-    with pytest.raises(NabraError, match="no \\*supervisions\\*"):
+    with pytest.raises(NabraError, match="no \\*supervisions\\*.* or \\*cuts\\*"):
         import_corpus("lhotse", tmp_path, tmp_path / "x.jsonl")
     (manifests / "corpus_recordings_train.jsonl.gz").unlink()
     with pytest.raises(NabraError, match="corpus_recordings_train.jsonl.gz: expected file not found"):
@@ -111,6 +127,6 @@ def test_named_pair_and_missing_files(manifests, tmp_path, import_checked):
 
 def test_cli(manifests, tmp_path, capsys):
     out = tmp_path / "l.jsonl"
-    assert main(["data", "import", "lhotse", str(manifests), "--out", str(out), "--quiet"]) == 0
+    assert main(["data", "import", "lhotse", str(manifests), "--out", str(out), "--quiet", "--relative-to", "manifest"]) == 0
     assert main(["data", "export", "lhotse", str(out), "--out", str(tmp_path / "again")]) == 0
     assert "exported 3 of 3 utterances as 3 supervisions" in capsys.readouterr().out

@@ -40,7 +40,7 @@ def _import_parent() -> argparse.ArgumentParser:
                    help="read every audio header; skip missing/unreadable files, fill in durations")
     p.add_argument("--workers", type=int, default=4, help="threads reading audio headers (default 4)")
     p.add_argument("--min-duration", type=float, default=0.1, help="shortest utterance in s (default 0.1)")
-    p.add_argument("--language", default="ar", help="language code of the speech (default ar)")
+    p.add_argument("--language", help="language code of the speech (default ar; lhotse: each supervision's own)")
     p.add_argument("--source", help="value of the manifest's source field (default: the kind)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -110,6 +110,9 @@ def _lhotse_arguments(p) -> None:
     p.add_argument("src", type=Path, nargs="?", help="folder holding *_recordings_* / *_supervisions_* pairs")
     p.add_argument("--recordings", help="recordings manifest (with --supervisions, instead of SRC)")
     p.add_argument("--supervisions", help="supervisions manifest")
+    p.add_argument("--cuts", help="a cut set manifest (instead of SRC or a pair)")
+    p.add_argument("--relative-to", choices=("cwd", "manifest"), default="cwd",
+                   help="what relative recording paths are relative to (default cwd, as lhotse reads them)")
     _split_arg(p)
 
 
@@ -122,8 +125,8 @@ def _kind_options(args, opts) -> dict:
     """Keyword options of the kind's ``read`` from the parsed arguments."""
     labels = {"dialects": opts.dialects, "emotions": opts.emotions}
     common = {"source": args.source} if args.source else {}
-    if args.kind != "lhotse":
-        common["language"] = args.language
+    if args.kind != "lhotse" or args.language:
+        common["language"] = args.language or "ar"
     split = {"split": args.split} if hasattr(args, "split") else {}
     if args.kind == "commonvoice":
         return common | {"tsvs": [t.strip() for t in args.tsv.split(",") if t.strip()] if args.tsv else None,
@@ -148,7 +151,8 @@ def _kind_options(args, opts) -> dict:
         return common | split | labels | {"columns": parse_columns(args.columns), "audio_dir": args.out.parent / "audio"}
     if args.kind == "swift":
         return common | split | labels | {"task": args.task}
-    return common | split | labels | {"recordings": args.recordings, "supervisions": args.supervisions}
+    return common | split | labels | {"recordings": args.recordings, "supervisions": args.supervisions,
+                                      "cuts": args.cuts, "relative_to": args.relative_to}
 
 
 def _import_options(args):

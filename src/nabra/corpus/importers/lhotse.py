@@ -1,12 +1,17 @@
-"""Lhotse recording + supervision manifests <-> utterances.
+"""Lhotse manifests <-> utterances: recording + supervision pairs, and cut sets.
 
 Lhotse's manifests are JSON lines (``.jsonl`` or ``.jsonl.gz``) with a documented schema, so they
-are read and written here directly: the ``lhotse`` package is not needed. A supervision becomes
-one utterance: its recording's file (sources of type ``file``), ``start`` as ``offset``, its
-``text``, ``speaker``, ``language``, ``gender``, and ``custom`` fields (``dialect``, ``emotion``,
-``summary``, ``source`` into the manifest fields, the rest kept as extra fields). Sources Nabra's
-loader cannot open (URLs, shell commands, in-memory bytes, Lhotse Shar) are skipped with a reason,
-as are recordings with transforms other than resampling (speed or volume perturbation).
+are read and written here directly: the ``lhotse`` package is not needed (the tests check both
+directions against the real lhotse). A supervision becomes one utterance: its recording's file
+(sources of type ``file``), its start as ``offset`` (in a cut: the cut's start plus the
+supervision's, clipped to the cut), ``text``, ``speaker``, ``language`` (lhotse's recipes write
+names, ``Arabic``: they become codes, ``ar``), ``gender``, and ``custom`` fields (``dialect``,
+``emotion``, ``summary``, ``source`` into the manifest fields, the rest kept as extra fields).
+Sources Nabra's loader cannot open (URLs, shell commands, in-memory bytes, Lhotse Shar) are skipped
+with a reason, as are recordings with transforms other than resampling and mixed cuts.
+
+Relative source paths are resolved as lhotse resolves them, against the working directory
+(``relative_to="manifest"``: against the manifest's folder); the skip report says which.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from nabra.corpus.audio import AudioInfo, audio_info
@@ -27,55 +33,93 @@ from nabra.corpus.importers.common import (
     require_file,
 )
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
-from nabra.corpus.manifest import ManifestLineError, Utterance, decode_json, iter_manifest, open_text
+from nabra.corpus.manifest import ManifestLineError, Utterance, decode_json, iter_lines, iter_manifest, open_text
 from nabra.errors import AudioError, NabraError
 
 LAYOUT = """\
   SRC/   Lhotse manifests in pairs: <prefix>_recordings_<part>.jsonl.gz + <prefix>_supervisions_<part>.jsonl.gz
-         (.jsonl too; <part> train/dev/test sets the split), or name both with --recordings/--supervisions"""
+         (.jsonl too; <part> train/dev/test sets the split), or cut sets <prefix>_cuts_<part>.jsonl.gz;
+         or name them with --recordings/--supervisions or --cuts"""
 
 _SPLIT_NAMES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "test": "test"}
 _CUSTOM_FIELDS = ("summary", "dialect", "emotion", "source")
+_CUT_TYPES = ("MonoCut", "MultiCut")
+RELATIVE_TO = ("cwd", "manifest")
+_LANGUAGES = {"arabic": "ar", "english": "en", "french": "fr", "german": "de", "spanish": "es", "mandarin": "zh",
+              "chinese": "zh", "hindi": "hi", "korean": "ko", "vietnamese": "vi", "urdu": "ur", "persian": "fa",
+              "turkish": "tr", "russian": "ru", "japanese": "ja", "italian": "it", "portuguese": "pt"}
+"""Language names as lhotse's recipes write them (``language="Arabic"``) -> the manifest's codes."""
+WHOLE_FILE = 1e-3
+"""A span from 0 this close to the file's length is the whole file (manifests round durations to 1 ms)."""
+
+
+@dataclass
+class _Context:
+    recs: dict[str, dict]
+    base: Path
+    """What relative source paths are resolved against."""
+    labels: dict[str, LabelSet]
+    language: str | None
+    relative: int = 0
+    """Relative source paths met (the report says how they were resolved)."""
 
 
 # ----------------------------------------------------------------------------- import
 
 def read(src: str | os.PathLike | None, report: SkipReport, *, recordings: str | None = None,
-         supervisions: str | None = None, split: str | None = None, dialects: LabelSet = DIALECTS,
-         emotions: LabelSet = EMOTIONS, source: str = "lhotse") -> Iterator[Row]:
-    """One row per supervision of every manifest pair under ``src`` (or of the named pair)."""
+         supervisions: str | None = None, cuts: str | None = None, split: str | None = None,
+         dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS, source: str = "lhotse",
+         language: str | None = None, relative_to: str = "cwd") -> Iterator[Row]:
+    """One row per supervision of every manifest pair or cut set under ``src`` (or of the named
+    files). ``language`` replaces every supervision's language when given."""
+    if relative_to not in RELATIVE_TO:
+        raise NabraError(f"relative_to must be one of {', '.join(RELATIVE_TO)}, got {relative_to!r}")
     labels = {"dialect": dialects, "emotion": emotions}
-    for rec_path, sup_path, part_split in _pairs(src, recordings, supervisions, split):
-        recs = _load_recordings(rec_path)
-        base = sup_path.resolve().parent
-        for _, where, line in counted_lines(sup_path, report):
-            utt, problem = _supervision(line, recs, base, labels)
+    contexts = []
+    for kind, rec_path, path, part_split in _inputs(src, recordings, supervisions, cuts, split):
+        base = Path.cwd() if relative_to == "cwd" else path.resolve().parent
+        ctx = _Context(_load_recordings(rec_path) if rec_path else {}, base, labels, language)
+        contexts.append(ctx)
+        lines = _supervision_lines(path, report, ctx) if kind == "supervisions" else _cut_lines(path, report, ctx)
+        for where, utt, problem in lines:
             if problem is not None:
                 report.skip(where, *problem)
                 continue
             utt.split = utt.split or part_split
             utt.source = utt.source or source
             yield Row(where, utt)
+    relative = sum(c.relative for c in contexts)
+    if relative:
+        rule = ("the working directory, as lhotse does (--relative-to manifest: the manifest's folder)"
+                if relative_to == "cwd" else "the manifest's folder (--relative-to manifest)")
+        report.notes.append(f"{relative:,} relative recording path(s) resolved against {rule}: {contexts[0].base}")
 
 
-def _pairs(src, recordings: str | None, supervisions: str | None, split: str | None) -> list[tuple[Path, Path, str | None]]:
+def _inputs(src, recordings, supervisions, cuts, split) -> list[tuple[str, Path | None, Path, str | None]]:
+    """(kind, recordings file or None, supervisions or cuts file, split) of every input."""
+    if cuts:
+        path = require_file(Path(cuts), LAYOUT)
+        return [("cuts", None, path, split or _split_of(path.name, "cuts"))]
     if recordings or supervisions:
         if not (recordings and supervisions):
             raise NabraError("--recordings and --supervisions go together")
         sup = require_file(Path(supervisions), LAYOUT)
-        return [(require_file(Path(recordings), LAYOUT), sup, split or _split_of(sup.name))]
+        return [("supervisions", require_file(Path(recordings), LAYOUT), sup, split or _split_of(sup.name))]
     src = require_dir(Path(src), LAYOUT)
-    pairs = []
+    found = []
     for sup in sorted(p for p in src.iterdir() if "supervisions" in p.name and ".jsonl" in p.name):
         rec = require_file(sup.with_name(sup.name.replace("supervisions", "recordings")), LAYOUT)
-        pairs.append((rec, sup, split or _split_of(sup.name)))
-    if not pairs:
-        raise NabraError(f"{src}: no *supervisions*.jsonl[.gz] files; expected layout:\n{LAYOUT}")
-    return pairs
+        found.append(("supervisions", rec, sup, split or _split_of(sup.name)))
+    if not found:  # cut sets only where there are no pairs: they usually hold the same supervisions
+        found = [("cuts", None, p, split or _split_of(p.name, "cuts"))
+                 for p in sorted(src.iterdir()) if "cuts" in p.name and ".jsonl" in p.name]
+    if not found:
+        raise NabraError(f"{src}: no *supervisions*.jsonl[.gz] or *cuts*.jsonl[.gz] files; expected layout:\n{LAYOUT}")
+    return found
 
 
-def _split_of(name: str) -> str | None:
-    tail = name.split("supervisions", 1)[-1]
+def _split_of(name: str, kind: str = "supervisions") -> str | None:
+    tail = name.split(kind, 1)[-1]
     for token in re.split(r"[_.\-]", tail):
         if token.casefold() in _SPLIT_NAMES:
             return _SPLIT_NAMES[token.casefold()]
@@ -84,52 +128,100 @@ def _split_of(name: str) -> str | None:
 
 def _load_recordings(path: Path) -> dict[str, dict]:
     recs = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                    recs[rec["id"]] = rec
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise NabraError(f"{path}:{lineno}: not a Lhotse recording") from None
+    for lineno, line in iter_lines(path, max_bytes=None):
+        try:
+            rec = decode_json(line)
+            recs[rec["id"]] = rec
+        except ManifestLineError as e:
+            raise NabraError(f"{path}:{lineno}: not a Lhotse recording ({e})") from None
+        except (KeyError, TypeError):
+            raise NabraError(f"{path}:{lineno}: not a Lhotse recording (no id)") from None
     return recs
 
 
-def _supervision(line: str, recs: dict[str, dict], base: Path,
-                 labels: dict[str, LabelSet]) -> tuple[Utterance | None, tuple[str, str] | None]:
+def _supervision_lines(path: Path, report: SkipReport, ctx: _Context):
+    for _, where, line in counted_lines(path, report):
+        try:
+            sup = decode_json(line)
+        except ManifestLineError as e:
+            yield where, None, ("bad JSON", str(e))
+            continue
+        yield (where, *_utterance(sup, None, ctx))
+
+
+def _cut_lines(path: Path, report: SkipReport, ctx: _Context):
+    """Every supervision of every cut is a row (a cut without any is one row, skipped)."""
+    for lineno, line in iter_lines(path):
+        where = f"{path.name}:{lineno}"
+        try:
+            cut = decode_json(line)
+            sups = cut.get("supervisions") or [] if isinstance(cut, dict) else None
+        except ManifestLineError as e:
+            cut, sups, problem = None, None, ("bad JSON", str(e))
+        else:
+            problem = (None if isinstance(cut, dict) and isinstance(sups, list) and all(isinstance(x, dict) for x in sups)
+                       else ("not a Lhotse cut", line[:80]))
+        report.seen += max(1, len(sups or ()))
+        if problem is None and cut.get("type", "MonoCut") not in _CUT_TYPES:
+            problem = (f"cut of type {cut.get('type')!r} is not supported (mixed cuts have no single file)", cut.get("id"))
+        if problem is None and not sups:
+            problem = ("cut without supervisions", str(cut.get("id")))
+        if problem is None and not isinstance(cut.get("recording"), dict):
+            problem = ("cut without a recording", str(cut.get("id")))
+        if problem is not None:
+            yield where, None, problem
+            continue
+        ctx.recs = {cut["recording"].get("id"): cut["recording"]}
+        for sup in sups:
+            yield (f"{where} (supervision {sup.get('id')})", *_utterance(sup, cut, ctx))
+
+
+def _utterance(sup: dict, cut: dict | None, ctx: _Context) -> tuple[Utterance | None, tuple[str, str] | None]:
+    """The utterance of one supervision (of ``cut``, whose start its own is relative to)."""
+    if not isinstance(sup, dict):
+        return None, ("not a Lhotse supervision", f"expected an object, got {type(sup).__name__}")
     try:
-        sup = decode_json(line)
         rid, start, duration = sup["recording_id"], float(sup["start"]), float(sup["duration"])
         uid = str(sup["id"])
-    except ManifestLineError as e:
-        return None, ("bad JSON", str(e))
+        if cut is not None:  # the supervision's span in the recording, clipped to the cut
+            cut_start, cut_end = float(cut["start"]), float(cut["start"]) + float(cut["duration"])
+            end = min(cut_start + start + duration, cut_end)
+            start = max(cut_start + start, cut_start)
+            duration = end - start
     except (KeyError, TypeError, ValueError) as e:
         return None, ("not a Lhotse supervision", f"{type(e).__name__}: {e}")
-    rec = recs.get(rid)
+    if duration <= 0:
+        return None, ("supervision outside its cut", uid)
+    rec = ctx.recs.get(rid)
     if rec is None:
-        return None, ("recording not in the recordings manifest", rid)
-    audio, problem = _audio_path(rec, sup.get("channel", 0), base)
+        return None, ("recording not in the recordings manifest", str(rid))
+    audio, problem = _audio_path(rec, sup.get("channel", 0), ctx)
     if problem is not None:
         return None, problem
-    whole = start == 0 and abs(duration - float(rec.get("duration", -1))) < 1e-3
-    custom = dict(sup.get("custom") or {})
+    rec_duration = float(rec.get("duration", -1))
+    whole = start == 0 and abs(duration - rec_duration) <= WHOLE_FILE
+    custom = dict((cut or {}).get("custom") or {}) | dict(sup.get("custom") or {})
     fields = {f: custom.pop(f) for f in _CUSTOM_FIELDS if custom.get(f) is not None}
     for f in ("dialect", "emotion"):
         if f in fields:
-            name = labels[f].lookup(fields[f])
+            name = ctx.labels[f].lookup(fields[f])
             if name is None:
                 return None, (f"unknown {f} label", str(fields[f]))
             fields[f] = name
     split = _SPLIT_NAMES.get(str(custom.pop("split", "")).casefold())
     extra = {"gender": sup["gender"]} if sup.get("gender") else {}
     extra.update(custom)
-    utt = Utterance(id=uid, audio=audio, offset=0.0 if whole else round(start, 3), duration=round(duration, 3),
-                    language=sup.get("language"), transcript=sup.get("text") or None,
+    language = ctx.language or sup.get("language")
+    if isinstance(language, str):
+        language = _LANGUAGES.get(language.casefold(), language)
+    # Full precision: lhotse's times are exact sample positions; the whole file keeps no duration to round.
+    utt = Utterance(id=uid, audio=audio, offset=0.0 if whole else start, duration=rec_duration if whole else duration,
+                    language=language, transcript=sup.get("text") or None,
                     speaker=sup.get("speaker"), split=split, extra=extra, **fields)
     return utt, None
 
 
-def _audio_path(rec: dict, channel, base: Path) -> tuple[str | None, tuple[str, str] | None]:
+def _audio_path(rec: dict, channel, ctx: _Context) -> tuple[str | None, tuple[str, str] | None]:
     """The file holding ``channel`` of ``rec``, or why it cannot be used."""
     transforms = [t.get("name", "?") for t in rec.get("transforms") or [] if isinstance(t, dict)]
     if any(name != "Resample" for name in transforms):
@@ -143,8 +235,11 @@ def _audio_path(rec: dict, channel, base: Path) -> tuple[str | None, tuple[str, 
         if set(source.get("channels", [0])) != wanted:
             # The loader mixes all channels of a file to mono: one channel of many cannot be had.
             return None, ("supervision on some channels of a multi-channel file", rec["id"])
-        path = source["source"]
-        return (path if os.path.isabs(path) else str(base / path)), None
+        path = str(source["source"])
+        if os.path.isabs(path):
+            return path, None
+        ctx.relative += 1
+        return str(ctx.base / path), None
     return None, ("no recording source for the supervision's channel", f"{rec['id']} channel {channel}")
 
 
@@ -226,13 +321,16 @@ def _recording(rid: str, path: str, info: AudioInfo) -> dict:
     channels = list(range(info.channels))
     return {"id": rid, "sources": [{"type": "file", "channels": channels, "source": path}],
             "sampling_rate": info.sample_rate, "num_samples": info.frames,
-            "duration": round(info.duration, 6), "channel_ids": channels}
+            "duration": info.frames / info.sample_rate, "channel_ids": channels}
 
 
 def _supervision_dict(utt: Utterance, rid: str, info: AudioInfo) -> dict:
-    duration = utt.duration if utt.duration is not None else info.duration - utt.offset
+    whole = info.frames / info.sample_rate
+    duration = utt.duration if utt.duration is not None else whole - utt.offset
+    if not utt.offset and abs(duration - whole) <= WHOLE_FILE:
+        duration = whole  # the whole file: its exact length, not the manifest's rounded one
     extra = dict(utt.extra)
-    sup = {"id": utt.id, "recording_id": rid, "start": utt.offset, "duration": round(duration, 6),
+    sup = {"id": utt.id, "recording_id": rid, "start": utt.offset, "duration": duration,
            "channel": 0 if info.channels == 1 else list(range(info.channels)),
            "text": utt.transcript, "language": utt.language, "speaker": utt.speaker,
            "gender": extra.pop("gender", None)}
