@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,54 @@ def test_cli_init_tiny_and_info(corpus, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Qwen2.5-Omni thinker (thinker layout)" in out and "400 tokens" in out
     assert main(["model", "info", str(tmp_path / "missing")]) == 2
+
+
+def _copy_model(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["garbage config", "config not an object", "random weights", "torn weights",
+                                    "garbage tokenizer", "garbage preprocessor", "wrong config shape"])
+def test_a_model_folder_of_random_files_is_one_line(tiny_dir, tmp_path, capsys, damage):
+    folder = _copy_model(tiny_dir, tmp_path / "m")
+    rng = np.random.default_rng(0)
+    weights = next(folder.glob("*.safetensors"))
+    if damage == "garbage config":
+        (folder / "config.json").write_bytes(rng.bytes(300))
+    elif damage == "config not an object":
+        (folder / "config.json").write_text("[1, 2]")
+    elif damage == "random weights":
+        weights.write_bytes(rng.bytes(4096))
+    elif damage == "torn weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "garbage tokenizer":
+        (folder / "tokenizer.json").write_bytes(rng.bytes(500))
+    elif damage == "garbage preprocessor":
+        (folder / "preprocessor_config.json").write_text("{not json")
+    else:
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg["text_config"]["hidden_size"] = 96  # weights of another shape
+        (folder / "config.json").write_text(json.dumps(cfg))
+    assert main(["model", "info", str(folder)]) == 2
+    err = capsys.readouterr().err  # transformers' own loading bar and load report may come before
+    assert err.strip().splitlines()[-1].startswith(f"nabra: error: {folder}"), err
+    assert "Traceback" not in err
+
+
+def test_init_tiny_writes_only_into_an_empty_or_absent_folder(corpus, tmp_path, capsys):
+    from nabra.model.tiny import TinyConfig, init_tiny
+
+    mine = tmp_path / "my-model"
+    mine.mkdir()
+    (mine / "pytorch_model.bin").write_bytes(b"the user's own weights")
+    with pytest.raises(NabraError, match="holds pytorch_model.bin but no model config.json"):
+        init_tiny(mine, corpus, TinyConfig(vocab_size=300, hidden_size=64))
+    assert sorted(p.name for p in mine.iterdir()) == ["pytorch_model.bin"]  # untouched
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = TinyConfig(vocab_size=300, hidden_size=64)
+    assert (init_tiny(empty, corpus, cfg) / "config.json").is_file()
+    assert (init_tiny(empty, corpus, cfg) / "config.json").is_file()  # an earlier tiny model may be replaced

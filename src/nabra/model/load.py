@@ -151,4 +151,6 @@ def _loading(path: Path, what: str):
         raise
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a bad folder
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        if "ignore_mismatched_sizes" in first:
+            first = "tensor sizes differ from config.json; transformers' load report above lists them"
         raise NabraError(f"{path}: cannot load the {what} ({type(e).__name__}: {first})") from e

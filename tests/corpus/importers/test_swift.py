@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,17 @@ def test_cli_export_and_import(tmp_path, capsys):
     assert "exported 2 of 2 utterances as 4 rows" in capsys.readouterr().out
     assert main(["data", "import", "swift", str(out), "--out", str(tmp_path / "back.jsonl"), "--quiet"]) == 0
     assert "imported 4 of 4 rows as 2 utterances" in capsys.readouterr().out
+
+
+def test_ids_never_become_paths_when_segments_are_cut(tmp_path):
+    long = write_clip(tmp_path / "long.wav", 3.0)
+    ids = ["../../escape", "a/b", "a_b", "/abs", ".hidden"]
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [Utterance(uid, audio=str(long), offset=0.5 * i, duration=0.5, transcript="نص")
+                              for i, uid in enumerate(ids)])
+    swift.export(manifest, tmp_path / "out" / "s.jsonl", SkipReport())
+    cut_dir = tmp_path / "out" / "s_segments"
+    audios = [json.loads(x)["audios"][0] for x in (tmp_path / "out" / "s.jsonl").read_text().splitlines()]
+    assert len(set(audios)) == len(ids)  # "a/b" and "a_b" do not share a file
+    assert all(Path(a).parent == cut_dir.resolve() for a in audios)  # nothing escapes the folder
+    assert sorted(p.name for p in tmp_path.rglob("*.wav")) == sorted(["long.wav", *(Path(a).name for a in audios)])

@@ -33,7 +33,14 @@ from nabra.corpus.importers.common import (
     require_file,
 )
 from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
-from nabra.corpus.manifest import ManifestLineError, Utterance, decode_json, iter_lines, iter_manifest, open_text
+from nabra.corpus.manifest import (
+    ManifestLineError,
+    Utterance,
+    decode_json,
+    iter_lines,
+    iter_manifest,
+    open_text,
+)
 from nabra.errors import AudioError, NabraError
 
 LAYOUT = """\
