@@ -149,6 +149,8 @@ def _check_strings(obj: dict) -> None:
 
 def _check_string(text: str, what: str) -> None:
     bad = _SURROGATE.search(text)
+    if bad and _ESCAPED_BYTE.match(bad.group()):  # how a reader keeps a byte that is not UTF-8
+        raise ManifestLineError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02X} in {what}")
     if bad:
         raise ManifestLineError(f"lone surrogate \\u{ord(bad.group()):04x} in {what}: not valid Unicode "
                                 "(half of an escaped emoji or a string cut in the middle?)")

@@ -131,7 +131,7 @@ def utterance_warnings(utt: Utterance) -> list[str]:
 
 def reason_key(message: str) -> str:
     """A message without its values (quoted strings, numbers), so that problems group by kind."""
-    return re.sub(r"-?\d[\d,]*(\.\d+)?(e-?\d+)?", "N", re.sub(r"'[^']*'", "X", message))
+    return re.sub(r"(?<![\w-])-?\d[\d,]*(\.\d+)?(e-?\d+)?(?!\w)", "N", re.sub(r"'[^']*'", "X", message))
 
 
 def segment_problem(utt: Utterance, info: AudioInfo) -> tuple[str, str] | None:

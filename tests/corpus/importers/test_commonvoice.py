@@ -119,3 +119,12 @@ def test_a_release_without_dev_imports_its_other_splits(release, tmp_path, impor
         (release / f"{name}.tsv").unlink()
     with pytest.raises(NabraError, match=r"none of train\.tsv, dev\.tsv, test\.tsv found"):
         import_corpus("commonvoice", release, tmp_path / "none.jsonl")
+
+
+def test_a_byte_that_is_not_utf8_skips_its_row_only(release, tmp_path, import_checked):
+    tsv = release / "train.tsv"
+    tsv.write_bytes(tsv.read_bytes().replace("مرحبا بكم".encode(), b"\xffbad") + cv_row(
+        "common_voice_ar_3.mp3", "بعده").encode() + b"\n")
+    report, utts = import_checked("commonvoice", release, tmp_path / "cv.jsonl", tsvs=["train"])
+    assert report.reasons["not valid UTF-8: byte 0xFF in field X"] == 1
+    assert any(u.transcript == "بعده" for u in utts.values())  # the rows after it are read

@@ -59,7 +59,7 @@ def read(src: str | os.PathLike, report: SkipReport, *, tsvs: Sequence[str] | No
 
 def _read_tsv(path: Path, report: SkipReport, clips_dir: Path, clips: set[str], durations: dict[str, float],
               split: str | None, probe_audio: bool, language: str, source: str) -> Iterator[Row]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:  # bad bytes: a skip, not a crash
         # Sentences hold quotes: the releases are written without quoting (QUOTE_NONE).
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
@@ -121,7 +121,7 @@ def _clip_durations(path: Path) -> dict[str, float]:
     if not path.is_file():
         return {}
     durations = {}
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:  # bad bytes: a skip, not a crash
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(reader, None)
         for fields in reader:
