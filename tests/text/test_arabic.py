@@ -62,3 +62,12 @@ def test_unknown_scheme_is_a_clear_error():
 
 def test_strip_diacritics_keeps_letters():
     assert strip_diacritics("أَحْمَدُ") == "أحمد"
+
+
+def test_is_blank_agrees_with_normalize():
+    from nabra.text.arabic import is_blank
+
+    samples = ["", " \t\n", "\u064e\u0640\u0651", "؟!", "...", "«»،؛", "\u0670", "ـــ", "a", "مرحبا", "١", "😀", "$",
+               "x\u064e", "\u0627\u0654", "©", "ـ؟ـ", "\u064b\u064c 5"]
+    for text in samples:
+        assert is_blank(text) == (normalize(text) == ""), text

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nabra.errors import NabraError
 from nabra.files import atomic_path
-from nabra.text.arabic import normalize
+from nabra.text.arabic import is_blank
 
 TASKS = ("asr", "ssum", "tsum", "did", "ser")
 SPLITS = ("train", "dev", "test")
@@ -102,13 +102,15 @@ class ManifestLineError(ValueError):
     """A manifest line that is not a valid utterance record (the reason is the message)."""
 
 
-def parse_record(obj: object) -> Utterance:
-    """Turn one decoded JSON value into an :class:`Utterance`, checking field types and values."""
+def parse_record(obj: object, *, check_strings: bool = True) -> Utterance:
+    """Turn one decoded JSON value into an :class:`Utterance`, checking field types and values
+    (``check_strings=False``: the caller knows no string holds a surrogate or a NUL)."""
     if not isinstance(obj, dict):
         raise ManifestLineError(f"expected a JSON object, got {type(obj).__name__}")
     if "id" not in obj or obj["id"] is None:
         raise ManifestLineError("missing id")
-    _check_strings(obj)
+    if check_strings:
+        _check_strings(obj)
     known, extra = {}, {}
     for key, value in obj.items():
         types = _FIELD_TYPES.get(key)
@@ -172,7 +174,7 @@ def _check_values(rec: dict) -> None:
             continue
         if not rec[key].strip():
             raise ManifestLineError(f"empty {key}")
-        if not normalize(rec[key]):
+        if is_blank(rec[key]):
             raise ManifestLineError(f"{key} is empty once normalized (only diacritics, tatweel, punctuation): "
                                     f"{rec[key][:40]!r}")
     if "split" in rec and rec["split"] not in SPLITS:
@@ -192,6 +194,11 @@ class OverlongLine(str):
         line = super().__new__(cls, head)
         line.size, line.limit = size, limit
         return line
+
+
+class UndecodableLine(str):
+    """What :func:`iter_lines` yields for a line that is not UTF-8: its text with the bad bytes kept
+    as surrogate escapes (U+DC80-U+DCFF); :func:`decode_json` names the first with its column."""
 
 
 MAX_LINE_BYTES = 1 << 20
@@ -235,12 +242,11 @@ def decode_json(line: str) -> object:
     if isinstance(line, OverlongLine):
         raise ManifestLineError(f"line is {line.size:,} bytes, over the limit of {line.limit:,} "
                                 "(raise it with --max-line-bytes / data.max_line_bytes)")
-    bad = _ESCAPED_BYTE.search(line)
-    if bad:
+    if isinstance(line, UndecodableLine):
+        bad = _ESCAPED_BYTE.search(line)
         raise ManifestLineError(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02X} at column {bad.start() + 1}")
     try:
-        return json.loads(line, object_pairs_hook=_json_object, parse_int=_json_int, parse_float=_json_float,
-                          parse_constant=_json_constant)
+        return _DECODER.decode(line)
     except json.JSONDecodeError as e:
         cr = line.find("\r")
         hint = f"; a lone CR at column {cr + 1}: lines end with LF" if cr >= 0 and e.msg == "Extra data" else ""
@@ -249,9 +255,16 @@ def decode_json(line: str) -> object:
         raise ManifestLineError("JSON nested too deeply") from None
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_json_object, parse_int=_json_int, parse_float=_json_float,
+                            parse_constant=_json_constant)
+_RISKY_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+"""The only ways a decoded line holds a surrogate or a NUL: strict JSON has no raw control
+characters in strings, and a byte that is not UTF-8 is refused before decoding."""
+
+
 def parse_line(line: str) -> Utterance:
     """Parse one manifest line; raises :class:`ManifestLineError` with the reason."""
-    return parse_record(decode_json(line))
+    return parse_record(decode_json(line), check_strings=_RISKY_ESCAPE.search(line) is not None)
 
 
 def open_text(path: str | os.PathLike, mode: str = "r"):
@@ -300,7 +313,10 @@ def iter_lines(path: str | os.PathLike, max_bytes: int | None = MAX_LINE_BYTES) 
             if lineno == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if raw.strip():
-                yield lineno, raw.decode("utf-8", "surrogateescape")
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield lineno, UndecodableLine(raw.decode("utf-8", "surrogateescape"))
 
 
 def display_line(line: str) -> str:

@@ -203,10 +203,13 @@ def validate_manifest(
             id_lines.append(lineno)
             if parsed is not None:
                 parsed.append((lineno, utt))
-            yield from _mark(report, [Problem(lineno, w, warning=True) for w in utterance_warnings(utt)])
+            warnings = utterance_warnings(utt)
+            if warnings:
+                yield from _mark(report, [Problem(lineno, w, warning=True) for w in warnings])
             reasons = check_utterance(utt, cfg)
-            if reasons or not cfg.check_audio or utt.audio is None:
+            if reasons:
                 yield from _mark(report, [Problem(lineno, r) for r in reasons])
+            if reasons or not cfg.check_audio or utt.audio is None:
                 continue
             pending.append((lineno, resolve_audio(utt, root)))
             if len(pending) >= AUDIO_CHUNK:

@@ -68,6 +68,18 @@ def normalize(text: str, scheme: str = "default", *, ta_marbuta: bool = False) -
     raise ValueError(f"unknown normalization scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
+# What the default scheme removes entirely (besides folding letters): whitespace, diacritics, tatweel,
+# punctuation. A text made only of these normalizes to nothing.
+_BLANK = re.compile("[\\s" + re.escape(_DIACRITICS + TATWEEL) + _PUNCT.pattern[1:-2] + "]*")
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``normalize(text)`` is empty (only spaces, diacritics, tatweel, punctuation), without
+    normalizing: a regex that stops at the first letter, digit or symbol (cheap per manifest line).
+    NFC composition does not change the answer: marks compose only onto letters."""
+    return _BLANK.fullmatch(text) is not None
+
+
 def strip_diacritics(text: str) -> str:
     """Remove diacritics and tatweel only (no letter folding)."""
     return text.translate(str.maketrans({c: None for c in _DIACRITICS + TATWEEL}))
