@@ -27,6 +27,7 @@ import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
+from nabra.files import write_text
 from nabra.schedule import SCHEDULE_NAMES
 
 # (task, metric key, label, higher is better); tasks as in metrics.json, "composite" at the top level.
@@ -598,6 +599,6 @@ def make_report(run_paths: list[str | os.PathLike], out: str | os.PathLike) -> P
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     blocks = build_blocks(runs, out)
-    (out / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
-    (out / "report.html").write_text(render_html(blocks, out), encoding="utf-8")
+    write_text(out / "report.md", render_markdown(blocks))
+    write_text(out / "report.html", render_html(blocks, out))
     return out / "report.html"

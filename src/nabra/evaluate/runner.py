@@ -21,6 +21,7 @@ from nabra.config import RunConfig, load_config
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import Prediction, composite_score, compute_metrics, require_bertscore
+from nabra.files import atomic_path, write_text
 from nabra.model import load
 from nabra.model.collate import Collator
 from nabra.model.load import read_json
@@ -305,12 +306,11 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
 
 def write_outputs(out_dir: Path, preds: list[Prediction], result: dict) -> None:
     """``predictions.jsonl`` (one prediction a line) and ``metrics.json`` (NaN written as null)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+    # Atomic: after an hour of generation a full disk is one line, and never a torn predictions file.
+    with atomic_path(out_dir / "predictions.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
         for p in preds:
             f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-    (out_dir / "metrics.json").write_text(json.dumps(_finite(result), ensure_ascii=False, indent=2) + "\n",
-                                          encoding="utf-8")
+    write_text(out_dir / "metrics.json", json.dumps(_finite(result), ensure_ascii=False, indent=2) + "\n")
 
 
 def read_predictions(path: str | os.PathLike) -> list[Prediction]:
