@@ -63,13 +63,15 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
     tmp = temp_path(final)
     # Weights plus two Adam moments each, and a little for the rest: a full disk is said before writing.
     needed = 3 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad) + (1 << 20)
+    error = None
     if acc.is_main_process:
         remove(tmp)  # a leftover of an earlier, killed attempt
         if free_bytes(run_dir) < needed:
-            raise NabraError(f"{final}: no space left on device ({size_text(free_bytes(run_dir))} free; a checkpoint "
-                             f"needs about {size_text(needed)}); the last complete checkpoint is kept")
-        tmp.mkdir(parents=True)
-    acc.wait_for_everyone()
+            error = (f"{final}: no space left on device ({size_text(free_bytes(run_dir))} free; a checkpoint "
+                     f"needs about {size_text(needed)}); the last complete checkpoint is kept")
+        else:
+            tmp.mkdir(parents=True)
+    _raise_on_every_process(acc, error)
     try:
         if acc.distributed_type.value in SHARDED:
             acc.save_state(str(tmp / "accelerate"))
@@ -82,11 +84,12 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
         torch.save(rng_state(), tmp / f"rng-{acc.process_index}.pt")
     except Exception as e:
         full = disk_full(e, tmp, needed)
-        remove(tmp)
         if full is None:
             raise
-        raise NabraError(f"{full}; the last complete checkpoint is kept") from None
-    acc.wait_for_everyone()
+        error = f"{full}; the last complete checkpoint is kept"
+    if _errors(acc, error) and acc.is_main_process:
+        remove(tmp)  # the torn attempt (once every process is done with it)
+    _raise_on_every_process(acc, error)
     if acc.is_main_process:
         (tmp / "COMPLETE").write_text(f"{step}\n")
         _fsync_files(tmp)
@@ -95,6 +98,21 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
             remove(old)
     acc.wait_for_everyone()
     return final
+
+
+def _errors(acc, error: str | None) -> list[str]:
+    """The errors of every process (each one calls this): all stop together, none waits forever."""
+    if acc.num_processes == 1:
+        return [error] if error else []
+    from accelerate.utils import gather_object
+
+    return [e for e in gather_object([error]) if e]
+
+
+def _raise_on_every_process(acc, error: str | None) -> None:
+    errors = _errors(acc, error)
+    if errors:
+        raise NabraError(errors[0])
 
 
 def _fsync_files(folder: Path) -> None:

@@ -17,6 +17,13 @@ from nabra.corpus.manifest import MAX_LINE_BYTES
 from nabra.errors import NabraError
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
 def cmd_data_validate(args) -> int:
     from nabra.corpus.validate import ValidationConfig, ValidationReport, reason_key, validate_manifest
 
@@ -193,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--dialects", help="comma-separated dialect label set (default EGY,GLF,LAV,NOR,MSA)")
     val.add_argument("--emotions", help="comma-separated emotion label set (default neutral,happy,sad,angry,surprised)")
     val.add_argument("--workers", type=int, default=4, help="threads reading audio (default 4)")
-    val.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES,
+    val.add_argument("--max-line-bytes", type=_positive_int, default=MAX_LINE_BYTES,
                      help=f"longest line accepted (default {MAX_LINE_BYTES:,})")
     val.add_argument("--warnings", type=int, default=10, metavar="N", help="warnings shown per kind (default 10)")
     val.set_defaults(func=cmd_data_validate)

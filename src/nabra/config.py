@@ -59,6 +59,8 @@ class DataConfig:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
             raise NabraError(f"data.tasks: unknown task(s) {bad}; tasks are {', '.join(TASKS)}")
+        if self.max_line_bytes < 1:
+            raise NabraError(f"data.max_line_bytes must be a positive number of bytes, got {self.max_line_bytes}")
         if self.language not in (None, "ar", "en"):
             raise NabraError(f"data.language must be ar, en or null, got {self.language!r}")
 

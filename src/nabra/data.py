@@ -21,7 +21,7 @@ from nabra.corpus.labels import LabelSet, label_sets
 from nabra.corpus.manifest import Utterance, display_line, iter_lines, resolve_audio
 from nabra.corpus.validate import ValidationConfig, reason_key, validate_manifest
 from nabra.errors import NabraError
-from nabra.files import read_records
+from nabra.files import open_append, read_records
 from nabra.model.collate import Collator
 from nabra.model.loader import AudioStore
 from nabra.model.tokens import answer_text, prompt_text
@@ -75,7 +75,7 @@ def _quarantine(manifest: str, problems, path: Path, max_bytes: int) -> None:
         reasons.setdefault(p.line, []).append(p.reason)
     # A resumed run validates again: the lines it quarantined before are not written twice.
     done = {(e.get("manifest"), e.get("line")) for e in read_records(path)[0] if "line" in e} if path.is_file() else set()
-    with open(path, "a", encoding="utf-8") as f:
+    with open_append(path) as f:
         for lineno, line in iter_lines(manifest, max_bytes):
             if lineno in reasons and (str(manifest), lineno) not in done:
                 f.write(json.dumps({"manifest": str(manifest), "line": lineno, "reasons": reasons[lineno],

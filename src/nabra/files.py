@@ -38,8 +38,8 @@ def disk_full(error: BaseException, path: str | os.PathLike, needed: int | None 
     """The one-line error for ``error`` when it means the disk holding ``path`` is full, else None.
 
     An ``OSError`` says so by its errno; torch's and safetensors' writers wrap it in C++/Rust errors
-    ("basic_ios::clear: iostream error", "unexpected pos ..."), which count as a full disk when little
-    space is left (less than ``needed``, or under 16 MiB)."""
+    ("basic_ios::clear: iostream error", "unexpected pos ..."), which count as a full disk when under
+    16 MiB are left. ``needed``: what the write needed, for the message."""
     chain, e = [], error
     while e is not None and len(chain) < 8:
         chain.append(e)
@@ -47,7 +47,7 @@ def disk_full(error: BaseException, path: str | os.PathLike, needed: int | None 
     full = any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain)
     free = free_bytes(path)
     if not full and any(sign in str(e) for e in chain for sign in _STREAM_SIGNS):
-        full = free < max(needed or 0, 16 << 20)
+        full = free < (16 << 20)  # the stream errors say nothing of why: only a nearly full disk explains them
     if not full:
         return None
     need = f"; it needs about {size_text(needed)}" if needed else ""
@@ -119,6 +119,20 @@ def read_records(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
             else:
                 torn.append(lineno)
     return records, torn
+
+
+def open_append(path: str | os.PathLike):
+    """Open a JSONL log for appending (UTF-8), first ending a line a kill left without its newline,
+    so the next record is not glued to the torn one (and lost with it when it is dropped)."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        if torn:
+            with open(path, "ab") as f:
+                f.write(b"\n")
+    return open(path, "a", encoding="utf-8")
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -14,7 +14,7 @@ import yaml
 from nabra.checkpoint import checkpoints
 from nabra.config import RunConfig, dump_config, to_dict
 from nabra.errors import NabraError
-from nabra.files import disk_full, read_records, write_text
+from nabra.files import disk_full, open_append, read_records, write_text
 from nabra.progress import progress_bar
 
 RESUMABLE_CHANGES = {"output_dir", "train.max_steps", "train.epochs", "train.save_every", "train.keep_last",
@@ -72,7 +72,7 @@ class RunDir:
             path = path or self.metrics
             line = json.dumps(record, ensure_ascii=False) + "\n"
             try:
-                with open(path, "a", encoding="utf-8") as f:
+                with open_append(path) as f:
                     f.write(line)
             except OSError as e:
                 full = disk_full(e, path, len(line))

@@ -81,7 +81,7 @@ class Recipe:
         self.run = RunDir(cfg.output_dir, cfg, self.acc.is_main_process)
         seed_everything(cfg.train.seed)
         manifests = run_data.read_manifests(cfg, self.run.path, self.say)  # the data first: seconds, not minutes
-        self.bundle, model = self._setup_model()
+        self.bundle, model = self._setup_model(manifests)
         self.collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, manifests, self.say)
         self.total_steps = total_steps(cfg, len(self.data.train))
@@ -111,12 +111,14 @@ class Recipe:
         if self.acc.is_main_process:
             self._log(message)
 
-    def _setup_model(self):
+    def _setup_model(self, manifests: run_data.Manifests):
         """The bundle (thinker, tokenizer, feature extractor) and the model to train (LoRA or full)."""
         cfg, path = self.cfg, Path(self.cfg.model.path)
         if cfg.model.init_tiny and not (path / "config.json").is_file():
-            self.say(f"building a tiny thinker at {path}")
-            init_tiny(path, cfg.data.manifest)  # refuses a folder that holds anything
+            if self.acc.is_main_process:  # its tokenizer learns the validated training texts
+                self.say(f"building a tiny thinker at {path}")
+                init_tiny(path, manifests.train)  # refuses a folder that holds anything
+            self.acc.wait_for_everyone()
         bundle = load(path, dtype=cfg.model.dtype)
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,

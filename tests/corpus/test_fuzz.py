@@ -82,6 +82,13 @@ def kinds(audio: str) -> list[tuple[str, bytes, str, str | None]]:
         ("50-deep nesting in an extra field", b'{"id": "nest50", "audio": "%s", "transcript": "x", "m": %s}'
          % (audio.encode(), b"[" * 50 + b"]" * 50), OK, None),
         ("Arabic-Indic digits and Latin mixed in", _obj(id="mixed", audio=audio, transcript="عام ١٩٩٠ OK"), OK, None),
+        ("another format's offset (Lhotse start)", _obj(id="start", **good, start=3.2), WARN, "did you mean 'offset'?"),
+        ("an id with a slash (as merge --prefix-ids writes)", _obj(id="cv/utt-1", **good), OK, None),
+        ("an absolute path as id", _obj(id="/etc/passwd", **good), WARN, "looks like a path"),
+        ("integer just over 64 bits", b'{"id": "i65", "audio": "%s", "transcript": "x", "n": %d}' % (audio.encode(), 1 << 64),
+         ERROR, "out of range (64 bits at most)"),
+        ("largest 64-bit unsigned integer", b'{"id": "u64", "audio": "%s", "transcript": "x", "n": %d}'
+         % (audio.encode(), (1 << 64) - 1), OK, None),
         ("ids that differ only in case", _obj(id="Case", **good), OK, None),
         ("ids that differ only in case (the second)", _obj(id="case", **good), WARN, "differs only in case from 'Case'"),
         ("exact duplicate id", _obj(id="bom", **good), ERROR, "duplicate id 'bom' (first on line 1)"),
@@ -135,7 +142,7 @@ def test_train_skip_invalid_quarantines_every_bad_line(fuzzed, tmp_path):
     quarantined = [json.loads(line) for line in (tmp_path / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {q["line"] for q in quarantined} == expected_bad
     assert {u.id for u in kept} == {"bom", "typo", "nemo", "../../etc/x", "bell", "emoji", "crlf", "bigf", "nest50",
-                                    "mixed", "Case", "case"}
+                                    "mixed", "Case", "case", "start", "cv/utt-1", "/etc/passwd", "u64"}
     assert any("warning(s)" in s for s in said)
     with pytest.raises(NabraError, match=r"invalid line\(s\)"):  # without --skip-invalid: stop, naming them
         cfg.data.skip_invalid = False
@@ -162,3 +169,21 @@ def test_line_numbers_are_an_editors_after_a_lone_cr(tmp_path, capsys):
     assert main(["data", "validate", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{path}:2: bad JSON: Extra data" in out and f"{path}:3: split 'bad'" in out  # as `grep -n` counts
+
+
+def test_a_truncated_or_foreign_gz_manifest_is_one_line(tmp_path, capsys):
+    import gzip
+
+    whole = gzip.compress(b"".join(b'{"id": "u%d", "transcript": "x"}\n' % i for i in range(2000)))
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert main(["data", "validate", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert f"nabra: error: {cut}:" in err and "truncated or corrupt" in err and "Traceback" not in err
+    foreign = tmp_path / "plain.jsonl.gz"
+    foreign.write_bytes(b'{"id": "a", "transcript": "x"}\n')
+    assert main(["data", "validate", str(foreign)]) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse: a positive number of bytes
+        main(["data", "validate", str(foreign), "--max-line-bytes", "0"])
+    assert stop.value.code == 2 and "must be a positive number" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,9 +211,11 @@ _INT_DIGITS = 20  # 2**64 has 20 digits: JSON integers beyond 64 bits do not rou
 
 
 def _json_int(text: str) -> int:
-    if len(text.lstrip("-")) > _INT_DIGITS:
-        raise ManifestLineError(f"integer of {len(text.lstrip('-')):,} digits is out of range (64 bits at most)")
-    return int(text)
+    digits = len(text.lstrip("-"))
+    value = int(text) if digits <= _INT_DIGITS else None  # never int() of thousands of digits
+    if value is None or not -(1 << 63) <= value < (1 << 64):
+        raise ManifestLineError(f"integer of {digits:,} digits is out of range (64 bits at most)")
+    return value
 
 
 def _json_float(text: str) -> float:
@@ -294,34 +297,49 @@ def iter_lines(path: str | os.PathLike, max_bytes: int | None = MAX_LINE_BYTES) 
     if not path.is_file():
         raise NabraError(f"{path}: manifest not found")
     limit = max_bytes + 2 if max_bytes is not None else -1  # room for the CRLF
-    with open_binary(path) as f:
-        for lineno in itertools.count(1):
-            raw = f.readline(limit)
-            if not raw:
-                return
-            head, size = raw, len(raw)
-            if max_bytes is not None and size == limit and not raw.endswith(b"\n"):
-                while rest := f.readline(1 << 20):  # the rest of the line, counted, not kept
-                    size, raw = size + len(rest), rest
-                    if rest.endswith(b"\n"):
-                        break
-            stripped = raw.removesuffix(b"\n").removesuffix(b"\r")
-            size, raw = size - (len(raw) - len(stripped)), stripped
-            if max_bytes is not None and size > max_bytes:
-                yield lineno, OverlongLine(head[:200].decode("utf-8", "replace") + "...", size, max_bytes)
-                continue
-            if lineno == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-            if raw.strip():
-                try:
-                    yield lineno, raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    yield lineno, UndecodableLine(raw.decode("utf-8", "surrogateescape"))
+    lineno = 0
+    try:
+        with open_binary(path) as f:
+            for lineno, line in _lines(f, limit, max_bytes):
+                yield lineno, line
+    except (EOFError, OSError, zlib.error) as e:  # a .gz cut short or not gzip at all
+        if isinstance(e, OSError) and not isinstance(e, gzip.BadGzipFile) and path.suffix != ".gz":
+            raise
+        raise NabraError(f"{path}:{lineno + 1}: the compressed file is truncated or corrupt ({e}); "
+                         f"{lineno:,} line(s) were read before it") from None
+
+
+def _lines(f, limit: int, max_bytes: int | None) -> Iterator[tuple[int, str]]:
+    for lineno in itertools.count(1):
+        raw = f.readline(limit)
+        if not raw:
+            return
+        head, size = raw, len(raw)
+        if max_bytes is not None and size == limit and not raw.endswith(b"\n"):
+            while rest := f.readline(1 << 20):  # the rest of the line, counted, not kept
+                size, raw = size + len(rest), rest
+                if rest.endswith(b"\n"):
+                    break
+        stripped = raw.removesuffix(b"\n").removesuffix(b"\r")
+        size, raw = size - (len(raw) - len(stripped)), stripped
+        if max_bytes is not None and size > max_bytes:
+            yield lineno, OverlongLine(head[:200].decode("utf-8", "replace") + "...", size, max_bytes)
+            continue
+        if lineno == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        if raw.strip():
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield lineno, UndecodableLine(raw.decode("utf-8", "surrogateescape"))
 
 
 def display_line(line: str) -> str:
     """``line`` as text that can be written as UTF-8 (undecodable bytes become U+FFFD)."""
-    return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: shown as its escape
+        return line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def resolve_audio(utt: Utterance, root: Path) -> Utterance:

@@ -47,7 +47,7 @@ from nabra.corpus.manifest import ManifestLineError, Utterance, decode_json
 from nabra.corpus.synth import SPLIT_SHARES
 from nabra.corpus.tts import SPLIT_VOICES, TTS, CommandTTS, EspeakTTS, TTSError
 from nabra.errors import NabraError
-from nabra.files import atomic_path
+from nabra.files import atomic_path, open_append, read_records
 from nabra.progress import progress_bar
 
 DEFAULT_SOURCE = "aramega-ssum"
@@ -385,18 +385,16 @@ def load_journal(path: Path) -> dict[str, tuple[str, float]]:
     done: dict[str, tuple[str, float]] = {}
     if not path.is_file():
         return done
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-                doc_id, digest = entry["id"], entry["digest"]
-                duration = entry["record"]["duration"] if digest is not None else None
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by a crash
-            if digest is None:
-                done.pop(doc_id, None)
-            elif isinstance(duration, (int, float)) and duration > 0:
-                done[doc_id] = (digest, float(duration))
+    for entry in read_records(path)[0]:  # a line cut short by a crash (even mid-character) is dropped
+        try:
+            doc_id, digest = entry["id"], entry["digest"]
+            duration = entry["record"]["duration"] if digest is not None else None
+        except (KeyError, TypeError):
+            continue
+        if digest is None:
+            done.pop(doc_id, None)
+        elif isinstance(duration, (int, float)) and duration > 0:
+            done[doc_id] = (digest, float(duration))
     return done
 
 
@@ -461,7 +459,7 @@ def build(pairs: str | os.PathLike, out_dir: str | os.PathLike, config: SsumConf
         durations = {p.id: journal[p.id][1] for p in plans if _resumable(p, journal, audio_dir)}
         todo = [p for p in plans if p.id not in durations]
         start = time.perf_counter()
-        with open(out_dir / JOURNAL_NAME, "a", encoding="utf-8") as f:
+        with open_append(out_dir / JOURNAL_NAME) as f:
             _forget_stale(f, todo, journal)
             spoken = _render_all(todo, tts, audio_dir, f, config, report, len(durations), progress)
         elapsed = time.perf_counter() - start

@@ -109,6 +109,8 @@ _FIELD_HINTS = {"text": "transcript", "sentence": "transcript", "transcription":
                 "wav": "audio", "file": "audio", "start": "offset", "label": "dialect or emotion",
                 "lang": "language", "speaker_id": "speaker", "client_id": "speaker"}
 """Field names of other formats (NeMo, Lhotse, Common Voice, HF) and the manifest field they mean."""
+_PATH_LIKE = re.compile(r"^[/\\~.]|(^|[/\\])\.\.([/\\]|$)|^[A-Za-z]:[/\\]")
+"""An absolute path, a home or hidden path, a ``..`` component, a Windows drive."""
 _TEXT_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -118,9 +120,10 @@ def utterance_warnings(utt: Utterance) -> list[str]:
     out = []
     for key in utt.extra:
         hint = _FIELD_HINTS.get(key.casefold()) or next(iter(get_close_matches(key.casefold(), FIELD_NAMES, 1, 0.8)), None)
-        if hint is not None and all(getattr(utt, f, None) is None for f in hint.split(" or ")):
+        # (offset is 0.0, not None, when absent: a "start" misnamed would silently train from 0 s)
+        if hint is not None and all(getattr(utt, f, None) in (None, 0.0) for f in hint.split(" or ")):
             out.append(f"field {key!r} is not a manifest field (kept as an extra field): did you mean {hint!r}?")
-    if "/" in utt.id or "\\" in utt.id or utt.id.startswith("."):
+    if _PATH_LIKE.search(utt.id):  # "a/b" is a common id style (merge --prefix-ids writes it): not this
         out.append(f"id {utt.id!r} looks like a path; files Nabra names after ids use a sanitized name")
     for key in ("transcript", "summary"):
         text = getattr(utt, key)

@@ -27,7 +27,7 @@ import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
-from nabra.files import write_text
+from nabra.files import read_records, write_text
 from nabra.schedule import SCHEDULE_NAMES
 
 # (task, metric key, label, higher is better); tasks as in metrics.json, "composite" at the top level.
@@ -109,15 +109,9 @@ def _read_records(run: Run) -> None:
     if not metrics.is_file():
         run.notes.append(f"{run.name}: no metrics.jsonl (no curves)")
         return
-    bad = 0
-    for line in metrics.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line torn by a crash: the rest is still good
-            bad += 1
-            continue
+    records, torn = read_records(metrics)  # a line torn by a crash: the rest is still good
+    bad = len(torn)
+    for record in records:
         event = record.get("event")
         if event == "dev":
             run.dev.append(record)

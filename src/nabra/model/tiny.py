@@ -5,14 +5,15 @@ exactly the code path a real one takes."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nabra.corpus.labels import DIALECTS, EMOTIONS
-from nabra.corpus.manifest import iter_manifest
+from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.errors import NabraError
-from nabra.files import atomic_path
+from nabra.files import remove, temp_path
 from nabra.model.tokens import CHAT_TEMPLATE, SPECIAL_TOKENS
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
 
@@ -77,8 +78,9 @@ def thinker_config(cfg: TinyConfig, token_ids: dict[str, int]):
     return config
 
 
-def corpus_texts(manifest: str | Path | None) -> Iterable[str]:
-    """Text the tokenizer should know: transcripts and summaries, templates, label names."""
+def corpus_texts(manifest: str | Path | Iterable[Utterance] | None) -> Iterable[str]:
+    """Text the tokenizer should know: transcripts and summaries (of a manifest file, or of
+    utterances already read and validated), templates, label names."""
     yield SYSTEM_PROMPT
     for templates in TEMPLATES.values():
         yield from templates
@@ -88,7 +90,8 @@ def corpus_texts(manifest: str | Path | None) -> Iterable[str]:
             yield name
             yield from labels.aliases.get(name, ())
     if manifest is not None:
-        for utt in iter_manifest(manifest, resolve=False):
+        utts = iter_manifest(manifest, resolve=False) if isinstance(manifest, str | Path) else manifest
+        for utt in utts:
             for text in (utt.transcript, utt.summary):
                 if text:
                     yield text
@@ -131,8 +134,10 @@ def feature_extractor(out_dir: str | Path | None = None, **overrides):
     return fe
 
 
-def init_tiny(out_dir: str | Path, manifest: str | Path | None = None, cfg: TinyConfig | None = None) -> Path:
-    """Write a tiny thinker checkpoint (config, safetensors weights, tokenizer, feature extractor)."""
+def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | None = None,
+              cfg: TinyConfig | None = None) -> Path:
+    """Write a tiny thinker checkpoint (config, safetensors weights, tokenizer, feature extractor);
+    its tokenizer learns the texts of ``manifest`` (a file, or utterances)."""
     import torch
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
@@ -145,11 +150,20 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | None = None, cfg: Tiny
     model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config(cfg, ids))
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    with atomic_path(out_dir, folder=True) as tmp:  # complete or absent: a kill leaves no half model to load
+    # Written beside, then moved in with config.json last: a kill leaves no folder that looks like a
+    # model, and an existing empty folder (a mount point, a symlink) stays the folder it is.
+    tmp = temp_path(out_dir)
+    remove(tmp)
+    try:
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         feature_extractor(tmp)
         (tmp / "nabra_tiny.json").write_text(json.dumps(vars(cfg), indent=2) + "\n")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
+            os.replace(path, out_dir / path.name)
+    finally:
+        remove(tmp)
     return out_dir
 
 

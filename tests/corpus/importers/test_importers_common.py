@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from nabra.corpus.importers import ImportOptions, SkipReport, common, run_import
@@ -72,3 +74,24 @@ def test_relative_source_paths_resolve_from_the_manifest(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     _, utts = import_checked("folder", "corpus", tmp_path / "out" / "m.jsonl", field="emotion", labels=EMOTIONS)
     assert utts["angry-a"].audio == str(tmp_path / "corpus" / "angry" / "a.wav")
+
+
+def test_skip_list_takes_bad_bytes_and_lone_surrogates(tmp_path):
+    from nabra.corpus.importers.common import skip_sink
+
+    path = tmp_path / "x.skipped.jsonl"
+    with skip_sink(path) as report:
+        report.skip("list.txt:3", "unknown dialect label", "\udcff\udcfe")  # a byte that is not UTF-8, kept escaped
+        report.skip("list.txt:4", "bad", "\ud800")  # a lone surrogate from a JSON escape
+    items = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    assert [i["detail"] for i in items] == ["\ufffd\ufffd", "\\ud800"]
+
+
+def test_safe_names_are_distinct_and_stay_in_their_folder():
+    from nabra.corpus.importers.common import safe_name
+
+    ids = ["a_b", "a/b", "../../x", "x", ".hidden", "مرحبا", "a" * 150, "/", "ok-1.2", "ب" * 150]
+    names = [safe_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert names[0] == "a_b" and names[3] == "x" and names[5] == "مرحبا"  # plain names are kept
+    assert all("/" not in n and not n.startswith(".") and len(n.encode()) <= 255 for n in names)

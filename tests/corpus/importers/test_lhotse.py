@@ -130,3 +130,24 @@ def test_cli(manifests, tmp_path, capsys):
     assert main(["data", "import", "lhotse", str(manifests), "--out", str(out), "--quiet", "--relative-to", "manifest"]) == 0
     assert main(["data", "export", "lhotse", str(out), "--out", str(tmp_path / "again")]) == 0
     assert "exported 3 of 3 utterances as 3 supervisions" in capsys.readouterr().out
+
+
+def test_malformed_cuts_and_fields_are_skips_that_add_up(tmp_path, import_checked):
+    write_clip(tmp_path / "a.wav", 2.0)
+    rec = recording("a", str(tmp_path / "a.wav"), 2.0)
+    sup = {"id": "s", "recording_id": "a", "start": 0.0, "duration": 1.0, "text": "نص"}
+    cuts = [
+        {"id": "ok", "start": 0, "duration": 2.0, "channel": 0, "supervisions": [sup], "recording": rec, "type": "MonoCut"},
+        {"id": "norec", "start": 0, "duration": 2.0, "supervisions": [dict(sup, id="s2"), dict(sup, id="s3")]},
+        {"id": "num", "start": 0, "duration": 2.0, "supervisions": 5, "recording": rec},
+        {"id": "str", "start": 0, "duration": 2.0, "supervisions": "abc", "recording": rec},
+        {"id": "custom", "start": 0, "duration": 2.0, "recording": rec,
+         "supervisions": [dict(sup, id="s4", custom=["not", "a", "dict"])]},
+        {"id": "nodur", "start": 0, "duration": 2.0, "recording": dict(rec, duration=None),
+         "supervisions": [dict(sup, id="s5")]},
+    ]
+    write_jsonl_gz(tmp_path / "c_cuts.jsonl.gz", cuts)
+    report, utts = import_checked("lhotse", None, tmp_path / "out.jsonl", cuts=str(tmp_path / "c_cuts.jsonl.gz"))
+    assert list(utts) == ["s"]
+    assert report.seen == 6 and report.skipped == 5
+    assert dict(report.reasons) == {"cut without a recording": 1, "not a Lhotse cut": 2, "not a Lhotse supervision": 2}

@@ -27,6 +27,7 @@ from nabra.corpus.audio import AudioInfo, audio_info
 from nabra.corpus.manifest import (
     ManifestLineError,
     Utterance,
+    display_line,
     iter_lines,
     open_text,
     parse_line,
@@ -92,10 +93,11 @@ class SkipReport:
 
     def skip(self, where: str, reason: str, detail: str | None = None, rows: int = 1) -> None:
         """Record that the row(s) at ``where`` were not imported, and why."""
+        reason, where = display_line(reason), display_line(where)  # an input's bad bytes must not stop the list
         self.reasons[reason] += rows
         item = {"where": where, "reason": reason}
         if detail is not None:
-            item["detail"] = detail
+            item["detail"] = display_line(str(detail))
         if rows != 1:
             item["rows"] = rows
         if self._sink is not None:
@@ -195,6 +197,7 @@ def audio_files(root: Path) -> Iterator[Path]:
 
 
 _SAFE_NAME = re.compile(r"[\w\-][\w.\-]{0,99}")
+_NAME_BYTES = 200  # file names are limited to 255 bytes; Arabic letters take 2, some scripts 3-4
 
 
 def safe_name(text: str) -> str:
@@ -202,9 +205,11 @@ def safe_name(text: str) -> str:
     when it already is one (letters, digits, ``._-``, no leading dot, at most 100 characters), else
     sanitized with a short hash of ``text`` added, so that two ids never share a name
     (``a/b`` -> ``a_b-1c3f09e2``, ``a_b`` -> ``a_b``, ``../../x`` -> ``x-…``)."""
-    if _SAFE_NAME.fullmatch(text):
+    if _SAFE_NAME.fullmatch(text) and len(text.encode("utf-8")) <= _NAME_BYTES:
         return text
     cleaned = re.sub(r"[^\w.\-]+", "_", text).strip("._")[:100]
+    while len(cleaned.encode("utf-8", "surrogatepass")) > _NAME_BYTES:
+        cleaned = cleaned[:-1]
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
     return f"{cleaned}-{digest}" if cleaned else digest
 

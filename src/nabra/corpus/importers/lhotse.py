@@ -37,6 +37,7 @@ from nabra.corpus.manifest import (
     ManifestLineError,
     Utterance,
     decode_json,
+    display_line,
     iter_lines,
     iter_manifest,
     open_text,
@@ -138,7 +139,7 @@ def _load_recordings(path: Path) -> dict[str, dict]:
     for lineno, line in iter_lines(path, max_bytes=None):
         try:
             rec = decode_json(line)
-            recs[rec["id"]] = rec
+            recs[str(rec["id"])] = rec
         except ManifestLineError as e:
             raise NabraError(f"{path}:{lineno}: not a Lhotse recording ({e})") from None
         except (KeyError, TypeError):
@@ -158,35 +159,42 @@ def _supervision_lines(path: Path, report: SkipReport, ctx: _Context):
 
 def _cut_lines(path: Path, report: SkipReport, ctx: _Context):
     """Every supervision of every cut is a row (a cut without any is one row, skipped)."""
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, max_bytes=None):  # a long-form cut may hold thousands of supervisions
         where = f"{path.name}:{lineno}"
         try:
             cut = decode_json(line)
-            sups = cut.get("supervisions") or [] if isinstance(cut, dict) else None
+            sups = (cut.get("supervisions") or []) if isinstance(cut, dict) else None
         except ManifestLineError as e:
             cut, sups, problem = None, None, ("bad JSON", str(e))
         else:
-            problem = (None if isinstance(cut, dict) and isinstance(sups, list) and all(isinstance(x, dict) for x in sups)
-                       else ("not a Lhotse cut", line[:80]))
-        report.seen += max(1, len(sups or ()))
+            problem = (None if isinstance(sups, list) and all(isinstance(x, dict) for x in sups)
+                       else ("not a Lhotse cut", display_line(line[:80])))
         if problem is None and cut.get("type", "MonoCut") not in _CUT_TYPES:
             problem = (f"cut of type {cut.get('type')!r} is not supported (mixed cuts have no single file)", cut.get("id"))
         if problem is None and not sups:
             problem = ("cut without supervisions", str(cut.get("id")))
         if problem is None and not isinstance(cut.get("recording"), dict):
             problem = ("cut without a recording", str(cut.get("id")))
+        report.seen += len(sups) if problem is None else 1  # a cut's rows are its supervisions
         if problem is not None:
             yield where, None, problem
             continue
-        ctx.recs = {cut["recording"].get("id"): cut["recording"]}
+        ctx.recs = {str(cut["recording"].get("id")): cut["recording"]}
         for sup in sups:
             yield (f"{where} (supervision {sup.get('id')})", *_utterance(sup, cut, ctx))
 
 
-def _utterance(sup: dict, cut: dict | None, ctx: _Context) -> tuple[Utterance | None, tuple[str, str] | None]:
+def _utterance(sup, cut: dict | None, ctx: _Context) -> tuple[Utterance | None, tuple[str, str] | None]:
     """The utterance of one supervision (of ``cut``, whose start its own is relative to)."""
     if not isinstance(sup, dict):
         return None, ("not a Lhotse supervision", f"expected an object, got {type(sup).__name__}")
+    try:
+        return _read_supervision(sup, cut, ctx)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field of the wrong shape
+        return None, ("not a Lhotse supervision", f"{type(e).__name__}: {e}")
+
+
+def _read_supervision(sup: dict, cut: dict | None, ctx: _Context) -> tuple[Utterance | None, tuple[str, str] | None]:
     try:
         rid, start, duration = sup["recording_id"], float(sup["start"]), float(sup["duration"])
         uid = str(sup["id"])
@@ -199,7 +207,7 @@ def _utterance(sup: dict, cut: dict | None, ctx: _Context) -> tuple[Utterance | 
         return None, ("not a Lhotse supervision", f"{type(e).__name__}: {e}")
     if duration <= 0:
         return None, ("supervision outside its cut", uid)
-    rec = ctx.recs.get(rid)
+    rec = ctx.recs.get(str(rid))
     if rec is None:
         return None, ("recording not in the recordings manifest", str(rid))
     audio, problem = _audio_path(rec, sup.get("channel", 0), ctx)

@@ -1,0 +1,22 @@
+import errno
+import json
+
+from nabra.errors import NabraError
+from nabra.files import disk_full, open_append, read_records
+
+
+def test_appending_after_a_torn_line_keeps_the_new_record(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_bytes(b'{"step": 1}\n{"step": 2, "lo')  # a kill mid-write
+    with open_append(log) as f:
+        f.write(json.dumps({"step": 2}) + "\n")
+    records, torn = read_records(log)
+    assert records == [{"step": 1}, {"step": 2}] and torn == [2]
+
+
+def test_disk_full_is_said_by_errno_and_not_guessed_from_stream_errors(tmp_path):
+    full = disk_full(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "x", 2048)
+    assert isinstance(full, NabraError) and "no space left on device" in str(full) and "2.0 KiB" in str(full)
+    # torch's C++ stream error on a disk with room: not called a full disk
+    assert disk_full(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos"), tmp_path) is None
+    assert disk_full(ValueError("something else"), tmp_path) is None
