@@ -10,6 +10,7 @@ import soundfile as sf
 
 from nabra.corpus.audio import SAMPLE_RATE
 from nabra.corpus.manifest import Utterance, write_manifest
+from nabra.files import remove
 
 
 def tone(seconds: float, sample_rate: int = SAMPLE_RATE, freq: float = 220.0, channels: int = 1) -> np.ndarray:
@@ -78,33 +79,66 @@ def tiny_model_dir(folder: str | Path, manifest: str | Path | None = None, **siz
     return folder
 
 
-def write_release_checkpoint(thinker_dir: str | Path, out_dir: str | Path, *, talker_mb: int = 8) -> Path:
-    """Re-pack a thinker-only checkpoint in the official Qwen2.5-Omni release layout: a
-    ``qwen2_5_omni`` config with thinker/talker/token2wav parts and sharded safetensors whose
-    talker and token2wav tensors (``talker_mb`` of random data) sit in their own shard."""
+RELEASE_IMAGE_KEYS = {
+    "image_processor_type": "Qwen2VLImageProcessor", "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711], "min_pixels": 3136, "max_pixels": 12845056,
+    "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2, "processor_class": "Qwen2_5OmniProcessor",
+}
+"""The Qwen2-VL image keys the release's ``preprocessor_config.json`` carries beside the audio ones."""
+
+
+def write_release_checkpoint(thinker_dir: str | Path, out_dir: str | Path, *, talker_mb: int = 1) -> Path:
+    """A tiny Qwen2.5-Omni **release** checkpoint holding what a real one holds: the thinker of
+    ``thinker_dir`` (its weights, as they are), a talker and a token2wav (DiT + BigVGAN) built from
+    tiny configs with random weights, ``spk_dict.pt``, sharded safetensors with their index, the full
+    ``preprocessor_config.json`` (audio keys with the 300-s window and the Qwen2-VL image keys), the
+    tokenizer, chat template and generation config. transformers' stock
+    ``Qwen2_5OmniForConditionalGeneration.from_pretrained`` loads it (talker and speakers included),
+    and it saves under the release's own tensor names (``thinker.model.*``, ``thinker.audio_tower.*``,
+    ``talker.*``, ``token2wav.*``). ``talker_mb``: about how much the talker's weights take."""
     import shutil
 
     import torch
-    from safetensors.torch import load_file, save_file
+    from transformers import (
+        Qwen2_5OmniConfig,
+        Qwen2_5OmniForConditionalGeneration,
+        Qwen2_5OmniThinkerForConditionalGeneration,
+    )
 
     thinker_dir, out_dir = Path(thinker_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # transformers saves a thinker under the release's own names; the release prefixes them "thinker.".
-    state = {"thinker." + k: v for k, v in load_file(str(thinker_dir / "model.safetensors")).items()}
-    n = talker_mb * (1 << 20) // 4
-    extra = {"talker.model.embed_tokens.weight": torch.randn(n // 256, 256),
-             "token2wav.code_embedding.weight": torch.randn(16, 8)}
-    save_file(state, str(out_dir / "model-00001-of-00002.safetensors"), metadata={"format": "pt"})
-    save_file(extra, str(out_dir / "model-00002-of-00002.safetensors"), metadata={"format": "pt"})
-    weight_map = {k: "model-00001-of-00002.safetensors" for k in state}
-    weight_map |= {k: "model-00002-of-00002.safetensors" for k in extra}
-    (out_dir / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    thinker_config = json.loads((thinker_dir / "config.json").read_text())
-    config = {"model_type": "qwen2_5_omni", "architectures": ["Qwen2_5OmniModel"], "enable_audio_output": True,
-              "thinker_config": thinker_config, "talker_config": {}, "token2wav_config": {}}
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "preprocessor_config.json",
-                 "generation_config.json"):
+    thinker = json.loads((thinker_dir / "config.json").read_text())
+    hidden, vocab = thinker["text_config"]["hidden_size"], thinker["text_config"]["vocab_size"]
+    codec = max(64, talker_mb * (1 << 20) // (4 * hidden))  # the talker's embeddings carry its size
+    ids = {k: thinker[k] for k in ("audio_start_token_id", "audio_end_token_id", "vision_start_token_id")}
+    talker = {
+        "vocab_size": codec, "embedding_size": hidden, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32,
+        "tts_codec_start_token_id": codec - 4, "tts_codec_end_token_id": codec - 3,
+        "tts_codec_pad_token_id": codec - 2, "tts_codec_mask_token_id": codec - 1,
+        "tts_text_start_token_id": vocab - 3, "tts_text_end_token_id": vocab - 2, "tts_text_pad_token_id": vocab - 1,
+        "audio_token_index": thinker["audio_token_index"], "image_token_index": thinker["image_token_index"],
+        "video_token_index": thinker["video_token_index"], "vision_end_token_id": ids["vision_start_token_id"] + 1,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]}, **ids,
+    }
+    dit = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "head_dim": 32, "ff_mult": 2,
+           "emb_dim": 32, "num_embeds": 64, "mel_dim": 80, "enc_emb_dim": 32, "enc_dim": 32,
+           "enc_channels": [32, 32, 32, 32, 96], "enc_attention_channels": 16, "enc_se_channels": 16,
+           "look_ahead_layers": [1], "look_backward_layers": [0, 1], "block_size": 24}
+    bigvgan = {"mel_dim": 80, "upsample_initial_channel": 32}
+    config = Qwen2_5OmniConfig(thinker_config=thinker, talker_config=talker, enable_audio_output=True,
+                               token2wav_config={"dit_config": dit, "bigvgan_config": bigvgan})
+    torch.manual_seed(0)
+    model = Qwen2_5OmniForConditionalGeneration(config)
+    trained = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(thinker_dir, local_files_only=True)
+    model.thinker.load_state_dict(trained.state_dict())  # the very thinker of thinker_dir
+    remove(out_dir)
+    model.save_pretrained(out_dir, max_shard_size=f"{max(1, talker_mb // 2)}MB")  # sharded, as a release is
+    torch.save({"Chelsie": {"cond": torch.randn(32), "ref_mel": torch.randn(1, 30, 80), "bos_token": codec - 4},
+                "Ethan": {"cond": torch.randn(32), "ref_mel": torch.randn(1, 30, 80), "bos_token": codec - 4}},
+               out_dir / "spk_dict.pt")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
         if (thinker_dir / name).is_file():
             shutil.copy(thinker_dir / name, out_dir / name)
+    preprocessor = json.loads((thinker_dir / "preprocessor_config.json").read_text()) | RELEASE_IMAGE_KEYS
+    (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
     return out_dir

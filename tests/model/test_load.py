@@ -152,3 +152,23 @@ def test_init_tiny_writes_only_into_an_empty_or_absent_folder(corpus, tmp_path, 
     cfg = TinyConfig(vocab_size=300, hidden_size=64)
     assert (init_tiny(empty, corpus, cfg) / "config.json").is_file()
     assert (init_tiny(empty, corpus, cfg) / "config.json").is_file()  # an earlier tiny model may be replaced
+
+
+def test_tiny_release_is_what_the_stock_class_loads(tiny_dir, tmp_path):
+    from transformers import Qwen2_5OmniForConditionalGeneration
+
+    release = write_release_checkpoint(tiny_dir, tmp_path / "release")
+    names = sorted(p.name for p in release.iterdir())
+    assert {"spk_dict.pt", "model.safetensors.index.json", "preprocessor_config.json", "chat_template.jinja",
+            "tokenizer.json", "generation_config.json"} <= set(names)
+    assert sum(n.endswith(".safetensors") for n in names) >= 2  # sharded, as the release is
+    index = json.loads((release / "model.safetensors.index.json").read_text())["weight_map"]
+    assert {k.split(".")[0] for k in index} == {"thinker", "talker", "token2wav"}
+    assert "thinker.model.embed_tokens.weight" in index and "thinker.audio_tower.conv1.weight" in index
+    pre = json.loads((release / "preprocessor_config.json").read_text())
+    assert pre["n_samples"] == 4_800_000 and pre["image_processor_type"] == "Qwen2VLImageProcessor"
+    stock = Qwen2_5OmniForConditionalGeneration.from_pretrained(release, local_files_only=True)
+    assert stock.has_talker and set(stock.speaker_map) == {"Chelsie", "Ethan"}
+    ours = load(release).model
+    ref = ours.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in stock.thinker.state_dict().items())
