@@ -27,6 +27,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluate", ("nabra.evaluate",)),
     ("run", ("nabra.checkpoint", "nabra.optim", "nabra.runlog")),
     ("train", ("nabra.train",)),
+    ("use", ("nabra.use",)),
     ("demo", ("nabra.demo",)),
     ("cli", ("nabra.cli", "nabra.__main__", "nabra.testing")),
 ]

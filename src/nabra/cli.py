@@ -125,6 +125,26 @@ def cmd_model_embed(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from nabra.use.export import export
+
+    export(args.run, args.out, merge=args.merge, dtype=args.dtype, weights=args.weights, base=args.base)
+    return 0
+
+
+def _add_use_verbs(sub) -> None:
+    exp = sub.add_parser("export", help="a trained run as a PEFT adapter, or merged weights (thinker or release layout)",
+                         description="Writes a model card (README.md) beside the weights.")
+    exp.add_argument("run", type=Path, help="run folder")
+    exp.add_argument("--out", type=Path, required=True, help="folder to write (replaced whole)")
+    exp.add_argument("--merge", action="store_true", help="merge the adapter into its base (safetensors)")
+    exp.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"),
+                     help="dtype of merged weights (default bfloat16)")
+    exp.add_argument("--weights", choices=("best", "final"), help="which model of the run (default best/, else final/)")
+    exp.add_argument("--base", help="the base model folder, when the run's is elsewhere now")
+    exp.set_defaults(func=cmd_export)
+
+
 def _add_model_verbs(sub) -> None:
     model = sub.add_parser("model", help="model tools").add_subparsers(dest="model_verb", required=True, metavar="VERB")
     tiny = model.add_parser("init-tiny", help="write a tiny random Qwen2.5-Omni thinker (+ tokenizer trained on a corpus)")
@@ -211,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Verbs of other areas register themselves here (one line each).
     register_data_io(data, sub)
     register_evaluate(sub)
+    _add_use_verbs(sub)
 
     _add_model_verbs(sub)
 

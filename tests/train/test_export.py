@@ -1,0 +1,98 @@
+"""`nabra export`: what it writes loads with the stock classes and answers as the run does."""
+
+import json
+
+import pytest
+import torch
+
+from nabra.cli import main
+from nabra.config import load_config
+from nabra.evaluate.runner import load_for_eval
+from nabra.model import load
+from nabra.testing import write_release_checkpoint
+from nabra.train import train
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, synth_corpus, tiny):
+    import yaml
+
+    folder = tmp_path_factory.mktemp("export")
+    cfg = {"output_dir": str(folder / "run"), "data": {"manifest": str(synth_corpus), "dev_per_task": 2},
+           "model": {"path": str(tiny), "finetune": "lora", "lora": {"r": 4, "alpha": 8}},
+           "schedule": {"name": "uniform"},
+           "train": {"max_steps": 6, "batch_size": 8, "lr": 5e-2, "warmup_steps": 1, "save_every": 0, "eval_every": 0}}
+    (folder / "run.yaml").write_text(yaml.safe_dump(cfg))
+    return train(load_config(folder / "run.yaml"), progress=False, log=lambda *_: None)
+
+
+def greedy(model, bundle, ids):
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                             eos_token_id=None, pad_token_id=bundle.tokenizer.pad_token_id)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def prompt(bundle):
+    text = "<|im_start|>user\nما لهجة هذا الكلام؟<|im_end|>\n<|im_start|>assistant\n"
+    return torch.tensor([bundle.tokenizer(text)["input_ids"]])
+
+
+def test_adapter_export_loads_with_peft_on_the_stock_thinker(lora_run, tiny, tmp_path):
+    from peft import PeftModel
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    out = tmp_path / "adapter"
+    assert main(["export", str(lora_run), "--out", str(out)]) == 0
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= {p.name for p in out.iterdir()}
+    card = (out / "README.md").read_text()
+    assert "library_name: peft" in card and "schedule: **uniform**" in card and "Intended use and limits" in card
+    assert "utterances" in card  # the data summary
+    model, bundle = load_for_eval(lora_run, device="cpu")
+    stock = PeftModel.from_pretrained(Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny), out).eval()
+    ids = prompt(bundle)
+    assert greedy(stock, bundle, ids) == greedy(model, bundle, ids)
+
+
+def test_merged_thinker_export_loads_with_the_stock_class(lora_run, tmp_path):
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    out = tmp_path / "merged"
+    assert main(["export", str(lora_run), "--out", str(out), "--merge", "--dtype", "float32"]) == 0
+    stock = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(out).eval()
+    model, bundle = load_for_eval(lora_run, device="cpu")
+    ids = prompt(bundle)
+    assert greedy(stock, bundle, ids) == greedy(model, bundle, ids)
+    assert greedy(load(bundle.path).model, bundle, ids) != greedy(
+        stock, bundle, ids)  # the run did change the model: the comparison above can fail
+    assert (out / "tokenizer.json").is_file() and (out / "preprocessor_config.json").is_file()
+    assert main(["export", str(lora_run), "--out", str(tmp_path / "bf16"), "--merge"]) == 0  # bfloat16 by default
+    assert load(tmp_path / "bf16", dtype="auto").model.dtype == torch.bfloat16
+
+
+def test_a_release_base_exports_the_release_layout(lora_run, tiny, tmp_path):
+    from transformers import Qwen2_5OmniForConditionalGeneration
+
+    release = write_release_checkpoint(tiny, tmp_path / "release")
+    out = tmp_path / "merged-release"
+    assert main(["export", str(lora_run), "--out", str(out), "--merge", "--dtype", "float32",
+                 "--base", str(release)]) == 0
+    index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    base_index = json.loads((release / "model.safetensors.index.json").read_text())["weight_map"]
+    assert set(index) == set(base_index)  # the same tensors: thinker merged, talker and token2wav as they were
+    assert (out / "spk_dict.pt").is_file()
+    stock = Qwen2_5OmniForConditionalGeneration.from_pretrained(out).eval()
+    assert stock.has_talker and "Chelsie" in stock.speaker_map
+    base_stock = Qwen2_5OmniForConditionalGeneration.from_pretrained(release)
+    assert all(torch.equal(v, base_stock.talker.state_dict()[k]) for k, v in stock.talker.state_dict().items())
+    model, bundle = load_for_eval(lora_run, device="cpu")
+    ids = prompt(bundle)
+    assert greedy(stock.thinker, bundle, ids) == greedy(model, bundle, ids)
+    assert load(out).layout == "release"  # and Nabra reads it back too
+
+
+def test_export_refuses_what_it_cannot_do(lora_run, tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert main(["export", str(lora_run), "--out", str(lora_run / "final")]) == 2
+    assert "a folder of its own" in capsys.readouterr().err
