@@ -136,7 +136,8 @@ def _release(base: Path, thinker, out: Path, log) -> None:
             advance(1)
         for shard in base_files:
             with safe_open(str(base / shard), framework="pt") as f:
-                state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("thinker.")}
+                keys = f.keys()  # a safe_open handle is not iterable
+                state = {k: f.get_tensor(k) for k in keys if not k.startswith("thinker.")}
             total += _write_shard(out, next(names), state, weight_map, save_file)
             advance(1)
     remove(staged)
