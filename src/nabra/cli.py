@@ -132,7 +132,45 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    from nabra.files import atomic_path
+    from nabra.use.analyze import ANALYZE_TASKS, analyze, render
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else list(ANALYZE_TASKS)
+    results, skipped = analyze(args.inputs, args.model, tasks=tasks, language=args.language,
+                               batch_size=args.batch_size, segment_seconds=args.segment_seconds, device=args.device,
+                               progress=not args.quiet)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if args.out:
+        with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for r in results:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"wrote {len(results):,} result(s) to {args.out}", file=sys.stderr)
+    elif args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        print(render(results))
+    return 0
+
+
 def _add_use_verbs(sub) -> None:
+    ana = sub.add_parser("analyze", help="transcript, summary, dialect and emotion (with probabilities) of new recordings",
+                         description="Inputs: audio files, folders (walked), manifests (.jsonl; labels not needed).")
+    ana.add_argument("inputs", nargs="+", help="audio files, folders or manifests")
+    ana.add_argument("--model", required=True, help="run folder, its final/ or best/, a checkpoint or an adapter")
+    ana.add_argument("--tasks", help="comma-separated (default asr,ssum,did,ser)")
+    out = ana.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the results as JSON")
+    out.add_argument("--out", type=Path, help="write one JSON line per recording to this file")
+    ana.add_argument("--language", choices=("ar", "en"), help="prompt language (default: the run's, else ar)")
+    ana.add_argument("--batch-size", type=int, default=8, help="examples per generation batch (default 8)")
+    ana.add_argument("--segment-seconds", type=float, help="cut long recordings into windows of this length "
+                     "(default and at most: the model's audio window)")
+    ana.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if there is one)")
+    ana.add_argument("--quiet", action="store_true", help="no progress bars")
+    ana.set_defaults(func=cmd_analyze)
+
     exp = sub.add_parser("export", help="a trained run as a PEFT adapter, or merged weights (thinker or release layout)",
                          description="Writes a model card (README.md) beside the weights.")
     exp.add_argument("run", type=Path, help="run folder")

@@ -119,6 +119,23 @@ def _example(utt: Utterance, task: str, seed: int, language: str | None, dialect
                    utt.duration if audio else None, label, utt.split)
 
 
+def prompt_example(utt: Utterance, task: str, *, language: str | None = "ar", dialects: LabelSet = DIALECTS,
+                   emotions: LabelSet = EMOTIONS, target: str = "") -> Example:
+    """The example of ``task`` for an utterance that need not have references (new recordings to
+    analyze): the first template of ``language`` (so every input gets the same prompt), ``target``
+    as the answer to score (a label's name; empty to generate). ``tsum`` needs ``utt.transcript``."""
+    if task in AUDIO_TASKS and utt.audio is None:
+        raise ValueError(f"utterance {utt.id!r}: task {task!r} needs audio")
+    if task == "tsum" and not utt.transcript:
+        raise ValueError(f"utterance {utt.id!r}: tsum summarizes a transcript, and it has none")
+    template = _templates(task, language)[0]
+    labels = {"did": dialects, "ser": emotions}.get(task)
+    instruction = template.format(transcript=utt.transcript, labels=", ".join(labels.names) if labels else "")
+    audio = utt.audio if task in AUDIO_TASKS else None
+    return Example(f"{utt.id}#{task}", utt.id, task, instruction, target, audio, utt.offset if audio else 0.0,
+                   utt.duration if audio else None, target or None, utt.split)
+
+
 def iter_examples(utterances, *, tasks=TASKS, split: str | None = None, seed: int = 0, language: str | None = None,
                   dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS) -> Iterator[Example]:
     """Every example of every utterance (of ``split``, when given), for the tasks in ``tasks``, as

@@ -1,0 +1,301 @@
+"""``nabra analyze AUDIO_OR_FOLDER... --model RUN``: answers on new, unlabelled recordings.
+
+Per recording: the transcript (``asr``), a summary (``ssum``), the dialect (``did``) and the emotion
+(``ser``) with a probability for every label of the run's label sets, the duration, the model and
+the prompt language. A label's probability is that of its whole answer (every token of the label
+and the end token, given the prompt), normalized over the label set — not the first token's logit.
+
+A recording longer than the model's audio window (300 s for Qwen2.5-Omni) is cut into windows:
+each is transcribed on its own and the transcripts are joined in order (their times are in the
+JSON); its summary is that of the joined transcript with the text-summarization (TSUM) prompt, and
+its label probabilities are the mean over its windows. The JSON says which path was taken.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from nabra.corpus.audio import audio_info
+from nabra.corpus.importers.common import AUDIO_SUFFIXES, audio_files
+from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
+from nabra.data import run_label_sets
+from nabra.errors import AudioError, NabraError
+from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
+from nabra.model.collate import Collator, to_device
+from nabra.model.loader import AudioStore
+from nabra.model.loss import AnswerLoss
+from nabra.progress import progress_bar
+from nabra.tasks import Example, prompt_example
+
+ANALYZE_TASKS = ("asr", "ssum", "did", "ser")
+MANIFEST_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+@dataclass
+class Recording:
+    """One input: a file, or a manifest line (a segment of a file, perhaps)."""
+
+    id: str
+    audio: str
+    offset: float = 0.0
+    duration: float | None = None
+    where: str = ""
+    """The path given, or ``MANIFEST:LINE``."""
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    """``(start, end)`` in seconds of the file, one per window the recording is cut into."""
+
+    @property
+    def long(self) -> bool:
+        return len(self.windows) > 1
+
+
+# ============================================================================================
+# inputs
+# ============================================================================================
+
+def collect(paths: list[str | os.PathLike], skipped: list[str]) -> list[Recording]:
+    """The recordings named by ``paths``: audio files, folders (walked for audio files) and
+    manifests (``.jsonl``: every line with audio, annotated or not). What cannot be used goes to
+    ``skipped`` with the reason."""
+    out: list[Recording] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = list(audio_files(path))
+            if not found:
+                skipped.append(f"{path}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in the folder")
+            out += [Recording(str(p), str(p), where=str(p)) for p in found]
+        elif path.name.endswith(MANIFEST_SUFFIXES):
+            out += _manifest(path, skipped)
+        elif path.is_file():
+            out.append(Recording(str(path), str(path), where=str(path)))
+        else:
+            skipped.append(f"{path}: not found")
+    seen: dict[str, int] = {}
+    for rec in out:  # the same file named twice, or ids shared by two manifests: each answered apart
+        n = seen[rec.id] = seen.get(rec.id, 0) + 1
+        if n > 1:
+            rec.id = f"{rec.id}#{n}"
+    return out
+
+
+def _manifest(path: Path, skipped: list[str]) -> list[Recording]:
+    root = path.resolve().parent
+    out = []
+    for lineno, line in iter_lines(path):
+        where = f"{path}:{lineno}"
+        try:
+            utt = parse_line(line)  # no annotation needed: these are to be analyzed
+        except ManifestLineError as e:
+            skipped.append(f"{where}: {e}")
+            continue
+        if utt.audio is None:
+            skipped.append(f"{where}: no audio")
+            continue
+        utt = resolve_audio(utt, root)
+        out.append(Recording(utt.id, utt.audio, utt.offset, utt.duration, where))
+    return out
+
+
+def plan_windows(recordings: list[Recording], window: float, skipped: list[str]) -> list[Recording]:
+    """Fill in durations (from the audio headers) and cut each recording into windows of at most
+    ``window`` seconds; a recording whose audio cannot be read is skipped with the reason."""
+    kept = []
+    for rec in recordings:
+        try:
+            info = audio_info(rec.audio)
+        except AudioError as e:
+            skipped.append(f"{rec.where}: {e.reason}")
+            continue
+        if rec.duration is None:
+            rec.duration = max(0.0, info.duration - rec.offset)
+        if rec.duration <= 0:
+            skipped.append(f"{rec.where}: no audio after offset {rec.offset} s")
+            continue
+        n = max(1, math.ceil(rec.duration / window - 1e-9))
+        step = rec.duration / n  # equal windows: no stub of a few frames at the end
+        rec.windows = [(rec.offset + i * step, rec.offset + (i + 1) * step) for i in range(n)]
+        kept.append(rec)
+    return kept
+
+
+# ============================================================================================
+# the analysis
+# ============================================================================================
+
+def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, tasks=ANALYZE_TASKS,
+            language: str | None = None, batch_size: int = 8, segment_seconds: float | None = None,
+            device: str | None = None, progress: bool = True, log=print) -> tuple[list[dict], list[str]]:
+    """``(one result per recording, the inputs skipped with their reasons)``."""
+    tasks = tuple(tasks)
+    bad = [t for t in tasks if t not in ANALYZE_TASKS]
+    if bad or not tasks:
+        raise NabraError(f"--tasks: unknown task(s) {', '.join(bad) or '(none)'}; analyze does {', '.join(ANALYZE_TASKS)}")
+    cfg = run_config(model_path)
+    language = language or cfg.data.language or "ar"
+    if language not in ("ar", "en"):
+        raise NabraError(f"--language must be ar or en, got {language!r}")
+    skipped: list[str] = []
+    recordings = collect(list(paths), skipped)
+    if not recordings:
+        raise NabraError("nothing to analyze: " + ("; ".join(skipped) or "no inputs"))
+    model, bundle = load_for_eval(model_path, device=device)
+    collator = Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate)
+    window = min(segment_seconds or collator.window_seconds, collator.window_seconds)
+    # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
+    # was sized for its training clips, not for a 300-s window.
+    room = collator.audio_tokens(window) + 4096
+    if cfg.collate.max_length < room:
+        collator = Collator(bundle.tokenizer, bundle.feature_extractor, replace(cfg.collate, max_length=room))
+    recordings = plan_windows(recordings, window, skipped)
+    dialects, emotions = run_label_sets(cfg)
+    store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
+    results = {rec.id: _header(rec, model_path, language, window) for rec in recordings}
+    progress = progress and len(recordings) > 3  # a bar past a few files
+    try:
+        windows = [(rec, i, Utterance(f"{rec.id}@{i}", audio=rec.audio, offset=start, duration=end - start))
+                   for rec in recordings for i, (start, end) in enumerate(rec.windows)]
+        need_asr = "asr" in tasks or ("ssum" in tasks and any(rec.long for rec in recordings))
+        if need_asr:
+            _transcribe(model, bundle, collator, store, windows, results, language, batch_size, progress)
+        if "ssum" in tasks:
+            _summarize(model, bundle, collator, store, recordings, results, language, batch_size, progress)
+        for task, labels in (("did", dialects), ("ser", emotions)):
+            if task in tasks:
+                examples = [prompt_example(u, task, language=language, dialects=dialects, emotions=emotions)
+                            for _, _, u in windows]
+                probs = label_probabilities(model, bundle, collator, store, examples, labels.names,
+                                            batch_size=batch_size, progress=progress)
+                _classify(task, windows, probs, labels.names, results)
+        if "asr" not in tasks:
+            for r in results.values():
+                r.pop("asr", None)
+        unreadable = {(ex.utt_id if ex.utt_id in results else ex.utt_id.rsplit("@", 1)[0]): reason
+                      for ex, reason in store.take_failures()}
+    finally:
+        store.close()
+    for rid, reason in unreadable.items():  # audio that failed to decode: said, and its answers left out
+        results[rid]["error"] = f"audio failed to decode: {reason}"
+    for eid, reason in zip(collator.skipped.ids, collator.skipped.reasons, strict=True):
+        rid = eid.split("#", 1)[0]
+        rid = rid if rid in results else rid.rsplit("@", 1)[0]
+        if rid in results and "error" not in results[rid]:
+            results[rid]["error"] = f"left out: {reason}"
+    return list(results.values()), skipped
+
+
+def _header(rec: Recording, model_path, language: str, window: float) -> dict:
+    return {"id": rec.id, "file": rec.audio, "where": rec.where, "offset": rec.offset, "duration": rec.duration,
+            "model": str(model_path), "prompt_language": language,
+            "windows": len(rec.windows), "window_seconds": window}
+
+
+def _generate(model, bundle, collator, store, examples: list[Example], batch_size: int, progress: bool):
+    return generate_predictions(model, bundle, collator, examples, store, batch_size=batch_size, progress=progress)
+
+
+def _transcribe(model, bundle, collator, store, windows, results, language, batch_size, progress) -> None:
+    examples = [prompt_example(u, "asr", language=language) for _, _, u in windows]
+    preds = _generate(model, bundle, collator, store, examples, batch_size, progress)
+    for (rec, i, _), pred in zip(windows, preds, strict=True):
+        asr = results[rec.id].setdefault("asr", {"text": "", "segments": []})
+        start, end = rec.windows[i]
+        asr["segments"].append({"start": round(start, 3), "end": round(end, 3), "text": pred.prediction.strip()})
+    for r in results.values():
+        if "asr" in r:
+            r["asr"]["text"] = " ".join(s["text"] for s in r["asr"]["segments"] if s["text"])
+
+
+def _summarize(model, bundle, collator, store, recordings, results, language, batch_size, progress) -> None:
+    examples, sources = [], []
+    for rec in recordings:
+        if rec.long:  # longer than the window: the summary of the joined transcript (TSUM)
+            text = results[rec.id].get("asr", {}).get("text", "")
+            if not text:
+                results[rec.id]["ssum"] = {"text": "", "source": "transcript",
+                                           "how": "the joined transcript (TSUM): it is empty, nothing to summarize"}
+                continue
+            utt = Utterance(rec.id, transcript=text)
+            examples.append(prompt_example(utt, "tsum", language=language))
+            sources.append((rec, "transcript"))
+        else:
+            utt = Utterance(rec.id, audio=rec.audio, offset=rec.offset, duration=rec.duration)
+            examples.append(prompt_example(utt, "ssum", language=language))
+            sources.append((rec, "speech"))
+    preds = _generate(model, bundle, collator, store, examples, batch_size, progress) if examples else []
+    for (rec, source), pred in zip(sources, preds, strict=True):
+        how = ("speech (SSUM)" if source == "speech" else
+               f"the joined transcript (TSUM): the recording is longer than the {rec.windows[0][1] - rec.windows[0][0]:.0f}-s window")
+        results[rec.id]["ssum"] = {"text": pred.prediction.strip(), "source": source, "how": how}
+
+
+def _classify(task: str, windows, probs: list[dict[str, float] | None], names, results) -> None:
+    by_rec: dict[str, list[dict[str, float]]] = {}
+    for (rec, _, _), p in zip(windows, probs, strict=True):
+        if p is not None:
+            by_rec.setdefault(rec.id, []).append(p)
+    for rid, parts in by_rec.items():
+        mean = {n: sum(p[n] for p in parts) / len(parts) for n in names}
+        results[rid][task] = {"label": max(mean, key=mean.get), "probabilities": mean,
+                              **({"windows_averaged": len(parts)} if len(parts) > 1 else {})}
+
+
+@torch.no_grad()
+def label_probabilities(model, bundle, collator, store, examples: list[Example], names, *, batch_size: int = 8,
+                        progress: bool = True) -> list[dict[str, float] | None]:
+    """For every example (a did/ser prompt with its audio), ``label -> probability``: the softmax over
+    the label set of each label's whole-answer log-likelihood (``None`` where the audio failed)."""
+    scorer = AnswerLoss(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    per_batch = max(1, batch_size // max(1, len(names)))  # clips per forward, each with every label
+    out: list[dict[str, float] | None] = []
+    try:
+        with progress_bar(examples[0].task if examples else "labels", len(examples), enabled=progress,
+                          unit="clips") as advance:
+            for k in range(0, len(examples), per_batch):
+                chunk = examples[k : k + per_batch]
+                variants = [replace(ex, id=f"{ex.id}={name}", target=name, label=name) for ex in chunk for name in names]
+                batch = collator(store.samples(variants))
+                logp: dict[str, float] = {}
+                if batch["example_ids"]:
+                    batch = to_device(batch, device)
+                    if "input_features" in batch:
+                        batch["input_features"] = batch["input_features"].to(next(model.parameters()).dtype)
+                    losses, _ = scorer(batch)
+                    logp = dict(zip(batch["example_ids"], (-losses.double()).tolist(), strict=True))
+                for ex in chunk:
+                    scores = [logp.get(f"{ex.id}={name}") for name in names]
+                    if any(s is None for s in scores):
+                        out.append(None)
+                        continue
+                    probs = torch.softmax(torch.tensor(scores, dtype=torch.float64), 0).tolist()
+                    out.append(dict(zip(names, probs, strict=True)))
+                advance(len(chunk))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def render(results: list[dict]) -> str:
+    """A human-readable account of each recording's answers."""
+    lines = []
+    for r in results:
+        lines.append(f"{r['where']}  ({r['duration']:.1f} s" + (f", {r['windows']} windows" if r["windows"] > 1 else "") + ")")
+        if "error" in r:
+            lines.append(f"  error: {r['error']}")
+        if "asr" in r:
+            lines.append(f"  transcript: {r['asr']['text']}")
+        if "ssum" in r:
+            lines.append(f"  summary ({r['ssum']['source']}): {r['ssum']['text']}")
+        for task, name in (("did", "dialect"), ("ser", "emotion")):
+            if task in r:
+                probs = sorted(r[task]["probabilities"].items(), key=lambda kv: -kv[1])
+                lines.append(f"  {name}: {r[task]['label']}  (" + ", ".join(f"{k} {v:.2f}" for k, v in probs) + ")")
+    return "\n".join(lines)
