@@ -1,6 +1,7 @@
 """`nabra analyze` on new recordings: every field, label probabilities, unlabelled manifests, long audio."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_unlabelled_manifest_lines_and_folders(label_run, tmp_path, synth_corpus
     folder = tmp_path / "voice-notes"
     folder.mkdir()
     for i, a in enumerate(audio):
-        (folder / f"note{i}.wav").write_bytes(open(a, "rb").read())
+        (folder / f"note{i}.wav").write_bytes(Path(a).read_bytes())
     (folder / "readme.txt").write_text("not audio")
     out = tmp_path / "results.jsonl"
     assert main(["analyze", str(manifest), str(folder), "--model", str(label_run), "--out", str(out),
