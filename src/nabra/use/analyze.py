@@ -128,36 +128,41 @@ def plan_windows(recordings: list[Recording], window: float, skipped: list[str])
 # the analysis
 # ============================================================================================
 
-def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, tasks=ANALYZE_TASKS,
-            language: str | None = None, batch_size: int = 8, segment_seconds: float | None = None,
-            device: str | None = None, progress: bool = True, log=print) -> tuple[list[dict], list[str]]:
-    """``(one result per recording, the inputs skipped with their reasons)``."""
-    tasks = tuple(tasks)
-    bad = [t for t in tasks if t not in ANALYZE_TASKS]
-    if bad or not tasks:
-        raise NabraError(f"--tasks: unknown task(s) {', '.join(bad) or '(none)'}; analyze does {', '.join(ANALYZE_TASKS)}")
-    cfg = run_config(model_path)
-    language = language or cfg.data.language or "ar"
-    if language not in ("ar", "en"):
-        raise NabraError(f"--language must be ar or en, got {language!r}")
-    skipped: list[str] = []
-    recordings = collect(list(paths), skipped)
-    if not recordings:
-        raise NabraError("nothing to analyze: " + ("; ".join(skipped) or "no inputs"))
-    model, bundle = load_for_eval(model_path, device=device)
-    collator = Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate)
-    window = min(segment_seconds or collator.window_seconds, collator.window_seconds)
-    # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
-    # was sized for its training clips, not for a 300-s window.
-    room = collator.audio_tokens(window) + 4096
-    if cfg.collate.max_length < room:
-        collator = Collator(bundle.tokenizer, bundle.feature_extractor, replace(cfg.collate, max_length=room))
-    recordings = plan_windows(recordings, window, skipped)
-    dialects, emotions = run_label_sets(cfg)
-    store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
-    results = {rec.id: _header(rec, model_path, language, window) for rec in recordings}
-    progress = progress and len(recordings) > 3  # a bar past a few files
-    try:
+class Analyzer:
+    """A loaded model ready to analyze recordings (what ``analyze`` and ``serve`` share). One
+    thread at a time: the server runs every batch on its one worker."""
+
+    def __init__(self, model_path: str | os.PathLike, *, language: str | None = None,
+                 segment_seconds: float | None = None, device: str | None = None):
+        self.model_path = str(model_path)
+        cfg = run_config(model_path)
+        self.language = language or cfg.data.language or "ar"
+        if self.language not in ("ar", "en"):
+            raise NabraError(f"--language must be ar or en, got {self.language!r}")
+        self.model, self.bundle = load_for_eval(model_path, device=device)
+        collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
+        self.window = min(segment_seconds or collator.window_seconds, collator.window_seconds)
+        # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
+        # was sized for its training clips, not for a 300-s window.
+        room = collator.audio_tokens(self.window) + 4096
+        if cfg.collate.max_length < room:
+            collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor,
+                                replace(cfg.collate, max_length=room))
+        self.collator = collator
+        self.dialects, self.emotions = run_label_sets(cfg)
+        self.store = AudioStore(0, cfg.data.load_workers)  # new recordings: nothing worth caching
+
+    def close(self) -> None:
+        self.store.close()
+
+    def run(self, recordings: list[Recording], tasks=ANALYZE_TASKS, *, batch_size: int = 8,
+            progress: bool = False) -> list[dict]:
+        """One result per recording (``plan_windows`` done), in order."""
+        tasks = check_tasks(tasks)
+        language, dialects, emotions = self.language, self.dialects, self.emotions
+        model, bundle, collator, store = self.model, self.bundle, self.collator, self.store
+        results = {rec.id: _header(rec, self.model_path, language, self.window) for rec in recordings}
+        mark = len(collator.skipped)
         windows = [(rec, i, Utterance(f"{rec.id}@{i}", audio=rec.audio, offset=start, duration=end - start))
                    for rec in recordings for i, (start, end) in enumerate(rec.windows)]
         need_asr = "asr" in tasks or ("ssum" in tasks and any(rec.long for rec in recordings))
@@ -175,18 +180,41 @@ def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, ta
         if "asr" not in tasks:
             for r in results.values():
                 r.pop("asr", None)
-        unreadable = {(ex.utt_id if ex.utt_id in results else ex.utt_id.rsplit("@", 1)[0]): reason
-                      for ex, reason in store.take_failures()}
+        # Audio that failed to decode, examples left out: said, and their answers missing.
+        problems = [(ex.utt_id, f"audio failed to decode: {reason}") for ex, reason in store.take_failures()]
+        problems += [(eid.split("#", 1)[0], f"left out: {reason}")
+                     for eid, reason in zip(collator.skipped.ids[mark:], collator.skipped.reasons[mark:], strict=True)]
+        for uid, reason in problems:
+            rid = uid if uid in results else uid.rsplit("@", 1)[0]
+            if rid in results:
+                results[rid].setdefault("error", reason)
+        return list(results.values())
+
+
+def check_tasks(tasks) -> tuple[str, ...]:
+    tasks = tuple(tasks)
+    bad = [t for t in tasks if t not in ANALYZE_TASKS]
+    if bad or not tasks:
+        raise NabraError(f"tasks: unknown task(s) {', '.join(bad) or '(none)'}; analyze does {', '.join(ANALYZE_TASKS)}")
+    return tasks
+
+
+def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, tasks=ANALYZE_TASKS,
+            language: str | None = None, batch_size: int = 8, segment_seconds: float | None = None,
+            device: str | None = None, progress: bool = True, log=print) -> tuple[list[dict], list[str]]:
+    """``(one result per recording, the inputs skipped with their reasons)``."""
+    tasks = check_tasks(tasks)
+    skipped: list[str] = []
+    recordings = collect(list(paths), skipped)
+    if not recordings:
+        raise NabraError("nothing to analyze: " + ("; ".join(skipped) or "no inputs"))
+    analyzer = Analyzer(model_path, language=language, segment_seconds=segment_seconds, device=device)
+    try:
+        recordings = plan_windows(recordings, analyzer.window, skipped)
+        results = analyzer.run(recordings, tasks, batch_size=batch_size, progress=progress and len(recordings) > 3)
     finally:
-        store.close()
-    for rid, reason in unreadable.items():  # audio that failed to decode: said, and its answers left out
-        results[rid]["error"] = f"audio failed to decode: {reason}"
-    for eid, reason in zip(collator.skipped.ids, collator.skipped.reasons, strict=True):
-        rid = eid.split("#", 1)[0]
-        rid = rid if rid in results else rid.rsplit("@", 1)[0]
-        if rid in results and "error" not in results[rid]:
-            results[rid]["error"] = f"left out: {reason}"
-    return list(results.values()), skipped
+        analyzer.close()
+    return results, skipped
 
 
 def _header(rec: Recording, model_path, language: str, window: float) -> dict:
