@@ -154,7 +154,29 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from nabra.use.serve import Limits, serve
+
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+                    batch_window_ms=args.batch_window_ms, max_batch=args.max_batch)
+    serve(args.model, host=args.host, port=args.port, limits=limits, language=args.language, device=args.device)
+    return 0
+
+
 def _add_use_verbs(sub) -> None:
+    srv = sub.add_parser("serve", help="the analysis over HTTP (POST /v1/analyze) and a page at /",
+                         description="Binds to loopback unless --host says otherwise; no authentication.")
+    srv.add_argument("--model", required=True, help="run folder, its final/ or best/, a checkpoint or an adapter")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (default 50 MB)")
+    srv.add_argument("--max-seconds", type=float, default=600.0, help="longest recording (default 600 s)")
+    srv.add_argument("--batch-window-ms", type=float, default=20.0,
+                     help="wait this long for requests to batch together (default 20; 0: one at a time)")
+    srv.add_argument("--max-batch", type=int, default=8, help="most recordings per batch (default 8)")
+    srv.add_argument("--language", choices=("ar", "en"), help="prompt language (default: the run's, else ar)")
+    srv.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if there is one)")
+    srv.set_defaults(func=cmd_serve)
     ana = sub.add_parser("analyze", help="transcript, summary, dialect and emotion (with probabilities) of new recordings",
                          description="Inputs: audio files, folders (walked), manifests (.jsonl; labels not needed).")
     ana.add_argument("inputs", nargs="+", help="audio files, folders or manifests")

@@ -1,0 +1,105 @@
+"""Serving speed: `/v1/analyze` on loopback with micro-batching vs one request at a time.
+
+Starts the real server (uvicorn, in this process) on the tiny thinker twice — with a batching window
+(20 ms, up to 8 recordings a batch) and without (one at a time) — and sends the same requests from
+8 concurrent clients. Prints requests/s and p50/p95 latency of each, the single-request latency (one
+client, one request at a time), and the ratios against the targets: throughput with batching ≥ 2×
+without, at 8 clients, with its p95 no more than 2× the single-request latency.
+
+    python bench/bench_serve.py [--requests 96] [--clients 8] [--tasks asr,did]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile as sf
+import uvicorn
+
+from nabra.testing import tiny_manifest, tiny_model_dir
+from nabra.use.analyze import Analyzer
+from nabra.use.serve import Limits, build_app
+
+
+def start(model: Path, limits: Limits):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    app = build_app(Analyzer(model), limits)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for _ in range(400):
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                return url, server, thread, app
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("the server did not start")
+
+
+def send(url: str, clip: bytes, tasks: str) -> float:
+    t0 = time.perf_counter()
+    resp = httpx.post(url + "/v1/analyze", files={"file": ("c.wav", clip, "audio/wav")}, data={"tasks": tasks},
+                      timeout=300)
+    resp.raise_for_status()
+    return time.perf_counter() - t0
+
+
+def measure(url: str, clips: list[bytes], n: int, clients: int, tasks: str) -> dict:
+    for c in clips[:2]:  # warm up
+        send(url, c, tasks)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        lat = list(pool.map(lambda i: send(url, clips[i % len(clips)], tasks), range(n)))
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return {"rps": n / wall, "p50": statistics.median(lat), "p95": lat[int(0.95 * (len(lat) - 1))]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=96)
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--tasks", default="asr,did")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = tiny_model_dir(tmp / "tiny", tiny_manifest(tmp / "corpus", 8))
+        rng = np.random.default_rng(0)
+        clips = []
+        for i in range(8):
+            path = tmp / f"c{i}.wav"
+            sf.write(path, (0.1 * rng.standard_normal(int(16000 * (1 + 0.25 * i)))).astype(np.float32), 16000)
+            clips.append(path.read_bytes())
+        rows = {}
+        for name, limits in (("batched (20 ms, ≤ 8)", Limits(batch_window_ms=20, max_batch=8)),
+                             ("one at a time", Limits(batch_window_ms=0, max_batch=1))):
+            url, server, thread, _ = start(model, limits)
+            if name == "one at a time":
+                single = statistics.median(send(url, clips[i % 8], args.tasks) for i in range(12))
+            rows[name] = measure(url, clips, args.requests, args.clients, args.tasks)
+            server.should_exit = True
+            thread.join(timeout=10)
+    print(f"{'mode':24s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s}   ({args.clients} clients, "
+          f"{args.requests} requests, tasks {args.tasks}, tiny thinker, CPU)")
+    for name, r in rows.items():
+        print(f"{name:24s} {r['rps']:8.1f} {1000 * r['p50']:8.0f} {1000 * r['p95']:8.0f}")
+    print(f"single request, one client: {1000 * single:.0f} ms")
+    b, o = rows["batched (20 ms, ≤ 8)"], rows["one at a time"]
+    ratio, tail = b["rps"] / o["rps"], b["p95"] / single
+    print(f"throughput batched / one at a time: {ratio:.2f}x (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
+    print(f"p95 batched / single request: {tail:.2f}x (target <= 2x: {'met' if tail <= 2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""`nabra serve` with a real server on a loopback port: answers, refusals, a burst, the page."""
+
+import base64
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi, uvicorn) is not installed")
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+from nabra.config import load_config  # noqa: E402
+from nabra.train import train  # noqa: E402
+from nabra.use.analyze import Analyzer  # noqa: E402
+from nabra.use.serve import Limits, build_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, synth_corpus, tiny):
+    import yaml
+
+    folder = tmp_path_factory.mktemp("serve")
+    cfg = {"output_dir": str(folder / "run"), "data": {"manifest": str(synth_corpus), "dev_per_task": 2},
+           "model": {"path": str(tiny), "finetune": "full"}, "schedule": {"name": "uniform"},
+           "train": {"max_steps": 4, "batch_size": 8, "save_every": 0, "eval_every": 0}}
+    (folder / "run.yaml").write_text(yaml.safe_dump(cfg))
+    return train(load_config(folder / "run.yaml"), progress=False, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def server(run):
+    """A real uvicorn server on a free loopback port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    app = build_app(Analyzer(run), Limits(max_upload_mb=1, max_seconds=20, batch_window_ms=20, max_batch=8))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for _ in range(200):
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    yield url, app
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def clip(path, seconds=1.0, freq=220.0):
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000, subtype="PCM_16")
+    return path
+
+
+def post(url, path=None, data=None, field="file", tasks=None):
+    files = {field: ("clip.wav", data if data is not None else path.read_bytes(), "audio/wav")}
+    return httpx.post(url + "/v1/analyze", files=files, data={"tasks": tasks} if tasks else None, timeout=60)
+
+
+def test_a_valid_upload_gets_the_analyze_json(server, tmp_path):
+    url, _ = server
+    resp = post(url, clip(tmp_path / "a.wav"))
+    assert resp.status_code == 200, resp.text
+    r = resp.json()
+    assert {"asr", "ssum", "did", "ser", "duration", "model", "prompt_language"} <= set(r)
+    assert r["file"] == "clip.wav" and r["duration"] == pytest.approx(1.0, abs=0.01)
+    assert sum(r["did"]["probabilities"].values()) == pytest.approx(1.0)
+    assert set(post(url, clip(tmp_path / "b.wav"), tasks="asr").json()) >= {"asr"}
+    assert httpx.get(url + "/healthz").json()["status"] == "ok"
+    assert "/v1/analyze" in httpx.get(url + "/openapi.json").json()["paths"]
+    assert "openapi.json" in httpx.get(url + "/docs").text
+    page = httpx.get(url + "/").text
+    assert "<script>" in page and "http://" not in page and "https://" not in page  # nothing from elsewhere
+
+
+@pytest.mark.parametrize("kind", ["not audio", "empty", "too long", "too large", "wrong field", "bad tasks",
+                                  "no file"])
+def test_bad_uploads_get_a_4xx_with_a_reason(server, tmp_path, kind):
+    url, _ = server
+    if kind == "not audio":
+        resp = post(url, data=b"this is not audio at all" * 10)
+    elif kind == "empty":
+        resp = post(url, data=b"")
+    elif kind == "too long":
+        resp = post(url, clip(tmp_path / "long.wav", seconds=25))  # 800 KB, under the size limit
+    elif kind == "too large":
+        resp = post(url, data=b"\0" * 1_200_000)
+    elif kind == "wrong field":
+        resp = post(url, clip(tmp_path / "a.wav"), field="audio")
+    elif kind == "bad tasks":
+        resp = post(url, clip(tmp_path / "a.wav"), tasks="asr,translate")
+    else:
+        resp = httpx.post(url + "/v1/analyze", data={"tasks": "asr"})
+    expected = {"not audio": 415, "empty": 400, "too long": 413, "too large": 413, "wrong field": 422,
+                "bad tasks": 400, "no file": 422}[kind]
+    assert resp.status_code == expected, resp.text
+    detail = resp.json()["detail"]
+    assert detail and (isinstance(detail, list) or len(detail) > 10)
+
+
+def test_a_burst_of_100_requests_from_8_clients_is_all_answered_in_batches(server, tmp_path):
+    url, app = server
+    paths = [clip(tmp_path / f"c{i}.wav", seconds=0.5 + 0.1 * (i % 5), freq=200 + 30 * i) for i in range(10)]
+    before = len(app.state.engine.batches)
+
+    def one(i):
+        resp = post(url, paths[i % 10], tasks="asr,did")
+        return resp.status_code, resp.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(100)))
+    assert [code for code, _ in answers] == [200] * 100
+    assert all("asr" in body and "did" in body for _, body in answers)
+    sizes = app.state.engine.batches[before:]
+    assert sum(sizes) == 100 and max(sizes) > 1  # requests were batched together
+
+
+def test_the_page_uploads_a_clip_and_shows_the_result(server, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium here (Debian's chromium package; `make test` installs it where it can)")
+    url, _ = server
+    data = base64.b64encode(clip(tmp_path / "p.wav", seconds=0.8).read_bytes()).decode()
+    done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+                           "--dump-dom", f"{url}/?clip=data:audio/wav;base64,{data}"],
+                          capture_output=True, text=True, timeout=120)
+    dom = done.stdout.split("<script>")[0]  # what the page rendered, not its script's text
+    assert re.search(r'id="status"[^>]*>done<', dom), done.stderr[-2000:]
+    assert 'id="answer"' in dom and 'id="transcript"' in dom and "<h3>Dialect: " in dom
+    assert len(re.findall(r"<em>\d+\.\d%</em>", dom)) == 10  # a bar per dialect and per emotion
