@@ -26,6 +26,12 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # Pinned and first: a bare `torch` would pull a multi-GB CUDA build.
 "$VENV/bin/python" -c 'import torch' 2>/dev/null || "${PIP[@]}" "torch==2.13.0"
 "${PIP[@]}" -e ".[all,dev]"
+# Optional: headless Chromium for the test of the server's page (skipped with the reason without it).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "nabra setup: installing Chromium (Debian package chromium) for the page test ..."
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || echo "nabra setup: chromium could not be installed; the page test will be skipped" >&2
+fi
 # Optional: the tests of the lhotse round trip skip (with the reason) where it cannot install.
 "${PIP[@]}" -e ".[lhotse]" || echo "nabra setup: lhotse could not be installed; its round-trip tests will be skipped" >&2
 echo "nabra setup: done ($VENV)."

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -130,7 +131,7 @@ def test_the_page_uploads_a_clip_and_shows_the_result(server, tmp_path):
     if chromium is None:
         pytest.skip("no chromium here (Debian's chromium package; `make test` installs it where it can)")
     url, _ = server
-    data = base64.b64encode(clip(tmp_path / "p.wav", seconds=0.8).read_bytes()).decode()
+    data = quote(base64.b64encode(clip(tmp_path / "p.wav", seconds=0.8).read_bytes()).decode(), safe="")  # '+' is a space in a query
     done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
                            "--dump-dom", f"{url}/?clip=data:audio/wav;base64,{data}"],
                           capture_output=True, text=True, timeout=120)
@@ -138,3 +139,5 @@ def test_the_page_uploads_a_clip_and_shows_the_result(server, tmp_path):
     assert re.search(r'id="status"[^>]*>done<', dom), done.stderr[-2000:]
     assert 'id="answer"' in dom and 'id="transcript"' in dom and "<h3>Dialect: " in dom
     assert len(re.findall(r"<em>\d+\.\d%</em>", dom)) == 10  # a bar per dialect and per emotion
+    api = post(url, tmp_path / "p.wav").json()  # the page sent the very clip: the same answers
+    assert f"<h3>Dialect: {api['did']['label']}</h3>" in dom and f"<h3>Emotion: {api['ser']['label']}</h3>" in dom

@@ -9,6 +9,7 @@ PAGE_HTML = """<!doctype html>
  button{padding:.4rem .9rem;margin-right:.4rem} .ar{direction:rtl;font-size:1.15rem;line-height:1.7}
  .bar{display:flex;align-items:center;margin:.15rem 0} .bar span{width:6rem} .bar div{background:#4a7bd0;height:.9rem}
  .bar em{margin-left:.4rem;font-style:normal;color:#555} #status{color:#555} .err{color:#b00}
+ #answer p{overflow-wrap:anywhere}
 </style></head><body>
 <h1>Nabra: Arabic speech analysis</h1>
 <div class="box">
@@ -71,7 +72,7 @@ $("rec").onclick = async () => {
 };
 // ?clip=URL analyzes the clip at URL as an upload would (used by the page's own test).
 const clip = new URLSearchParams(location.search).get("clip");
-if (clip) fetch(clip).then(r => r.blob()).then(b => send(b, clip.split("/").pop()));
+if (clip) fetch(clip).then(r => r.blob()).then(b => send(b, clip.startsWith("data:") ? "clip.wav" : clip.split("/").pop()));
 </script></body></html>
 """
 
