@@ -1,6 +1,6 @@
 """Serving speed: `/v1/analyze` on loopback with micro-batching vs one request at a time.
 
-Starts the real server (uvicorn, in this process) on the tiny thinker twice — with a batching window
+Starts the real server (`nabra serve`, in its own process) on the tiny thinker twice — with a batching window
 (20 ms, up to 8 recordings a batch) and without (one at a time) — and sends the same requests from
 8 concurrent clients. Prints requests/s and p50/p95 latency of each, the single-request latency (one
 client, one request at a time), and the ratios against the targets: throughput with batching ≥ 2×
@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,28 +24,31 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-import uvicorn
 
 from nabra.testing import tiny_manifest, tiny_model_dir
-from nabra.use.analyze import Analyzer
-from nabra.use.serve import Limits, build_app
+from nabra.use.serve import Limits
 
 
-def start(model: Path, limits: Limits):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    app = build_app(Analyzer(model), limits)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    for _ in range(400):
+def start(model: Path, limits: Limits, port: int):
+    """``nabra serve`` in its own process (as a user runs it: the clients here do not share its GIL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "nabra", "serve", "--model", str(model), "--port", str(port),
+                             "--batch-window-ms", str(limits.batch_window_ms), "--max-batch", str(limits.max_batch)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
         try:
             if httpx.get(url + "/healthz").status_code == 200:
-                return url, server, thread, app
+                return url, proc
         except httpx.TransportError:
             time.sleep(0.05)
+    proc.kill()
     raise RuntimeError("the server did not start")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def send(url: str, clip: bytes, tasks: str) -> float:
@@ -71,6 +75,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=96)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--tasks", default="asr,did")
+    p.add_argument("--window-ms", type=float, default=20.0, help="the batching window of the batched server")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -82,20 +87,25 @@ def main() -> None:
             sf.write(path, (0.1 * rng.standard_normal(int(16000 * (1 + 0.25 * i)))).astype(np.float32), 16000)
             clips.append(path.read_bytes())
         rows = {}
-        for name, limits in (("batched (20 ms, ≤ 8)", Limits(batch_window_ms=20, max_batch=8)),
+        batched = f"batched ({args.window_ms:g} ms, <= 8)"
+        for name, limits in ((batched, Limits(batch_window_ms=args.window_ms, max_batch=8)),
                              ("one at a time", Limits(batch_window_ms=0, max_batch=1))):
-            url, server, thread, _ = start(model, limits)
-            if name == "one at a time":
-                single = statistics.median(send(url, clips[i % 8], args.tasks) for i in range(12))
-            rows[name] = measure(url, clips, args.requests, args.clients, args.tasks)
-            server.should_exit = True
-            thread.join(timeout=10)
-    print(f"{'mode':24s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s}   ({args.clients} clients, "
+            url, proc = start(model, limits, free_port())
+            try:
+                if name == "one at a time":
+                    single = statistics.median(send(url, clips[i % 8], args.tasks) for i in range(12))
+                rows[name] = measure(url, clips, args.requests, args.clients, args.tasks)
+                health = httpx.get(url + "/healthz").json()
+                rows[name]["batch"] = health["requests"] / max(1, health["batches"])
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    print(f"{'mode':24s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'batch':>6s}   ({args.clients} clients, "
           f"{args.requests} requests, tasks {args.tasks}, tiny thinker, CPU)")
     for name, r in rows.items():
-        print(f"{name:24s} {r['rps']:8.1f} {1000 * r['p50']:8.0f} {1000 * r['p95']:8.0f}")
+        print(f"{name:24s} {r['rps']:8.1f} {1000 * r['p50']:8.0f} {1000 * r['p95']:8.0f} {r['batch']:6.1f}")
     print(f"single request, one client: {1000 * single:.0f} ms")
-    b, o = rows["batched (20 ms, ≤ 8)"], rows["one at a time"]
+    b, o = rows[batched], rows["one at a time"]
     ratio, tail = b["rps"] / o["rps"], b["p95"] / single
     print(f"throughput batched / one at a time: {ratio:.2f}x (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
     print(f"p95 batched / single request: {tail:.2f}x (target <= 2x: {'met' if tail <= 2 else 'NOT met'})")

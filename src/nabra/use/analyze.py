@@ -282,7 +282,7 @@ def label_probabilities(model, bundle, collator, store, examples: list[Example],
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    per_batch = max(1, batch_size // max(1, len(names)))  # clips per forward, each with every label
+    per_batch = max(1, batch_size)  # clips per forward, each with every label (batch_size x labels rows)
     out: list[dict[str, float] | None] = []
     try:
         with progress_bar(examples[0].task if examples else "labels", len(examples), enabled=progress,

@@ -105,7 +105,7 @@ class Engine:
             by_tasks.setdefault(job.tasks, []).append(job)
         for tasks, jobs in by_tasks.items():
             try:
-                results = self.analyzer.run([j.recording for j in jobs], tasks, batch_size=max(8, len(jobs)))
+                results = self.analyzer.run([j.recording for j in jobs], tasks, batch_size=len(jobs))
             except Exception as e:  # noqa: BLE001 - the clients get the error, the worker lives on
                 for j in jobs:
                     j.future.set_exception(e)
@@ -135,7 +135,8 @@ def build_app(analyzer: Analyzer, limits: Limits | None = None):
     async def healthz() -> dict:
         """Liveness, the model, the queue and the batches run so far."""
         return {"status": "ok", "model": analyzer.model_path, "queued": engine.jobs.qsize(),
-                "batches": len(engine.batches), "window_seconds": analyzer.window,
+                "batches": len(engine.batches), "requests": sum(engine.batches),
+                "window_seconds": analyzer.window,
                 "tasks": list(ANALYZE_TASKS), "limits": vars(limits)}
 
     @app.post("/v1/analyze")
