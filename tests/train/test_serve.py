@@ -141,3 +141,19 @@ def test_the_page_uploads_a_clip_and_shows_the_result(server, tmp_path):
     assert len(re.findall(r"<em>\d+\.\d%</em>", dom)) == 10  # a bar per dialect and per emotion
     api = post(url, tmp_path / "p.wav").json()  # the page sent the very clip: the same answers
     assert f"<h3>Dialect: {api['did']['label']}</h3>" in dom and f"<h3>Emotion: {api['ser']['label']}</h3>" in dom
+
+
+def test_a_slow_or_vanished_client_does_not_hold_up_the_others(server, tmp_path):
+    url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+    slow = socket.create_connection((host, int(port)))
+    slow.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                 b"Content-Length: 1000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
+                 b"filename=\"a.wav\"\r\n\r\nRIFF")  # and then nothing more: a client on a dead line
+    gone = socket.create_connection((host, int(port)))
+    gone.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nabc")
+    gone.close()  # vanished mid-upload
+    t0 = time.perf_counter()
+    resp = post(url, clip(tmp_path / "a.wav"), tasks="asr")
+    assert resp.status_code == 200 and time.perf_counter() - t0 < 30
+    slow.close()
