@@ -28,7 +28,8 @@ from nabra.errors import AudioError, NabraError
 from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
 from nabra.model.collate import Collator, to_device
 from nabra.model.loader import AudioStore
-from nabra.model.loss import AnswerLoss
+from nabra.model.loss import AnswerLoss, thinker_of
+from nabra.model.tokens import answer_text
 from nabra.progress import progress_bar
 from nabra.tasks import Example, prompt_example
 
@@ -174,8 +175,8 @@ class Analyzer:
             if task in tasks:
                 examples = [prompt_example(u, task, language=language, dialects=dialects, emotions=emotions)
                             for _, _, u in windows]
-                probs = label_probabilities(model, bundle, collator, store, examples, labels.names,
-                                            batch_size=batch_size, progress=progress)
+                probs = label_probabilities_cached(model, bundle, collator, store, examples, labels.names,
+                                                   batch_size=batch_size, progress=progress)
                 _classify(task, windows, probs, labels.names, results)
         if "asr" not in tasks:
             for r in results.values():
@@ -277,7 +278,9 @@ def _classify(task: str, windows, probs: list[dict[str, float] | None], names, r
 def label_probabilities(model, bundle, collator, store, examples: list[Example], names, *, batch_size: int = 8,
                         progress: bool = True) -> list[dict[str, float] | None]:
     """For every example (a did/ser prompt with its audio), ``label -> probability``: the softmax over
-    the label set of each label's whole-answer log-likelihood (``None`` where the audio failed)."""
+    the label set of each label's whole-answer log-likelihood (``None`` where the audio failed).
+    The reference: every label scored as a training example would be (the whole sequence, the audio
+    once per label); :func:`label_probabilities_cached` is what analyze uses."""
     scorer = AnswerLoss(model)
     was_training = model.training
     model.eval()
@@ -309,6 +312,67 @@ def label_probabilities(model, bundle, collator, store, examples: list[Example],
     finally:
         model.train(was_training)
     return out
+
+
+@torch.no_grad()
+def label_probabilities_cached(model, bundle, collator, store, examples: list[Example], names, *,
+                               batch_size: int = 8, progress: bool = True) -> list[dict[str, float] | None]:
+    """What :func:`label_probabilities` computes, with the audio and the prompt run once per clip:
+    one prefill of the prompts (their KV cache kept), then one short pass per label over its tokens
+    from a copy of that cache, at the 3-D (M-RoPE) positions a whole-sequence forward gives them."""
+    import copy
+
+    thinker = thinker_of(model)
+    tokenizer = bundle.tokenizer
+    label_ids = [tokenizer(answer_text(name), add_special_tokens=False)["input_ids"] for name in names]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[dict[str, float] | None] = []
+    try:
+        with progress_bar(examples[0].task if examples else "labels", len(examples), enabled=progress,
+                          unit="clips") as advance:
+            for k in range(0, len(examples), max(1, batch_size)):
+                chunk = examples[k : k + max(1, batch_size)]
+                batch = collator(store.samples(chunk), for_generation=True)  # left-padded prompts
+                scores: dict[str, list[float]] = {}
+                if batch["example_ids"]:
+                    scores = _score_labels(thinker, to_device(batch, device), label_ids, copy.deepcopy)
+                for ex in chunk:
+                    row = scores.get(ex.id)
+                    out.append(None if row is None else dict(zip(
+                        names, torch.softmax(torch.tensor(row, dtype=torch.float64), 0).tolist(), strict=True)))
+                advance(len(chunk))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _score_labels(thinker, batch: dict, label_ids: list[list[int]], deepcopy) -> dict[str, list[float]]:
+    """``example id -> [log P(label answer | prompt) for each label]`` for one left-padded batch."""
+    dtype = next(thinker.parameters()).dtype
+    inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
+    if "input_features" in inputs:
+        inputs["input_features"] = inputs["input_features"].to(dtype)
+    prompt_ids, prompt_mask = inputs["input_ids"], inputs["attention_mask"]
+    seqlens = inputs["feature_attention_mask"].sum(-1) if "feature_attention_mask" in inputs else None
+    pre = thinker(**inputs, use_cache=True)
+    first = torch.log_softmax(pre.logits[:, -1].float(), -1)
+    rows, width = prompt_ids.shape
+    totals = torch.zeros(rows, len(label_ids), dtype=torch.float64)
+    for j, ids in enumerate(label_ids):
+        tokens = torch.tensor(ids, device=prompt_ids.device).expand(rows, -1)
+        full_ids = torch.cat([prompt_ids, tokens], 1)
+        full_mask = torch.cat([prompt_mask, torch.ones_like(tokens)], 1)
+        positions, _ = thinker.model.get_rope_index(full_ids, None, None, full_mask, False, seqlens, None)
+        total = first[:, ids[0]].double()
+        if len(ids) > 1:
+            step = thinker(input_ids=tokens, attention_mask=full_mask, position_ids=positions[..., width:],
+                           cache=deepcopy(pre.cache), use_cache=True)
+            logp = torch.log_softmax(step.logits[:, :-1].float(), -1)
+            total = total + logp.gather(-1, tokens[:, 1:, None]).squeeze(-1).double().sum(1)
+        totals[:, j] = total.cpu()
+    return {eid: totals[i].tolist() for i, eid in enumerate(batch["example_ids"])}
 
 
 def render(results: list[dict]) -> str:
