@@ -207,7 +207,12 @@ def _coerce(tp, value, path: str):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(args[0], value, path)
+        for arg in args[:-1]:  # the first type that takes the value (float | str: 0.5 or "plateau")
+            try:
+                return _coerce(arg, value, path)
+            except NabraError:
+                continue
+        return _coerce(args[-1], value, path)
     if dataclasses.is_dataclass(tp):
         return value if isinstance(value, tp) else from_dict(tp, value or {}, path)
     if origin in (list, tuple):

@@ -93,6 +93,8 @@ class Recipe:
                                        seed=cfg.train.seed, total_steps=self.planned_steps,
                                        min_audio=self.acc.num_processes * self.micro_batches,  # one per micro-batch
                                        config=getattr(cfg.schedule, cfg.schedule.name))
+        if getattr(self.schedule, "plateau", False) and not cfg.train.eval_every:
+            raise NabraError("schedule.tpc_ads.switch: plateau reads the dev loss: set train.eval_every > 0")
         optimizer, self.lr_scheduler = build_optimizer(model, cfg, self.planned_steps)
         self.model, self.optimizer = self.acc.prepare(AnswerLoss(model), optimizer)
         self.tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in self.data.train)]
@@ -301,7 +303,12 @@ class Recipe:
     def _dev_evaluation(self) -> None:
         """Dev losses; with ``eval_metrics`` also generate, score (WER/CER, ROUGE, macro-F1, composite),
         and keep the model as ``best/`` when the composite improves."""
-        self.run.log({"step": self.step, "event": "dev", "dev_loss": self.dev_losses()})
+        dev_loss = self.dev_losses()
+        self.run.log({"step": self.step, "event": "dev", "dev_loss": dev_loss})
+        change = self.schedule.observe(self.step, dev_loss)
+        if change is not None:  # the schedule changed course on the signal: said, and logged with the step
+            self.say(change)
+            self.run.log({"step": self.step, "event": "schedule", "message": change, "stage": self.schedule.stage()})
         if not (self.cfg.train.eval_metrics and self.data.dev):
             return
         mark = len(self.collator.skipped)

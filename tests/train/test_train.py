@@ -305,3 +305,20 @@ def test_tensorboard_drops_the_steps_a_resume_logs_again(make_config, monkeypatc
     train(load_config(config, ["train.max_steps=4"]), progress=False, log=lambda *_: None)
     assert [w.purge_step for w in writers] == [1, 3]  # a fresh start drops what an earlier attempt logged
     assert sorted(set(writers[1].steps)) == [3, 4]
+
+
+def test_tpc_ads_switches_on_the_asr_plateau_and_logs_the_step(make_config):
+    config = make_config("plateau", schedule={"name": "tpc_ads", "tpc_ads": {
+        "switch": "plateau", "plateau_window": 1, "plateau_threshold": 1.0, "max_switch": 0.9}},
+        train={"max_steps": 6, "eval_every": 1, "save_every": 3})
+    said = []
+    run = train(load_config(config), progress=False, log=said.append)
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    (event,) = [r for r in records if r.get("event") == "schedule"]
+    assert event["step"] == 2 and "ADS from step 2" in event["message"]  # 2 evaluations: the first comparison
+    stages = [r["stage"] for r in records if "loss" in r]
+    assert stages[:2] == ["tpc:1/3 asr"] * 2 and all(s.startswith("ads") for s in stages[2:])
+    assert any("plateaued" in s for s in said)
+    with pytest.raises(NabraError, match="eval_every"):
+        train(load_config(make_config("noeval", schedule={"name": "tpc_ads", "tpc_ads": {"switch": "plateau"}},
+                                      train={"eval_every": 0})), progress=False, log=lambda *_: None)

@@ -85,6 +85,12 @@ class Schedule(ABC):
         """Whether the trainer should call ``set_embeddings`` before drawing batch ``step``."""
         return False
 
+    def observe(self, step: int, dev_loss: dict[str, float]) -> str | None:
+        """Take the per-task dev losses the trainer computed after ``step`` batches (a schedule that
+        adapts reads them); returns a line to log when the schedule changed course, else ``None``.
+        Every process gets the same losses, so every process takes the same course."""
+        return None
+
     def state_dict(self) -> dict:
         """Everything needed to continue the exact sequence; ``torch.load(weights_only=True)``-safe."""
         return {"schedule": self.name, "step": self.step, "batch_size": self.batch_size,

@@ -105,17 +105,33 @@ class ADSConfig:
 class TPCADSConfig:
     """Knobs of the ``tpc_ads`` schedule."""
 
-    switch: float = 0.5
-    """Share of total_steps run under TPC; ADS takes over at step round(switch · total_steps)."""
+    switch: float | str = 0.5
+    """Share of total_steps run under TPC (ADS takes over at step round(switch · total_steps)), or
+    ``plateau``: switch once the ``plateau_task`` dev loss has stopped improving (see below)."""
+    plateau_task: str = "asr"
+    """``switch: plateau``: the task whose dev loss signals the switch (the foundation TPC builds first)."""
+    plateau_window: int = 3
+    """``switch: plateau``: dev evaluations compared: the switch comes when the best loss of the last
+    ``plateau_window`` evaluations improves on the best before them by less than ``plateau_threshold``."""
+    plateau_threshold: float = 0.02
+    """``switch: plateau``: relative improvement (0.02 = 2 %) below which the loss has plateaued."""
+    max_switch: float = 0.8
+    """``switch: plateau``: the guard — ADS takes over at this share of total_steps at the latest."""
     tpc: TPCConfig = field(default_factory=TPCConfig)
     """The first phase's TPC settings; its fractions/steps count within that phase."""
     ads: ADSConfig = field(default_factory=ADSConfig)
     """The second phase's ADS settings."""
 
     def __post_init__(self):
-        if not 0 < self.switch < 1:
-            raise NabraError(f"tpc_ads: switch must lie strictly between 0 and 1 (got {self.switch}); "
-                             "use the tpc or ads schedule alone for the ends")
+        if self.switch != "plateau" and not (isinstance(self.switch, int | float) and 0 < self.switch < 1):
+            raise NabraError(f"tpc_ads: switch must be a share strictly between 0 and 1, or 'plateau' (got "
+                             f"{self.switch!r}); use the tpc or ads schedule alone for the ends")
+        if not 0 < self.max_switch < 1:
+            raise NabraError(f"tpc_ads: max_switch must lie strictly between 0 and 1 (got {self.max_switch})")
+        if self.plateau_window < 1 or self.plateau_threshold < 0:
+            raise NabraError("tpc_ads: plateau_window must be >= 1 and plateau_threshold >= 0")
+        if self.plateau_task not in TASKS:
+            raise NabraError(f"tpc_ads: plateau_task must be one of {', '.join(TASKS)}, got {self.plateau_task!r}")
         # Plain mappings (Python callers' knobs) become the typed settings, checked now, not at the switch.
         if isinstance(self.tpc, dict):
             self.tpc = make_config(TPCConfig, dict(self.tpc))
