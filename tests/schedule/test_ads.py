@@ -138,3 +138,24 @@ def test_bad_embeddings_and_config(table):
         ads(table).set_embeddings(np.zeros((3, 4), np.float16))
     with pytest.raises(NabraError):
         ads(table, pool_size=0)
+
+
+def test_max_repeats_caps_draws_of_a_small_task_per_epoch_equivalent():
+    # 40 summaries among 1,000 examples, as the demo's TSUM documents: a fifth of every batch
+    tbl = random_table(1000, probs=[0.49, 0.0, 0.04, 0.24, 0.23], seed=1)
+    tsum = TASKS.index("tsum")
+    n_tsum = int((tbl.task == tsum).sum())
+    for cap in (0, 2):
+        s = ads(tbl, max_repeats=cap)
+        window = s.window
+        assert window == 40  # ceil(1000 / 25)
+        per_window = [np.concatenate([s.next_batch() for _ in range(window)]) for _ in range(3)]
+        for rows in per_window:
+            draws = np.bincount(rows[tbl.task[rows] == tsum], minlength=len(tbl))[tbl.task == tsum]
+            if cap:
+                assert draws.max() <= cap and draws.sum() == cap * n_tsum  # capped, and used up to the cap
+            else:
+                assert draws.min() >= 5  # uncapped: every summary drawn 6 times a window (a quarter of each batch)
+            assert len(rows) == window * 25  # the freed slots went to the other tasks
+    with pytest.raises(NabraError, match="max_repeats"):
+        ads(tbl, max_repeats=-1)

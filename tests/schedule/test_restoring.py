@@ -24,6 +24,8 @@ CASES = {
     "ads with embeddings": ("ads", {"n_clusters": 4}, 9),
     "tpc_ads across the switch": ("tpc_ads", {"ads": {"n_clusters": 4}}, 27),
     "tpc_ads after the switch": ("tpc_ads", {}, 33),
+    "ads with a repeat cap, mid-window": ("ads", {"max_repeats": 1}, 13),
+    "tpc_ads on the plateau switch": ("tpc_ads", {"switch": "plateau"}, 21),
 }
 
 

@@ -47,6 +47,10 @@ class ADSSchedule(Schedule):
         self._group_rot = [0] * len(TASKS)
         group, self.groups = self._group_rows(None)
         self.queues = GroupQueues(group, _n_groups(self.groups))
+        self.window = max(1, -(-len(table) // self.batch_size))
+        """Steps of one epoch-equivalent (the window of ``max_repeats``)."""
+        self.draws = [0] * len(self.queues)
+        """Draws per group in the current window (``max_repeats``)."""
 
     @property
     def refresh_every(self) -> int:
@@ -81,6 +85,7 @@ class ADSSchedule(Schedule):
                         for t in self.tasks if t not in LABELLED}
             group, self.groups = self._group_rows(clusters)
             self.queues.regroup(group, _n_groups(self.groups))
+            self.draws = [0] * len(self.queues)  # new groups: the cap's window counts start again
             self.refreshes += 1
 
     def _group_rows(self, clusters: dict[str, np.ndarray] | None) -> tuple[np.ndarray, dict[str, list[int]]]:
@@ -97,11 +102,54 @@ class ADSSchedule(Schedule):
         return group, groups
 
     def _next_batch(self) -> np.ndarray:
-        plan = [g for t, n in self._task_slots().items() for g in self._group_slots(t, n)]
+        open_groups = self._open_groups()
+        plan = [g for t, n in self._task_slots(open_groups).items() for g in self._group_slots(t, n, open_groups)]
+        if open_groups is not None:
+            plan = self._within_cap(plan)
         plan = [plan[i] for i in self.rng.permutation(len(plan)).tolist()]
+        for g in plan:
+            self.draws[g] += 1
         if self.embeddings is None:
             return np.array([self.queues.take(g, self.rng) for g in plan])
         return self._diverse_fill(plan)
+
+    def _within_cap(self, plan: list[int]) -> list[int]:
+        """The slots of a group past its quota go to groups with quota left (audio tasks first, so the
+        batch keeps its audio), in turn; with none left, they stay (the cap yields rather than stall)."""
+        cap, size = self.config.max_repeats, self.queues.size
+        left = {g: cap * size(g) - self.draws[g] for g in range(len(self.queues))}
+        kept, excess = [], 0
+        for g in plan:
+            if left[g] > 0:
+                kept.append(g)
+                left[g] -= 1
+            else:
+                excess += 1
+        order = [t for t in self.audio_tasks if t in self.groups] + [t for t in self.tasks if t not in self.audio_tasks]
+        donors = [g for t in order for g in self.groups[t] if left[g] > 0]
+        while excess and donors:
+            for g in list(donors):
+                if not excess:
+                    break
+                kept.append(g)
+                left[g] -= 1
+                excess -= 1
+                if left[g] == 0:
+                    donors.remove(g)
+        return kept + [plan[0]] * excess if excess else kept
+
+    def _open_groups(self) -> dict[str, list[int]] | None:
+        """``max_repeats``: each task's groups still under their cap in this window (None: no cap)."""
+        cap = self.config.max_repeats
+        if not cap:
+            return None
+        if self.step % self.window == 0:  # a new window: every group starts a fresh epoch, so each of its
+            self.draws = [0] * len(self.queues)  # rows is drawn at most max_repeats times in the window
+            self.queues.ptr = list(self.queues.start)
+        open_groups = {t: [g for g in gs if self.draws[g] < cap * self.queues.size(g)] for t, gs in self.groups.items()}
+        if not any(open_groups[t] for t in self.audio_tasks if t in open_groups):
+            return None  # every audio group capped (a tiny table): the cap yields rather than stall
+        return open_groups
 
     def _diverse_fill(self, plan: list[int]) -> np.ndarray:
         """Greedy max-min: each slot takes the pool candidate least similar to its nearest pick so far."""
@@ -119,23 +167,26 @@ class ADSSchedule(Schedule):
             picked[i] = emb[row]
         return rows
 
-    def _task_slots(self) -> dict[str, int]:
-        """Equal slots per task; the remainder rotates across batches; text-only slots capped for audio."""
-        n, b = len(self.tasks), self.batch_size
-        counts = dict.fromkeys(self.tasks, b // n)
+    def _task_slots(self, open_groups: dict[str, list[int]] | None = None) -> dict[str, int]:
+        """Equal slots per task; the remainder rotates across batches; text-only slots capped for audio.
+        With ``open_groups`` (``max_repeats``), only tasks with an open group share the slots."""
+        tasks = [t for t in self.tasks if open_groups is None or open_groups[t]]
+        audio = [t for t in self.audio_tasks if t in tasks]
+        n, b = len(tasks), self.batch_size
+        counts = dict.fromkeys(tasks, b // n)
         for j in range(b % n):
-            counts[self.tasks[(self._task_rot + j) % n]] += 1
-        self._task_rot = (self._task_rot + b % n) % n
-        text = [t for t in self.tasks if t not in self.audio_tasks]
+            counts[tasks[(self._task_rot + j) % n]] += 1
+        self._task_rot = (self._task_rot + b % n) % len(self.tasks)
+        text = [t for t in tasks if t not in audio]
         surplus = sum(counts[t] for t in text) - (b - self.min_audio)
         for j in range(max(surplus, 0)):
             counts[max(text, key=counts.__getitem__)] -= 1
-            counts[self.audio_tasks[(self.step + j) % len(self.audio_tasks)]] += 1
+            counts[audio[(self.step + j) % len(audio)]] += 1
         return counts
 
-    def _group_slots(self, task: str, n: int) -> list[int]:
-        """``n`` slots shared equally by ``task``'s groups; the remainder rotates across batches."""
-        gs, ti = self.groups[task], TASKS.index(task)
+    def _group_slots(self, task: str, n: int, open_groups: dict[str, list[int]] | None = None) -> list[int]:
+        """``n`` slots shared equally by ``task``'s (open) groups; the remainder rotates across batches."""
+        gs, ti = (open_groups or self.groups)[task], TASKS.index(task)
         rot = self._group_rot[ti]
         out = [g for g in gs for _ in range(n // len(gs))]
         out += [gs[(rot + j) % len(gs)] for j in range(n % len(gs))]
@@ -144,7 +195,8 @@ class ADSSchedule(Schedule):
 
     def _state_dict(self) -> dict:
         return {"queues": self.queues.state_dict(), "groups": [len(self.groups.get(t, ())) for t in TASKS],
-                "task_rot": self._task_rot, "group_rot": list(self._group_rot), "refreshes": self.refreshes}
+                "task_rot": self._task_rot, "group_rot": list(self._group_rot), "refreshes": self.refreshes,
+                "draws": list(self.draws)}
 
     def _load_state_dict(self, state: dict) -> None:
         self.queues.load_state_dict(state["queues"])
@@ -155,6 +207,7 @@ class ADSSchedule(Schedule):
                 n += size
         self._task_rot, self.refreshes = int(state["task_rot"]), int(state["refreshes"])
         self._group_rot = [int(r) for r in state["group_rot"]]
+        self.draws = [int(d) for d in state.get("draws", [0] * len(self.queues))]
 
 
 def _n_groups(groups: dict[str, list[int]]) -> int:

@@ -93,8 +93,14 @@ class ADSConfig:
     embedding_dim: int = 256
     """Aligner embeddings wider than this are reduced to it by a seeded random projection (cosines kept
     to a few %; 3584-wide 7B vectors take 14x less memory); 0: keep the model's width."""
+    max_repeats: int = 0
+    """Draws of one example per epoch-equivalent (len(table) / batch_size steps) at most: a group whose
+    examples have all been drawn this often gives its slots to the others until the window ends
+    (40 summaries at a fifth of every batch are not each seen 40 times); 0: no cap."""
 
     def __post_init__(self):
+        if self.max_repeats < 0:
+            raise NabraError(f"ads: max_repeats must be >= 0 (0 = no cap), got {self.max_repeats}")
         if self.n_clusters < 1 or self.pool_size < 1 or self.refresh_every < 0 or self.cluster_sample < 1:
             raise NabraError("ads: n_clusters, pool_size and cluster_sample must be >= 1, refresh_every >= 0")
         if self.embedding_dim < 0:
