@@ -71,7 +71,9 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
                      f"needs about {size_text(needed)}); the last complete checkpoint is kept")
         else:
             tmp.mkdir(parents=True)
-    _raise_on_every_process(acc, error)
+    errors = _errors(acc, error)
+    if errors:
+        raise NabraError(errors[0])
     try:
         if acc.distributed_type.value in SHARDED:
             acc.save_state(str(tmp / "accelerate"))
@@ -87,9 +89,11 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
         if full is None:
             raise
         error = f"{full}; the last complete checkpoint is kept"
-    if _errors(acc, error) and acc.is_main_process:
-        remove(tmp)  # the torn attempt (once every process is done with it)
-    _raise_on_every_process(acc, error)
+    errors = _errors(acc, error)  # every process stops together, none waits forever
+    if errors:
+        if acc.is_main_process:
+            remove(tmp)  # the torn attempt (once every process is done with it)
+        raise NabraError(errors[0])
     if acc.is_main_process:
         (tmp / "COMPLETE").write_text(f"{step}\n")
         _fsync_files(tmp)
@@ -107,12 +111,6 @@ def _errors(acc, error: str | None) -> list[str]:
     from accelerate.utils import gather_object
 
     return [e for e in gather_object([error]) if e]
-
-
-def _raise_on_every_process(acc, error: str | None) -> None:
-    errors = _errors(acc, error)
-    if errors:
-        raise NabraError(errors[0])
 
 
 def _fsync_files(folder: Path) -> None:

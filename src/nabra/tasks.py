@@ -105,17 +105,19 @@ def make_example(
 def _example(utt: Utterance, task: str, seed: int, language: str | None, dialects: LabelSet,
              emotions: LabelSet) -> Example:
     templates = _templates(task, language)
-    eid = f"{utt.id}#{task}"
-    template = templates[choose(seed, eid, len(templates))]
-    labels = {"did": dialects, "ser": emotions}.get(task)
+    template = templates[choose(seed, f"{utt.id}#{task}", len(templates))]
+    label = getattr(utt, LABEL_FIELDS[task]) if task in LABEL_FIELDS else None
+    target = {"asr": utt.transcript, "ssum": utt.summary, "tsum": utt.summary}.get(task, label)
+    return _build(utt, task, template, {"did": dialects, "ser": emotions}.get(task), target, label)
+
+
+def _build(utt: Utterance, task: str, template: str, labels: LabelSet | None, target: str, label: str | None) -> Example:
     if "{transcript}" in template:
         instruction = template.format(transcript=utt.transcript, labels=", ".join(labels.names) if labels else "")
     else:  # one shared string per template and label set, not one per example (a million examples)
         instruction = _instruction(template, labels.names if labels else ())
-    label = getattr(utt, LABEL_FIELDS[task]) if task in LABEL_FIELDS else None
-    target = {"asr": utt.transcript, "ssum": utt.summary, "tsum": utt.summary}.get(task, label)
     audio = utt.audio if task in AUDIO_TASKS else None
-    return Example(eid, utt.id, task, instruction, target, audio, utt.offset if audio else 0.0,
+    return Example(f"{utt.id}#{task}", utt.id, task, instruction, target, audio, utt.offset if audio else 0.0,
                    utt.duration if audio else None, label, utt.split)
 
 
@@ -128,12 +130,8 @@ def prompt_example(utt: Utterance, task: str, *, language: str | None = "ar", di
         raise ValueError(f"utterance {utt.id!r}: task {task!r} needs audio")
     if task == "tsum" and not utt.transcript:
         raise ValueError(f"utterance {utt.id!r}: tsum summarizes a transcript, and it has none")
-    template = _templates(task, language)[0]
-    labels = {"did": dialects, "ser": emotions}.get(task)
-    instruction = template.format(transcript=utt.transcript, labels=", ".join(labels.names) if labels else "")
-    audio = utt.audio if task in AUDIO_TASKS else None
-    return Example(f"{utt.id}#{task}", utt.id, task, instruction, target, audio, utt.offset if audio else 0.0,
-                   utt.duration if audio else None, target or None, utt.split)
+    return _build(utt, task, _templates(task, language)[0], {"did": dialects, "ser": emotions}.get(task), target,
+                  target or None)
 
 
 def iter_examples(utterances, *, tasks=TASKS, split: str | None = None, seed: int = 0, language: str | None = None,

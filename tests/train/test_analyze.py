@@ -114,3 +114,14 @@ def test_cached_label_scoring_equals_whole_sequence_scoring(label_run, synth_cor
         for r, g in zip(ref, got, strict=True):
             assert g == pytest.approx(r, abs=1e-5)
     analyzer.close()
+
+
+def test_each_window_is_decoded_once_for_all_tasks(label_run, synth_corpus):
+    from nabra.use.analyze import Analyzer, Recording, plan_windows
+
+    analyzer = Analyzer(label_run)
+    utts = [u for u in read_manifest(synth_corpus) if u.split == "test"][:4]
+    recs = plan_windows([Recording(u.id, u.audio) for u in utts], analyzer.window, [])
+    analyzer.run(recs, ("asr", "ssum", "did", "ser"))
+    assert analyzer.store.decoded == len(recs) and analyzer.store.used == 0  # once each, then let go
+    analyzer.close()

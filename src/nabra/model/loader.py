@@ -84,5 +84,12 @@ class AudioStore:
             _, old = self.cache.popitem(last=False)
             self.used -= old.nbytes
 
+    def clear(self) -> None:
+        """Forget every decoded waveform and failure (a server's uploads are gone after their batch)."""
+        self.cache.clear()
+        self.used = 0
+        self.bad.clear()
+        self.failures = []
+
     def close(self) -> None:
         self.pool.shutdown(wait=False)

@@ -13,6 +13,7 @@ its label probabilities are the mean over its windows. The JSON says which path 
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -151,7 +152,8 @@ class Analyzer:
                                 replace(cfg.collate, max_length=room))
         self.collator = collator
         self.dialects, self.emotions = run_label_sets(cfg)
-        self.store = AudioStore(0, cfg.data.load_workers)  # new recordings: nothing worth caching
+        # Every task of a run reads the same windows: each is decoded once per run (cleared after it).
+        self.store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
 
     def close(self) -> None:
         self.store.close()
@@ -189,6 +191,7 @@ class Analyzer:
             rid = uid if uid in results else uid.rsplit("@", 1)[0]
             if rid in results:
                 results[rid].setdefault("error", reason)
+        store.clear()
         return list(results.values())
 
 
@@ -252,8 +255,9 @@ def _summarize(model, bundle, collator, store, recordings, results, language, ba
             utt = Utterance(rec.id, transcript=text)
             examples.append(prompt_example(utt, "tsum", language=language))
             sources.append((rec, "transcript"))
-        else:
-            utt = Utterance(rec.id, audio=rec.audio, offset=rec.offset, duration=rec.duration)
+        else:  # the window's very span: the audio the other tasks decoded is reused
+            (start, end), = rec.windows
+            utt = Utterance(rec.id, audio=rec.audio, offset=start, duration=end - start)
             examples.append(prompt_example(utt, "ssum", language=language))
             sources.append((rec, "speech"))
     preds = _generate(model, bundle, collator, store, examples, batch_size, progress) if examples else []
@@ -320,8 +324,6 @@ def label_probabilities_cached(model, bundle, collator, store, examples: list[Ex
     """What :func:`label_probabilities` computes, with the audio and the prompt run once per clip:
     one prefill of the prompts (their KV cache kept), then one short pass per label over its tokens
     from a copy of that cache, at the 3-D (M-RoPE) positions a whole-sequence forward gives them."""
-    import copy
-
     thinker = thinker_of(model)
     tokenizer = bundle.tokenizer
     label_ids = [tokenizer(answer_text(name), add_special_tokens=False)["input_ids"] for name in names]
@@ -337,7 +339,7 @@ def label_probabilities_cached(model, bundle, collator, store, examples: list[Ex
                 batch = collator(store.samples(chunk), for_generation=True)  # left-padded prompts
                 scores: dict[str, list[float]] = {}
                 if batch["example_ids"]:
-                    scores = _score_labels(thinker, to_device(batch, device), label_ids, copy.deepcopy)
+                    scores = _score_labels(thinker, to_device(batch, device), label_ids)
                 for ex in chunk:
                     row = scores.get(ex.id)
                     out.append(None if row is None else dict(zip(
@@ -348,7 +350,7 @@ def label_probabilities_cached(model, bundle, collator, store, examples: list[Ex
     return out
 
 
-def _score_labels(thinker, batch: dict, label_ids: list[list[int]], deepcopy) -> dict[str, list[float]]:
+def _score_labels(thinker, batch: dict, label_ids: list[list[int]]) -> dict[str, list[float]]:
     """``example id -> [log P(label answer | prompt) for each label]`` for one left-padded batch."""
     dtype = next(thinker.parameters()).dtype
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
@@ -368,7 +370,7 @@ def _score_labels(thinker, batch: dict, label_ids: list[list[int]], deepcopy) ->
         total = first[:, ids[0]].double()
         if len(ids) > 1:
             step = thinker(input_ids=tokens, attention_mask=full_mask, position_ids=positions[..., width:],
-                           cache=deepcopy(pre.cache), use_cache=True)
+                           cache=copy.deepcopy(pre.cache), use_cache=True)
             logp = torch.log_softmax(step.logits[:, :-1].float(), -1)
             total = total + logp.gather(-1, tokens[:, 1:, None]).squeeze(-1).double().sum(1)
         totals[:, j] = total.cpu()

@@ -29,8 +29,7 @@ from typing import Annotated
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from nabra.corpus.audio import audio_info
-from nabra.errors import AudioError, NabraError
+from nabra.errors import NabraError
 from nabra.use.analyze import ANALYZE_TASKS, Analyzer, Recording, check_tasks, plan_windows
 from nabra.use.page import DOCS_HTML, PAGE_HTML
 
@@ -191,19 +190,18 @@ async def _receive(file, max_mb: float) -> Path:
 
 
 def _recording(path: Path, filename: str | None, max_seconds: float, window: float) -> Recording:
-    try:
-        info = audio_info(path)
-    except AudioError as e:
-        raise HTTPException(415, f"not audio Nabra can read ({e.reason})") from None
-    if info.duration <= 0:
-        raise HTTPException(400, "the audio has no samples")
-    if info.duration > max_seconds:
-        raise HTTPException(413, f"audio of {info.duration:.1f} s is over the limit of {max_seconds:g} s")
-    rec = Recording(id=f"upload-{path.stem}", audio=str(path), duration=info.duration, where=filename or "upload")
+    """The upload as a recording cut into windows (its header read once), or the 4xx why not."""
     skipped: list[str] = []
-    (rec,) = plan_windows([rec], window, skipped) or (None,)
-    if rec is None:
-        raise HTTPException(415, "; ".join(skipped) or "unreadable audio")
+    planned = plan_windows([Recording(id=f"upload-{path.stem}", audio=str(path), where=filename or "upload")],
+                           window, skipped)
+    if not planned:
+        reason = skipped[0].split(": ", 1)[-1] if skipped else "unreadable"
+        if "no audio after" in reason:
+            raise HTTPException(400, "the audio has no samples")
+        raise HTTPException(415, f"not audio Nabra can read ({reason})")
+    rec = planned[0]
+    if rec.duration > max_seconds:
+        raise HTTPException(413, f"audio of {rec.duration:.1f} s is over the limit of {max_seconds:g} s")
     return rec
 
 
