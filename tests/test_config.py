@@ -40,7 +40,7 @@ def test_overrides(tmp_path):
         ("train.lr=fast", r"train.lr: expected float, got 'fast'"),
         ("train.max_steps=0", "train.max_steps must be positive"),
         ("train.loss_reduction=sum", "train.loss_reduction must be token or example"),
-        ("schedule.name=random", "schedule.name must be uniform, tpc, ads or tpc_ads"),
+        ("schedule.name=random", "schedule.name must be uniform, tpc, ads, tpc_ads, balanced or adaptive"),
         ("model.lora.targets=[qkv]", "unknown LoRA targets"),
         ("data.tasks=[asr, translate]", r"unknown task\(s\) \['translate'\]"),
         ("train.max_steps", "not of the form key.sub=value"),

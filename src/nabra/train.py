@@ -93,8 +93,8 @@ class Recipe:
                                        seed=cfg.train.seed, total_steps=self.planned_steps,
                                        min_audio=self.acc.num_processes * self.micro_batches,  # one per micro-batch
                                        config=getattr(cfg.schedule, cfg.schedule.name))
-        if getattr(self.schedule, "plateau", False) and not cfg.train.eval_every:
-            raise NabraError("schedule.tpc_ads.switch: plateau reads the dev loss: set train.eval_every > 0")
+        if self.schedule.dev_loss_setting and not cfg.train.eval_every:
+            raise NabraError(f"{self.schedule.dev_loss_setting} reads the dev loss: set train.eval_every > 0")
         optimizer, self.lr_scheduler = build_optimizer(model, cfg, self.planned_steps)
         self.model, self.optimizer = self.acc.prepare(AnswerLoss(model), optimizer)
         self.tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in self.data.train)]
@@ -167,6 +167,8 @@ class Recipe:
         # Steps logged again after a resume replace the old ones in TensorBoard too.
         self.tb = TensorBoard(self.run.path, train.tensorboard and self.acc.is_main_process,
                               purge_step=self.step + 1)
+        if self.step == 0 and self.schedule.dev_loss_setting:
+            self._observe(0, self.dev_losses())  # a schedule that reads the dev loss starts from where it starts
         with training_progress(self.total_steps, self.step, progress and self.acc.is_main_process) as advance:
             while self.step < self.total_steps:
                 if self.schedule.needs_embeddings(self.schedule.step):
@@ -303,12 +305,7 @@ class Recipe:
     def _dev_evaluation(self) -> None:
         """Dev losses; with ``eval_metrics`` also generate, score (WER/CER, ROUGE, macro-F1, composite),
         and keep the model as ``best/`` when the composite improves."""
-        dev_loss = self.dev_losses()
-        self.run.log({"step": self.step, "event": "dev", "dev_loss": dev_loss})
-        change = self.schedule.observe(self.step, dev_loss)
-        if change is not None:  # the schedule changed course on the signal: said, and logged with the step
-            self.say(change)
-            self.run.log({"step": self.step, "event": "schedule", "message": change, "stage": self.schedule.stage()})
+        self._observe(self.step, self.dev_losses())
         if not (self.cfg.train.eval_metrics and self.data.dev):
             return
         mark = len(self.collator.skipped)
@@ -321,6 +318,17 @@ class Recipe:
         if composite == composite and composite > self.best:  # not NaN, and better
             self.best = composite
             self.save(self.run.path / "best", {"step": self.step, "composite": composite})
+
+    def _observe(self, step: int, dev_loss: dict[str, float]) -> None:
+        """Log the dev losses and hand them to the schedule; a change of course is said and logged
+        with the step (and the task shares, for a schedule whose mix moves)."""
+        self.run.log({"step": step, "event": "dev", "dev_loss": dev_loss})
+        change = self.schedule.observe(step, dev_loss)
+        if change is not None:
+            self.say(change)
+            weights = self.schedule.task_weights()
+            self.run.log({"step": step, "event": "schedule", "message": change, "stage": self.schedule.stage(),
+                          **({"weights": weights} if weights is not None else {})})
 
     def _set_embeddings(self, key: str | None = None) -> None:
         """Give the schedule per-example aligner embeddings: read under ``key`` (a resume: the clusters

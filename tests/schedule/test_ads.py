@@ -5,7 +5,7 @@ from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.schedule import ADSSchedule, UniformSchedule
 from nabra.schedule.queues import GroupQueues
-from nabra.schedule.testing import clustered_embeddings, random_table
+from nabra.schedule.testing import clustered_embeddings, mean_pairwise_distance, random_table
 
 DID, SER = TASKS.index("did"), TASKS.index("ser")
 
@@ -62,16 +62,6 @@ def test_no_repeats_within_an_epoch(table, vectors):
     rows = np.concatenate([s.next_batch() for _ in range(40)])
     labelled = rows[np.isin(table.task[rows], [DID, SER])]
     assert len(set(labelled.tolist())) == len(labelled) == 400
-
-
-def mean_pairwise_distance(vectors, batches):
-    out = []
-    for b in batches:
-        v = vectors[b].astype(np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        sim = v @ v.T
-        out.append(1 - sim[np.triu_indices(len(b), 1)].mean())
-    return float(np.mean(out))
 
 
 def test_batches_are_more_diverse_than_uniform(table):

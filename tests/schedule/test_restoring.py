@@ -26,13 +26,19 @@ CASES = {
     "tpc_ads after the switch": ("tpc_ads", {}, 33),
     "ads with a repeat cap, mid-window": ("ads", {"max_repeats": 1}, 13),
     "tpc_ads on the plateau switch": ("tpc_ads", {"switch": "plateau"}, 21),
+    "balanced mid-epoch": ("balanced", {}, 14),
+    "balanced with a repeat cap": ("balanced", {"max_repeats": 1}, 13),
+    "adaptive after an update": ("adaptive", {}, 17),
 }
 
 
-def build(name, knobs, embeddings):
+def build(name, knobs, embeddings, observed=True):
     s = build_schedule(name, TABLE, **COMMON, **knobs)
     if embeddings:
         s.set_embeddings(VECTORS)
+    if name == "adaptive" and observed:  # the shares have moved off their start: the state must carry them
+        s.observe(0, {"asr": 2.0, "ssum": 3.0, "tsum": 3.0, "did": 1.0, "ser": 1.0})
+        s.observe(5, {"asr": 1.0, "ssum": 2.9, "tsum": 2.0, "did": 0.3, "ser": 0.5})
     return s
 
 
@@ -54,7 +60,7 @@ def test_save_restore_continue(case):
     for _ in range(k):
         first.next_batch()
     state = roundtrip(first.state_dict())
-    fresh = build(name, knobs, embeddings)
+    fresh = build(name, knobs, embeddings, observed=False)  # what it observed comes from the state
     fresh.load_state_dict(state)
     assert fresh.step == k and fresh.stage() == whole.stage(k)
     for want in expected[k:]:

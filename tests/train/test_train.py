@@ -315,10 +315,33 @@ def test_tpc_ads_switches_on_the_asr_plateau_and_logs_the_step(make_config):
     run = train(load_config(config), progress=False, log=said.append)
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     (event,) = [r for r in records if r.get("event") == "schedule"]
-    assert event["step"] == 2 and "ADS from step 2" in event["message"]  # 2 evaluations: the first comparison
+    # The dev loss before step 1 and after it: the first comparison, at step 1.
+    assert [r["step"] for r in records if r.get("event") == "dev"][:2] == [0, 1]
+    assert event["step"] == 1 and "ADS from step 1" in event["message"]
     stages = [r["stage"] for r in records if "loss" in r]
-    assert stages[:2] == ["tpc:1/3 asr"] * 2 and all(s.startswith("ads") for s in stages[2:])
+    assert stages[:1] == ["tpc:1/3 asr"] and all(s.startswith("ads") for s in stages[1:])
     assert any("plateaued" in s for s in said)
     with pytest.raises(NabraError, match="eval_every"):
         train(load_config(make_config("noeval", schedule={"name": "tpc_ads", "tpc_ads": {"switch": "plateau"}},
                                       train={"eval_every": 0})), progress=False, log=lambda *_: None)
+
+
+def test_adaptive_logs_its_task_shares_from_step_0_and_resumes_them(make_config):
+    config = make_config("adaptive", schedule={"name": "adaptive", "adaptive": {"eta": 5.0}},
+                         train={"max_steps": 4, "eval_every": 2, "save_every": 2})
+    run = train(load_config(config), progress=False, log=lambda *_: None)
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    events = [r for r in records if r.get("event") == "schedule"]
+    assert [e["step"] for e in events] == [0, 2, 4]
+    first, *later = [e["weights"] for e in events]
+    assert len(set(first.values())) == 1  # equal shares until the losses have moved
+    assert all(abs(sum(w.values()) - 1) < 1e-9 and min(w.values()) >= 0.05 - 1e-9 for w in later)
+    assert later[0] != first
+    # An extension resumes the shares from the checkpoint: the step-4 shares are where it goes on from.
+    extended = train(load_config(config, ["train.max_steps=6"]), progress=False, log=lambda *_: None)
+    records = [json.loads(x) for x in (extended / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r.get("event") == "schedule"]
+    assert steps == [0, 2, 4, 6]
+    with pytest.raises(NabraError, match="adaptive reads the dev loss"):
+        train(load_config(make_config("noeval2", schedule={"name": "adaptive"}, train={"eval_every": 0})),
+              progress=False, log=lambda *_: None)

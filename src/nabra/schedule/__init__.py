@@ -1,7 +1,9 @@
 """The data schedules: which examples go into which batch, in which order (metadata only).
 
 ``uniform`` (baseline), ``tpc`` (Task-Progressive Curriculum), ``ads`` (Aligner-Based Diverse
-Sampling) and ``tpc_ads`` (TPC then ADS). See docs/schedules.md.
+Sampling), ``tpc_ads`` (TPC then ADS), ``balanced`` (ADS's balanced slots filled at random: the
+ablation that separates balance from diversity) and ``adaptive`` (task shares moved online by the
+dev losses). See docs/schedules.md.
 
 :data:`SCHEDULES` is the registry, and the only list of schedule names: the run config's
 ``schedule`` section, the report and the demo derive theirs from it. A new schedule is a
@@ -10,16 +12,26 @@ added here. Importing this package does not import torch (the config reads it be
 """
 
 from nabra.errors import NabraError
+from nabra.schedule.adaptive import AdaptiveSchedule
 from nabra.schedule.ads import ADSSchedule
+from nabra.schedule.balanced import BalancedSchedule
 from nabra.schedule.base import Schedule, group_by_length, shard
-from nabra.schedule.config import ADSConfig, TPCADSConfig, TPCConfig, UniformConfig
+from nabra.schedule.config import (
+    AdaptiveConfig,
+    ADSConfig,
+    BalancedConfig,
+    TPCADSConfig,
+    TPCConfig,
+    UniformConfig,
+)
 from nabra.schedule.table import ExampleTable
 from nabra.schedule.tpc import TPCSchedule
 from nabra.schedule.tpc_ads import TPCADSSchedule
 from nabra.schedule.uniform import UniformSchedule
 
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls for cls in (UniformSchedule, TPCSchedule, ADSSchedule, TPCADSSchedule)
+    cls.name: cls for cls in (UniformSchedule, TPCSchedule, ADSSchedule, TPCADSSchedule, BalancedSchedule,
+                               AdaptiveSchedule)
 }
 """name -> schedule class, in the order tables and plots show them."""
 SCHEDULE_NAMES: tuple[str, ...] = tuple(SCHEDULES)
@@ -44,7 +56,8 @@ def build_schedule(name: str, table: ExampleTable, **cfg) -> Schedule:
 
 
 __all__ = [
-    "SCHEDULES", "SCHEDULE_NAMES", "ADSConfig", "ADSSchedule", "ExampleTable", "Schedule", "TPCADSConfig",
+    "SCHEDULES", "SCHEDULE_NAMES", "ADSConfig", "ADSSchedule", "AdaptiveConfig", "AdaptiveSchedule",
+    "BalancedConfig", "BalancedSchedule", "ExampleTable", "Schedule", "TPCADSConfig",
     "TPCADSSchedule", "TPCConfig", "TPCSchedule", "UniformConfig", "UniformSchedule", "build_schedule",
     "config_class", "group_by_length", "schedule_class", "shard",
 ]

@@ -85,6 +85,17 @@ class Schedule(ABC):
         """Whether the trainer should call ``set_embeddings`` before drawing batch ``step``."""
         return False
 
+    @property
+    def dev_loss_setting(self) -> str | None:
+        """The setting that makes this schedule read the dev losses (the trainer then needs
+        ``train.eval_every`` and evaluates once before step 1 too), or ``None``: it does not."""
+        return None
+
+    def task_weights(self) -> dict[str, float] | None:
+        """The current share of each task in a batch, for schedules whose mix moves with what they
+        observe (logged at every change and plotted), else ``None``."""
+        return None
+
     def observe(self, step: int, dev_loss: dict[str, float]) -> str | None:
         """Take the per-task dev losses the trainer computed after ``step`` batches (a schedule that
         adapts reads them); returns a line to log when the schedule changed course, else ``None``.

@@ -7,6 +7,7 @@ checked, ``schedule.tpc.stagez`` rejected with the nearest valid key, before any
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
@@ -79,8 +80,25 @@ class TPCConfig:
 
 
 @dataclass
-class ADSConfig:
-    """Knobs of the ``ads`` schedule."""
+class BalancedConfig:
+    """Knobs of the ``balanced`` schedule (and the slot rules ``ads`` shares with it)."""
+
+    _name: ClassVar[str] = "balanced"
+    max_repeats: int = 0
+    """Draws of one example per epoch-equivalent (len(table) / batch_size steps) at most: a group whose
+    examples have all been drawn this often gives its slots to the others until the window ends
+    (40 summaries at a fifth of every batch are not each seen 40 times); 0: no cap."""
+
+    def __post_init__(self):
+        if self.max_repeats < 0:
+            raise NabraError(f"{self._name}: max_repeats must be >= 0 (0 = no cap), got {self.max_repeats}")
+
+
+@dataclass
+class ADSConfig(BalancedConfig):
+    """Knobs of the ``ads`` schedule: ``balanced``'s, and the aligner's."""
+
+    _name: ClassVar[str] = "ads"
 
     n_clusters: int = 8
     """k: k-means clusters of the aligner embeddings inside each of asr, ssum and tsum."""
@@ -93,18 +111,35 @@ class ADSConfig:
     embedding_dim: int = 256
     """Aligner embeddings wider than this are reduced to it by a seeded random projection (cosines kept
     to a few %; 3584-wide 7B vectors take 14x less memory); 0: keep the model's width."""
-    max_repeats: int = 0
-    """Draws of one example per epoch-equivalent (len(table) / batch_size steps) at most: a group whose
-    examples have all been drawn this often gives its slots to the others until the window ends
-    (40 summaries at a fifth of every batch are not each seen 40 times); 0: no cap."""
 
     def __post_init__(self):
-        if self.max_repeats < 0:
-            raise NabraError(f"ads: max_repeats must be >= 0 (0 = no cap), got {self.max_repeats}")
+        super().__post_init__()
         if self.n_clusters < 1 or self.pool_size < 1 or self.refresh_every < 0 or self.cluster_sample < 1:
             raise NabraError("ads: n_clusters, pool_size and cluster_sample must be >= 1, refresh_every >= 0")
         if self.embedding_dim < 0:
             raise NabraError(f"ads: embedding_dim must be >= 0 (0 = the model's width), got {self.embedding_dim}")
+
+
+@dataclass
+class AdaptiveConfig:
+    """Knobs of the ``adaptive`` schedule: task weights moved online by the dev losses (see
+    docs/schedules.md; the update is DoReMi's exponentiated-gradient step on the relative loss)."""
+
+    eta: float = 1.0
+    """Step size η of the update log w_t += η · (L_t / L_t(start)) at each dev evaluation."""
+    floor: float = 0.05
+    """Each task's share never falls below this (the weights are mixed with equal shares to keep it)."""
+    start: str = "equal"
+    """Initial task shares: ``equal`` (as ``balanced``) or ``data`` (proportional to the example counts)."""
+
+    def __post_init__(self):
+        if not self.eta >= 0:
+            raise NabraError(f"adaptive: eta must be >= 0 (got {self.eta})")
+        if not 0 <= self.floor < 0.2:
+            raise NabraError(f"adaptive: floor must lie in [0, 0.2) so that five tasks leave room to adapt "
+                             f"(got {self.floor})")
+        if self.start not in ("equal", "data"):
+            raise NabraError(f"adaptive: start must be 'equal' or 'data' (got {self.start!r})")
 
 
 @dataclass

@@ -43,3 +43,13 @@ def clustered_embeddings(n: int, dim: int = 16, n_clusters: int = 8, spread: flo
     cluster = rng.choice(n_clusters, size=n, p=probs)
     rows = centers[cluster] + spread / np.sqrt(dim) * rng.standard_normal((n, dim))
     return rows.astype(np.float16), cluster
+
+
+def mean_pairwise_distance(vectors: np.ndarray, batches: Sequence[np.ndarray]) -> float:
+    """Mean over ``batches`` of the mean pairwise cosine distance of their rows' vectors (diversity)."""
+    out = []
+    for b in batches:
+        v = vectors[b].astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        out.append(1 - (v @ v.T)[np.triu_indices(len(b), 1)].mean())
+    return float(np.mean(out))

@@ -60,6 +60,10 @@ class TPCADSSchedule(Schedule):
     def embedding_dim(self) -> int:
         return self.ads.embedding_dim
 
+    @property
+    def dev_loss_setting(self) -> str | None:
+        return "schedule.tpc_ads.switch: plateau" if self.plateau else None
+
     def observe(self, step: int, dev_loss: dict[str, float]) -> str | None:
         """``switch: plateau``: switch to ADS after ``step`` once the loss has plateaued."""
         cfg = self.config
