@@ -167,8 +167,10 @@ class Recipe:
         # Steps logged again after a resume replace the old ones in TensorBoard too.
         self.tb = TensorBoard(self.run.path, train.tensorboard and self.acc.is_main_process,
                               purge_step=self.step + 1)
-        if self.step == 0 and self.schedule.dev_loss_setting:
-            self._observe(0, self.dev_losses())  # a schedule that reads the dev loss starts from where it starts
+        if self.step == 0 and train.eval_every:
+            # The dev loss before step 1: every curve starts from the same point, and a schedule that
+            # reads the dev loss knows where each task started.
+            self._observe(0, self.dev_losses())
         with training_progress(self.total_steps, self.step, progress and self.acc.is_main_process) as advance:
             while self.step < self.total_steps:
                 if self.schedule.needs_embeddings(self.schedule.step):

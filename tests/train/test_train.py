@@ -43,7 +43,7 @@ def test_every_schedule_trains_the_tiny_model(make_config, schedule):
         assert set(r["task_loss"]) <= {"asr", "ssum", "tsum", "did", "ser"} and r["task_loss"]
         assert "loss_var" in r and "grad_norm_var" in r and r["stage"]
     dev = [r for r in metrics(run) if r.get("event") == "dev"]
-    assert [r["step"] for r in dev] == [2, 4] and dev[0]["dev_loss"]
+    assert [r["step"] for r in dev] == [0, 2, 4] and dev[0]["dev_loss"]
     scored = [r for r in metrics(run) if r.get("event") == "dev_eval"]
     assert [r["step"] for r in scored] == [2, 4]
     assert {"wer", "cer", "wer_leaderboard"} <= set(scored[0]["metrics"]["asr"])

@@ -31,6 +31,9 @@ UNPARSED = "unparsed"
 """Column of the confusion matrix for outputs that parse to no label."""
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 COMPOSITE_PARTS = ("asr", "sum", "did", "ser")
+PRIMARY = {"asr": ("wer", False), "ssum": ("rougeL", True), "tsum": ("rougeL", True), "did": ("macro_f1", True),
+           "ser": ("macro_f1", True), "composite": ("composite", True)}
+"""The metric that decides who "wins" a task in reports and claims, and whether higher is better."""
 """Parts of the composite score: 1 - WER, ROUGE-L (mean of ssum/tsum), macro-F1 of DID, of SER."""
 
 

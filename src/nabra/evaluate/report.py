@@ -27,6 +27,8 @@ import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
+from nabra.evaluate.claims import check_claims
+from nabra.evaluate.metrics import PRIMARY
 from nabra.files import read_records, write_text
 from nabra.schedule import SCHEDULE_NAMES
 
@@ -41,9 +43,6 @@ TABLE_ROWS = (
       (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False))),
     ("composite", "composite", "composite score", True),
 )
-PRIMARY = {"asr": ("wer", False), "ssum": ("rougeL", True), "tsum": ("rougeL", True), "did": ("macro_f1", True),
-           "ser": ("macro_f1", True), "composite": ("composite", True)}
-"""The metric that decides who "wins" a task, and whether higher is better."""
 SCHEDULE_ORDER = SCHEDULE_NAMES
 """Tables and legends list schedules in the registry's order (others after them, by name)."""
 TIE = 5e-4
@@ -70,6 +69,8 @@ class Run:
     """``{"event": "dev"}`` records: ``dev_loss`` per task."""
     dev_eval: list[dict] = field(default_factory=list)
     """``{"event": "dev_eval"}`` records: ``metrics`` per task and ``composite``."""
+    schedule_events: list[dict] = field(default_factory=list)
+    """``{"event": "schedule"}`` records: a change of course (the plateau switch, adaptive's ``weights``)."""
     final: dict | None = None
     """``{"metrics": {...}, "composite": x}`` of the final evaluation."""
     final_source: str = ""
@@ -117,6 +118,8 @@ def _read_records(run: Run) -> None:
             run.dev.append(record)
         elif event == "dev_eval":
             run.dev_eval.append(record)
+        elif event == "schedule":
+            run.schedule_events.append(record)
         elif event is None and "loss" in record:
             run.train.append(record)
     if bad:
@@ -199,33 +202,74 @@ def _fmt(stat: Stat | None) -> str:
 # the summary in words
 # ============================================================================================
 
-BASELINE = "untrained"
-"""The schedule name of baseline runs (``nabra demo`` evaluates the untrained model under it)."""
+BASELINES = ("untrained", "base")
+"""Schedule names of baseline runs: ``nabra demo`` evaluates the untrained tiny model and the
+ASR-pretrained base it fine-tunes under these. They are compared with, never ranked."""
+WER_NOT_LEARNED = 0.9
+"""ASR whose test WER is at least this was not learned (a model that transcribes nothing scores 1.0)."""
+KEEP_MARGIN = 0.02
+"""A fine-tuned CER worse than the base's by at most this (or the seed spread, if larger) kept the base's ASR."""
+CHANCE_MARGIN = 0.05
+"""A DID/SER macro-F1 within this (or the seed spread, if larger) of chance (1 / labels) was not learned."""
 
 
-def winner_sentence(task: str, stats: dict[str, Stat]) -> str | None:
-    """One sentence: who wins ``task`` on its primary metric, by how much, and whether it is noise."""
+def not_learned(task: str, stat: Stat, groups: dict[str, list[Run]]) -> str | None:
+    """Why ``task`` counts as not learned at ``stat`` (the schedule's mean), or ``None`` (learned)."""
+    key, _ = PRIMARY[task]
+    if task == "asr" and stat.mean >= WER_NOT_LEARNED:
+        return f"WER {pct(stat.mean)}% ≥ {pct(WER_NOT_LEARNED)}%"
+    if task in ("did", "ser"):
+        chance = 1 / n_labels(groups, task)
+        if stat.mean <= chance + max(stat.std, CHANCE_MARGIN):
+            return f"macro-F1 {pct(stat.mean)}% within {pct(max(stat.std, CHANCE_MARGIN))} of chance {pct(chance)}%"
+    if task in ("ssum", "tsum"):
+        floor = [st for name, st in schedule_stats(groups, task, key).items() if name in BASELINES]
+        if floor:
+            base = max(floor, key=lambda st: st.mean)
+            if stat.mean <= base.mean + max(stat.std, base.std, 0.01):
+                return f"ROUGE-L {pct(stat.mean)}% no better than the baseline's {pct(base.mean)}%"
+    return None
+
+
+def n_labels(groups: dict[str, list[Run]], task: str) -> int:
+    """The label count of ``task`` (from the runs' confusion matrices; 5 when none has one)."""
+    for runs in groups.values():
+        for r in runs:
+            labels = (r.final or {}).get("metrics", {}).get(task, {}).get("confusion", {}).get("labels")
+            if labels:
+                return len(labels)
+    return 5
+
+
+def winner_sentence(task: str, stats: dict[str, Stat], failed: dict[str, str] | None = None) -> str | None:
+    """One sentence: who wins ``task`` on its primary metric, by how much, and whether it is noise.
+    ``failed``: schedules that did not learn the task (with why): never named the winner."""
     key, higher = PRIMARY[task]
     if not stats:
         return None
+    failed = {name: why for name, why in (failed or {}).items() if name in stats}
     label = {"asr": "ASR (WER, lower is better)", "composite": "Composite score"}.get(
         task, f"{task.upper()} ({'ROUGE-L' if key == 'rougeL' else 'macro-F1'})")
-    ranked = sorted(stats.items(), key=lambda kv: kv[1].mean, reverse=higher)
+    if len(failed) == len(stats):
+        best = min(failed, key=lambda n: stats[n].mean * (-1 if higher else 1))
+        return f"{label}: **not learned** by any schedule (best {best}: {failed[best]}): no winner named."
+    tail = f" Not learned: {'; '.join(f'{n} ({why})' for n, why in failed.items())}." if failed else ""
+    ranked = sorted(((n, st) for n, st in stats.items() if n not in failed), key=lambda kv: kv[1].mean, reverse=higher)
     (best, b), rest = ranked[0], ranked[1:]
     if not rest:
-        return f"{label}: only {best} has results ({pct(b.mean)}%)."
+        return f"{label}: only {best} has results ({pct(b.mean)}%)." + tail
     second, s = rest[0]
     gap = abs(b.mean - s.mean)
     if gap < TIE:
         tied = [name for name, st in ranked if abs(st.mean - b.mean) < TIE]
-        return f"{label}: {' and '.join(tied)} tie at {pct(b.mean)}%."
+        return f"{label}: {' and '.join(tied)} tie at {pct(b.mean)}%." + tail
     text = f"{label}: **{best}** wins with {pct(b.mean)}% vs {second} {pct(s.mean)}% ({100 * gap:.1f} points)"
     if b.n < 2 or s.n < 2:
-        return text + "; one seed on at least one side, so the seed-to-seed spread is unknown."
+        return text + "; one seed on at least one side, so the seed-to-seed spread is unknown." + tail
     spread = max(b.std, s.std)
     if gap <= spread:
-        return text + f", within the seed spread (std up to {pct(spread)}): not a clear win."
-    return text + f", larger than the seed spread (std up to {pct(spread)})."
+        return text + f", within the seed spread (std up to {pct(spread)}): not a clear win." + tail
+    return text + f", larger than the seed spread (std up to {pct(spread)})." + tail
 
 
 def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
@@ -246,36 +290,67 @@ def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
             f"for **{hi}** ({level[hi]:.3g}) and lowest for **{lo}** ({level[lo]:.3g}).")
 
 
-def baseline_sentence(groups: dict[str, list[Run]]) -> str | None:
-    """How every schedule compares with the untrained model (runs whose schedule is ``untrained``)
-    on CER and the composite: the floor a trained model must clear."""
-    if BASELINE not in groups:
-        return None
-    parts = []
-    for task, key, label, higher in (("asr", "cer", "CER", False), ("composite", "composite", "composite", True)):
-        stats = schedule_stats(groups, task, key)
-        base = stats.pop(BASELINE, None)
-        if base is None or not stats:
-            continue
-        beat = [name for name, st in stats.items() if (st.mean > base.mean if higher else st.mean < base.mean)]
-        missed = [name for name in stats if name not in beat]
-        text = f"{label} {pct(base.mean)}% untrained: " + (
-            "every schedule does better" if not missed else f"**{', '.join(missed)}** {'does' if len(missed) == 1 else 'do'} not beat it")
-        best = max(stats, key=lambda n: stats[n].mean if higher else -stats[n].mean)
-        parts.append(text + f" (best {best} {pct(stats[best].mean)}%)")
-    return ("Against the untrained model: " + "; ".join(parts) + ".") if parts else None
+def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
+    """How every schedule compares with each baseline on CER and the composite: the untrained model
+    is the floor a trained one must clear; against the pretrained ``base``, a CER worse than the
+    base's by more than the seed spread means the fine-tuning lost the base's ASR."""
+    out = []
+    for baseline in (b for b in BASELINES if b in groups):
+        parts = []
+        for task, key, label, higher in (("asr", "cer", "CER", False), ("composite", "composite", "composite", True)):
+            stats = schedule_stats({n: r for n, r in groups.items() if n == baseline or n not in BASELINES}, task, key)
+            base = stats.pop(baseline, None)
+            if base is None or not stats:
+                continue
+            if baseline == "base" and task == "asr":
+                parts.append(_kept_or_lost(base, stats))
+                continue
+            beat = [name for name, st in stats.items() if (st.mean > base.mean if higher else st.mean < base.mean)]
+            missed = [name for name in stats if name not in beat]
+            text = f"{label} {pct(base.mean)}% {baseline}: " + (
+                "every schedule does better" if not missed else
+                f"**{', '.join(missed)}** {'does' if len(missed) == 1 else 'do'} not beat it")
+            best = max(stats, key=lambda n: stats[n].mean if higher else -stats[n].mean)
+            parts.append(text + f" (best {best} {pct(stats[best].mean)}%)")
+        if parts:
+            what = "the untrained model" if baseline == "untrained" else "the pretrained base (before fine-tuning)"
+            out.append(f"Against {what}: " + "; ".join(parts) + ".")
+    return out
+
+
+def _kept_or_lost(base: Stat, stats: dict[str, Stat]) -> str:
+    """Per schedule: whether the fine-tuning kept the base's ASR (CER not worse beyond the spread)."""
+    kept, lost = [], []
+    for name, st in stats.items():
+        worse = st.mean - base.mean
+        if worse > max(st.std, base.std, KEEP_MARGIN):
+            lost.append(f"{name} {pct(st.mean)}% (+{100 * worse:.1f})")
+        else:
+            kept.append(f"{name} {pct(st.mean)}%")
+    text = f"CER {pct(base.mean)}% base: "
+    if kept:
+        text += "kept its ASR: " + ", ".join(kept)
+    if lost:
+        text += ("; " if kept else "") + "**lost** ASR (negative transfer): " + ", ".join(lost)
+    return text
+
+
+def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
+    """The groups that compete: every schedule but the baselines."""
+    return {name: runs for name, runs in groups.items() if name not in BASELINES}
 
 
 def summary(groups: dict[str, list[Run]]) -> list[str]:
-    """The report's summary sentences. The untrained baseline is compared with, never ranked."""
-    ranked = {name: runs for name, runs in groups.items() if name != BASELINE}
-    lines = [s for task in ("composite", *TASKS)
-             if (s := winner_sentence(task, schedule_stats(ranked, task, PRIMARY[task][0])))]
+    """The report's summary sentences. The baselines are compared with, never ranked."""
+    lines = []
+    for task in ("composite", *TASKS):
+        stats = schedule_stats(ranked(groups), task, PRIMARY[task][0])
+        failed = {n: why for n, st in stats.items() if task != "composite" and (why := not_learned(task, st, groups))}
+        if sentence := winner_sentence(task, stats, failed):
+            lines.append(sentence)
     if not lines:
         lines.append("No run has final metrics (eval-test/metrics.json or dev evaluations): nothing to rank.")
-    base = baseline_sentence(groups)
-    if base:
-        lines.append(base)
+    lines += baseline_sentences(groups)
     vol = volatility_sentence(groups)
     if vol:
         lines.append(vol)
@@ -426,6 +501,35 @@ def plot_volatility(groups: dict[str, list[Run]], out: Path) -> bool:
     return True
 
 
+def plot_task_weights(groups: dict[str, list[Run]], out: Path) -> list[str] | None:
+    """``task-weights.png``: the share of each task in a batch against the step, for schedules whose
+    mix moves with what they observe (``adaptive``), seeds averaged; returns the schedules shown."""
+    shown = {s: runs for s, runs in groups.items()
+             if any(e.get("weights") for r in runs for e in r.schedule_events)}
+    if not shown:
+        return None
+    fig, axes = _figure(len(shown))
+    for ax, (schedule, runs) in zip(axes, shown.items(), strict=True):
+        tasks = [t for t in TASKS if any(t in (e.get("weights") or {}) for r in runs for e in r.schedule_events)]
+        for task in tasks:
+            series = [_arrays([(e["step"], e["weights"][task]) for e in r.schedule_events
+                               if task in (e.get("weights") or {})]) for r in runs]
+            avg = average(series)
+            if avg is None:
+                continue
+            steps, mean, std = avg
+            ax.step(steps, mean, where="post", label=task, marker="o", ms=3)
+            ax.fill_between(steps, mean - std, mean + std, step="post", alpha=0.2, linewidth=0)
+        n = sum(any(e.get("weights") for e in r.schedule_events) for r in runs)
+        ax.set_title(f"{schedule}: share of each task per batch (n={n})", fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(out, dpi=110)
+    return list(shown)
+
+
 def plot_confusions(groups: dict[str, list[Run]], task: str, out: Path) -> list[str] | None:
     """``confusion-<task>.png``: the best run of each schedule, rows normalized, counts written in
     each cell; returns the run names shown (None when no run has a confusion matrix)."""
@@ -507,6 +611,11 @@ def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
         ("h1", "Nabra: schedule comparison"),
         ("p", f"{len(runs)} run(s): " + "; ".join(f"{s}: {', '.join(r.name for r in rs)}" for s, rs in groups.items())),
         ("h2", "Summary"), ("ul", summary(groups)),
+        ("h2", "The paper's claims on these runs"),
+        ("p", "Each claim with its figures and a verdict: supported, not supported (the other way, beyond the "
+              "seed spread), within seed spread, or not testable on these runs. Spread: the larger sample "
+              "standard deviation over the seeds of the two sides compared."),
+        ("ul", [c.sentence() for c in check_claims(ranked(groups))]),
         ("h2", "Final metrics"), *_tables(groups),
         ("h2", "Learning curves"),
     ]
@@ -516,6 +625,11 @@ def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
     if plot_volatility(groups, out / "grad-norm-volatility.png"):
         blocks += [("h2", "Gradient-norm volatility"),
                    ("img", "grad-norm-volatility.png", "Sliding-window variance of the gradient norm per schedule")]
+    adaptive = plot_task_weights(groups, out / "task-weights.png")
+    if adaptive:
+        blocks += [("h2", "Task shares of the adaptive schedules"),
+                   ("img", "task-weights.png", f"{', '.join(adaptive)}: share of each task in a batch at each dev "
+                    "evaluation, seeds averaged (band: ± 1 std)")]
     confusion = [(t, plot_confusions(groups, t, out / f"confusion-{t}.png")) for t in ("did", "ser")]
     if any(names for _, names in confusion):
         blocks.append(("h2", "Confusion matrices (best run of each schedule)"))
