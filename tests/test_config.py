@@ -20,7 +20,7 @@ def load_config_text(text, tmp=None):
 
 
 def test_recipes_are_found_by_name():
-    assert load_config("demo").model.init_tiny is True
+    assert load_config("demo-base").model.init_tiny is True and load_config("demo").model.finetune == "lora"
     assert load_config("omni7b-lora-tpc_ads").schedule.name == "tpc_ads"
     assert load_config("omni7b-lora-ads").train.precision == "bf16"
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import yaml
 
 from nabra.demo import run_demo
 from nabra.schedule import SCHEDULE_NAMES as SCHEDULES
@@ -8,19 +9,31 @@ from nabra.schedule import SCHEDULE_NAMES as SCHEDULES
 
 @pytest.mark.slow
 def test_demo_end_to_end_in_small(tmp_path, capsys):
-    # The quick demo, reduced: a tiny corpus and a few steps per schedule.
-    plan = {"utterances": 50, "steps": 4, "long_fraction": 0.0}
-    assert run_demo(tmp_path, quick=True, plan=plan) == 0
+    # The quick demo, reduced: tiny corpora, a few steps of base pre-training and of each schedule.
+    plan = {"utterances": 50, "steps": 4, "long_fraction": 0.0, "base_utterances": 60, "base_steps": 4}
+    assert run_demo(tmp_path, quick=True, plan=plan, jobs=2) == 0
     runs = tmp_path / "runs"
+    base = runs / "base-pretrain" / "final"
+    assert json.loads((base / "config.json").read_text())["text_config"]["vocab_size"] == 400
+    # The base learnt ASR only, from its own corpus, none of whose sentences the fine-tuning corpus has.
+    assert yaml.safe_load((runs / "base-pretrain" / "config.yaml").read_text())["data"]["tasks"] == ["asr"]
+    tune = {json.loads(x)["transcript"] for x in (tmp_path / "corpus" / "manifest.jsonl").read_text().splitlines()}
+    pre = {json.loads(x)["transcript"] for x in (tmp_path / "base-corpus" / "manifest.jsonl").read_text().splitlines()}
+    assert pre and not pre & tune
     for schedule in SCHEDULES:
-        metrics = json.loads((runs / f"{schedule}-seed0" / "eval-test" / "metrics.json").read_text())
+        run = runs / f"{schedule}-seed0"
+        metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
         assert {"asr", "did", "ser"} <= set(metrics["metrics"]) and metrics["composite"] is not None
-    assert (runs / "untrained" / "eval-test" / "metrics.json").is_file()
+        assert json.loads((run / "final" / "nabra_run.json").read_text())["base_model"] == str(base)  # from the base
+        assert (run / "final" / "adapter_model.safetensors").is_file()  # with LoRA
+    assert (runs / "base" / "eval-test" / "metrics.json").is_file()
     report = (tmp_path / "report" / "report.md").read_text()
-    assert all(s in report for s in (*SCHEDULES, "untrained")) and "## Summary" in report
+    assert all(s in report for s in (*SCHEDULES, "base")) and "## Summary" in report
+    assert "## The paper's claims on these runs" in report and "pretrained base" in report
     assert (tmp_path / "report" / "report.html").stat().st_size > 10_000  # images embedded
     out = capsys.readouterr().out
-    assert "test split" in out and "tpc_ads" in out and "report.html" in out
+    assert "test split" in out and "adaptive" in out and "report.html" in out
     # A second run reuses everything that is finished.
-    assert run_demo(tmp_path, quick=True, plan=plan) == 0
-    assert "train uniform" not in capsys.readouterr().out
+    assert run_demo(tmp_path, quick=True, plan=plan, jobs=2) == 0
+    out = capsys.readouterr().out
+    assert "fine-tune the base" not in out and "pre-train the base" not in out

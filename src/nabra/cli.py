@@ -250,7 +250,7 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     from nabra.demo import run_demo
 
-    return run_demo(out=args.out, quick=args.quick, seeds=args.seeds)
+    return run_demo(out=args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default ./demo)")
     demo.add_argument("--quick", action="store_true", help="one seed, short")
     demo.add_argument("--seeds", type=int, default=None, help="seeds per schedule (default 3, 1 with --quick)")
+    demo.add_argument("--jobs", type=int, default=None,
+                      help="fine-tuning runs at a time, one CPU thread each (default: one per core); the "
+                           "results do not depend on it")
     demo.set_defaults(func=cmd_demo)
     return p
 

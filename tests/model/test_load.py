@@ -172,3 +172,21 @@ def test_tiny_release_is_what_the_stock_class_loads(tiny_dir, tmp_path):
     ours = load(release).model
     ref = ours.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in stock.thinker.state_dict().items())
+
+
+def test_tiny_tokenizer_is_character_level_for_arabic_and_keeps_label_words_whole():
+    from nabra.corpus.labels import DIALECTS, EMOTIONS
+    from nabra.corpus.manifest import Utterance
+    from nabra.model.tiny import corpus_texts, train_tokenizer
+
+    text = "الجو حلو النهاردة، قال السيد في مؤتمر صحفي"
+    utts = [Utterance(id=f"u{i}", audio="a.wav", transcript=text, dialect=DIALECTS.names[i % 5],
+                      emotion=EMOTIONS.names[i % 5]) for i in range(50)]  # labels as often as they are answered
+    tok = train_tokenizer(corpus_texts(utts), 400)
+    letters = [c for c in text if not c.isspace()]
+    pieces = [p for p in tok.tokenize(text) if p != "Ġ"]
+    assert len(pieces) == len(letters)  # one token per Arabic letter, even for a sentence seen 50 times
+    for name in (*DIALECTS.names, *EMOTIONS.names):
+        assert len(tok.tokenize(name)) == 1, name
+    mixed = "سعيد happy  ١٢٣ x\u064e"
+    assert tok.decode(tok.encode(mixed)) == mixed
