@@ -65,12 +65,14 @@ class Side:
         return f"{m} ± {scale * self.std:.{digits}f}" if len(self.values) > 1 else m
 
 
-def verdict(a: Side, b: Side, higher: bool, min_gap: float = MIN_GAP) -> tuple[str, str]:
-    """Whether ``a`` beats ``b`` (higher or lower, as claimed) beyond the seed spread; and a note."""
+def verdict(a: Side, b: Side, higher: bool, min_gap: float = MIN_GAP, scale: float = 1.0,
+            unit: str = "") -> tuple[str, str]:
+    """Whether ``a`` beats ``b`` (higher or lower, as claimed) beyond the seed spread; and a note
+    (the spread times ``scale``, in ``unit``: the figures' own)."""
     diff = (a.mean - b.mean) * (1 if higher else -1)
     single = len(a.values) < 2 or len(b.values) < 2
     spread = 0.0 if single else max(a.std, b.std)
-    note = " (one seed on a side: spread unknown)" if single else f" (seed spread {spread:.3g})"
+    note = " (one seed on a side: spread unknown)" if single else f" (seed spread {scale * spread:.3g}{unit})"
     if abs(diff) <= max(spread, min_gap):
         return SPREAD, note
     return (SUPPORTED if diff > 0 else NOT_SUPPORTED), note
@@ -130,7 +132,8 @@ def claim_converges_faster(groups) -> Claim:
                      f"{reach['uniform'].text(digits=0)} steps [{v}]")
     if not parts:
         return _missing("a", text, "needs dev losses at two or more evaluations (train.eval_every) in both")
-    return Claim("a", text, _majority(votes), "; ".join(parts) + ". A run that never reaches the level counts "
+    tally = f"supported on {votes.count(SUPPORTED)} of {len(votes)} tasks, not supported on {votes.count(NOT_SUPPORTED)}: "
+    return Claim("a", text, _majority(votes), tally + "; ".join(parts) + ". A run that never reaches the level counts "
                  "twice its steps. Level: halfway from the common first dev loss to the worse schedule's best.")
 
 
@@ -178,7 +181,7 @@ def claim_paralinguistic(groups) -> Claim:
     if "ads" not in sides or "uniform" not in sides:
         return _missing("c", text, "needs ads and uniform runs with DID or SER test metrics")
     ads, uni = sides["ads"], sides["uniform"]
-    v, note = verdict(ads, uni, higher=True)
+    v, note = verdict(ads, uni, higher=True, scale=100, unit=" points")
     evidence = f"ads {ads.text(100)} vs uniform {uni.text(100)} ({100 * (ads.mean - uni.mean):+.1f} points){note}"
     bal = sides.get("balanced")
     if bal is None:
@@ -244,8 +247,9 @@ def claim_negative_transfer(groups) -> Claim:
         if v == SUPPORTED:
             found.append(f"{task} at stage {stage}")
         improved &= side.mean <= MIN_GAP
+        shown = Side([abs(x) for x in side.values]) if side.mean < 0 else side
         parts.append(f"{task} {metric} after stage {stage} begins: {'worse' if side.mean > 0 else 'better'} by "
-                     f"{side.text(100)} points [{'drop' if v == SUPPORTED else 'no clear drop' if v == SPREAD else 'gain'}]")
+                     f"{shown.text(100)} points [{'drop' if v == SUPPORTED else 'no clear drop' if v == SPREAD else 'gain'}]")
     verdict_ = SUPPORTED if found else NOT_SUPPORTED if improved else SPREAD
     lead = f"drops beyond the seed spread: {', '.join(found)}; " if found else ""
     return Claim("d", text, verdict_, lead + "; ".join(parts) + " (last dev evaluation before the stage vs first after).")
@@ -262,7 +266,7 @@ def claim_best_balance(groups) -> Claim:
         return _missing("e", text, "needs tpc_ads and at least one other schedule with test metrics")
     ranked = sorted(composite, key=lambda s: -composite[s].mean)
     rival = ranked[0] if ranked[0] != "tpc_ads" else ranked[1]
-    v_comp, note = verdict(composite["tpc_ads"], composite[rival], higher=True)
+    v_comp, note = verdict(composite["tpc_ads"], composite[rival], higher=True, scale=100, unit=" points")
     worst = worst_task_ranks(groups)
     best_worst = min(r for r, _ in worst.values()) if worst else None
     own = worst.get("tpc_ads")

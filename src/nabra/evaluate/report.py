@@ -209,6 +209,8 @@ WER_NOT_LEARNED = 0.9
 """ASR whose test WER is at least this was not learned (a model that transcribes nothing scores 1.0)."""
 KEEP_MARGIN = 0.02
 """A fine-tuned CER worse than the base's by at most this (or the seed spread, if larger) kept the base's ASR."""
+ROUGE_NOT_LEARNED = 0.10
+"""Without a baseline to compare with, a summary whose ROUGE-L is below this was not learned."""
 CHANCE_MARGIN = 0.05
 """A DID/SER macro-F1 within this (or the seed spread, if larger) of chance (1 / labels) was not learned."""
 
@@ -224,6 +226,8 @@ def not_learned(task: str, stat: Stat, groups: dict[str, list[Run]]) -> str | No
             return f"macro-F1 {pct(stat.mean)}% within {pct(max(stat.std, CHANCE_MARGIN))} of chance {pct(chance)}%"
     if task in ("ssum", "tsum"):
         floor = [st for name, st in schedule_stats(groups, task, key).items() if name in BASELINES]
+        if not floor and stat.mean < ROUGE_NOT_LEARNED:
+            return f"ROUGE-L {pct(stat.mean)}% < {pct(ROUGE_NOT_LEARNED)}%"
         if floor:
             base = max(floor, key=lambda st: st.mean)
             if stat.mean <= base.mean + max(stat.std, base.std, 0.01):
@@ -302,8 +306,9 @@ def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
             base = stats.pop(baseline, None)
             if base is None or not stats:
                 continue
-            if baseline == "base" and task == "asr":
-                parts.append(_kept_or_lost(base, stats))
+            if baseline == "base":  # evaluated on the tasks it was pre-trained on: its composite is not comparable
+                if task == "asr":
+                    parts.append(_kept_or_lost(base, stats))
                 continue
             beat = [name for name, st in stats.items() if (st.mean > base.mean if higher else st.mean < base.mean)]
             missed = [name for name in stats if name not in beat]
