@@ -17,7 +17,7 @@ def table():
 
 
 def test_default_stages_in_order_with_boundaries(table):
-    s = TPCSchedule(table, batch_size=16, seed=0, total_steps=90)
+    s = TPCSchedule(table, batch_size=16, seed=0, total_steps=90, blend_steps=0)  # hard switches
     assert s.boundaries == [30, 60]
     seen = [tasks_of(table, s.next_batch()) for _ in range(100)]
     assert set().union(*seen[:30]) == {"asr"}
@@ -29,7 +29,7 @@ def test_default_stages_in_order_with_boundaries(table):
 
 
 def test_replay_weight(table):
-    s = TPCSchedule(table, batch_size=32, seed=0, total_steps=900, replay=0.25)
+    s = TPCSchedule(table, batch_size=32, seed=0, total_steps=900, replay=0.25, blend_steps=0)
     # Stage 2: asr is replayed (w = 0.25), did and ser are new (w = 1); equal task sizes.
     assert s.mix(300) == pytest.approx({"asr": 0.25 / 2.25, "ssum": 0, "tsum": 0, "did": 1 / 2.25, "ser": 1 / 2.25})
     s.step = 300  # jump to stage 2
@@ -44,6 +44,15 @@ def test_fractions_and_steps(table):
     assert s.boundaries == [50, 80]
     s = TPCSchedule(table, batch_size=8, seed=0, total_steps=100, steps=[10, 20, 5])
     assert s.boundaries == [10, 30]
+
+
+def test_default_blend_is_20_steps_capped_at_the_shortest_stage(table):
+    s = TPCSchedule(table, batch_size=8, seed=0, total_steps=300)  # stages of 100 steps
+    assert s.blend_width == 20 and s.mix(89) == s.mix(0) and s.mix(90) != s.mix(0)
+    assert s.stage(95).startswith("tpc:1/3 asr (blend")
+    short = TPCSchedule(table, batch_size=8, seed=0, total_steps=30)  # stages of 10 steps
+    assert short.blend_width == 10  # never longer than a stage: neighbouring windows do not overlap
+    assert TPCSchedule(table, batch_size=8, seed=0, total_steps=3).blend_width == 1
 
 
 def test_blend_moves_the_mix_linearly_across_the_boundary(table):

@@ -13,7 +13,7 @@ def table():
 
 
 def test_switch_step(table):
-    s = TPCADSSchedule(table, batch_size=10, seed=0, total_steps=60, switch=0.5)
+    s = TPCADSSchedule(table, batch_size=10, seed=0, total_steps=60, switch=0.5, tpc={"blend_steps": 0})
     assert s.switch_step == 30 and s.tpc.boundaries == [10, 20]
     assert [s.stage(k) for k in (0, 10, 29)] == ["tpc:1/3 asr", "tpc:2/3 asr+did+ser", "tpc:3/3 asr+did+ser+ssum+tsum"]
     assert s.stage(30) == "ads (no embeddings)"

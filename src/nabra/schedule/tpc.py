@@ -11,7 +11,7 @@ import numpy as np
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.schedule.base import Schedule, draw_tasks, task_groups, task_probs
-from nabra.schedule.config import TPCConfig
+from nabra.schedule.config import AUTO_BLEND, TPCConfig
 from nabra.schedule.queues import GroupQueues
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class TPCSchedule(Schedule):
     def __init__(self, table, **kwargs):
         super().__init__(table, **kwargs)
         self.stages = resolve_stages(self.config, table.counts(), self.total_steps)
+        self.blend_width = blend_width(self.stages, self.config.blend_steps)
+        """Steps of each boundary's blend window (0: hard switches)."""
         self._starts = [s.start for s in self.stages]
         self._audio = np.array([t in self.audio_tasks for t in TASKS])
         self.queues = GroupQueues(task_groups(table, TASKS), len(TASKS))
@@ -68,7 +70,9 @@ class TPCSchedule(Schedule):
 
     def _blend(self, step: int) -> tuple[int, float] | None:
         """(next stage, weight of its mix) when ``step`` lies in a blend window."""
-        width = self.config.blend_steps
+        width = self.blend_width
+        if not width:
+            return None
         for k in range(1, len(self.stages)):
             lo = self.stages[k].start - width // 2
             if lo <= step < lo + width:
@@ -118,8 +122,18 @@ def resolve_stages(config: TPCConfig, counts: dict[str, int], total_steps: int) 
         stages.append(Stage(tuple(tasks), start, start + length, probs))
         seen.update(tasks)
         start += length
-    _check_blend(stages, config.blend_steps)
+    if config.blend_steps is not None:
+        _check_blend(stages, config.blend_steps)
     return stages
+
+
+def blend_width(stages: list[Stage], blend_steps: int | None) -> int:
+    """The blend window: ``blend_steps`` as given, or by default ``AUTO_BLEND`` steps capped at the
+    shortest stage but the last (neighbouring windows never overlap)."""
+    if blend_steps is not None:
+        return blend_steps
+    inner = [s.end - s.start for s in stages[:-1]]
+    return min([AUTO_BLEND, *inner]) if inner else 0
 
 
 def _lengths(config: TPCConfig, total_steps: int) -> list[int]:
