@@ -121,6 +121,11 @@ class Recipe:
                 self.say(f"building a tiny thinker at {path}")
                 init_tiny(path, manifests.train)  # refuses a folder that holds anything
             self.acc.wait_for_everyone()
+        if cfg.model.finetune == "lora" and (path / "nabra_tiny.json").is_file():
+            # init_tiny writes nabra_tiny.json; a trained run's final/ has none: these weights are random.
+            self.say(f"warning: {path} is a freshly initialised tiny model (random weights): LoRA adapters over "
+                     "random weights learn next to nothing — use model.finetune=full, or point model.path at a "
+                     "trained model (the demo's base: demo/runs/base-pretrain/final)")
         bundle = load(path, dtype=cfg.model.dtype)
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,

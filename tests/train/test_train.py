@@ -58,9 +58,12 @@ def test_every_schedule_trains_the_tiny_model(make_config, schedule):
 
 def test_lora_run_saves_a_peft_adapter(make_config):
     cfg = load_config(make_config("lora", model={"finetune": "lora", "lora": {"r": 4}}, train={"max_steps": 2}))
-    run = train(cfg, progress=False, log=lambda *_: None)
+    said = []
+    run = train(cfg, progress=False, log=said.append)
     assert (run / "final" / "adapter_config.json").is_file()
     assert (run / "final" / "adapter_model.safetensors").is_file()
+    # The fixture is a freshly initialised tiny model: LoRA over random weights is said to be pointless.
+    assert any("random weights" in s and "finetune=full" in s for s in said)
 
 
 def test_learning_happens(make_config):
