@@ -98,6 +98,19 @@ def test_within_spread_and_not_testable(tmp_path):
     assert "run the balanced schedule" in claims["c"].evidence
 
 
+def test_the_claims_name_registered_schedules():
+    import ast
+    import inspect
+
+    from nabra.evaluate import claims
+    from nabra.schedule import SCHEDULE_NAMES
+
+    spelled = {n.value for n in ast.walk(ast.parse(inspect.getsource(claims)))
+               if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in
+               {"ads", "uniform", "balanced", "tpc", "tpc_ads", "adaptive"}}
+    assert spelled <= set(SCHEDULE_NAMES) and {"ads", "uniform", "balanced", "tpc", "tpc_ads"} <= spelled
+
+
 def test_steps_to_reach_interpolates_between_evaluations():
     import numpy as np
 

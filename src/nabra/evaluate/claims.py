@@ -26,6 +26,9 @@ import numpy as np
 from nabra.corpus.manifest import TASKS
 from nabra.evaluate.metrics import PRIMARY
 
+# The schedules the paper's claims are about (registered names: tests/evaluate/test_claims.py checks).
+ADS = "ads"
+UNIFORM = "uniform"
 SUPPORTED, NOT_SUPPORTED, SPREAD, UNTESTABLE = "supported", "not supported", "within seed spread", "not testable"
 LEVEL = 0.5
 """Claim (a): the dev-loss level is this far from the common start to the worse side's best loss."""
@@ -112,7 +115,7 @@ def claim_converges_faster(groups) -> Claim:
     text = "ADS converges faster early than uniform (steps to a fixed dev-loss level per task)"
     if "ads" not in groups or "uniform" not in groups:
         return _missing("a", text, "needs ads and uniform runs")
-    pair = {s: groups[s] for s in ("ads", "uniform")}
+    pair = {s: groups[s] for s in (ADS, UNIFORM)}
     parts, votes = [], []
     for task in TASKS:
         series = {s: [dev_losses(r, task) for r in runs] for s, runs in pair.items()}
@@ -159,7 +162,7 @@ def claim_volatility(groups) -> Claim:
         return _missing("b", text, "needs ads and uniform runs with grad_norm_var in metrics.jsonl")
     v, note = verdict(sides["ads"], sides["uniform"], higher=True)
     ratio = sides["ads"].mean / max(sides["uniform"].mean, 1e-12)
-    others = ", ".join(f"{s} {side.mean:.3g}" for s, side in sides.items() if s not in ("ads", "uniform"))
+    others = ", ".join(f"{s} {side.mean:.3g}" for s, side in sides.items() if s not in (ADS, UNIFORM))
     return Claim("b", text, v, f"mean sliding-window variance ads {sides['ads'].text(digits=4)} vs uniform "
                  f"{sides['uniform'].text(digits=4)} (×{ratio:.2f}){note}" + (f"; {others}" if others else "") + ".")
 
