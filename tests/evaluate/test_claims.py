@@ -152,3 +152,16 @@ def test_fine_tuning_that_loses_the_base_asr_is_named(tmp_path):
     md = (tmp_path / "report" / "report.md").read_text()
     line = next(x for x in md.splitlines() if "pretrained base" in x)
     assert "kept its ASR: uniform" in line and "**lost** ASR (negative transfer): tpc" in line
+
+
+def test_negative_transfer_counts_only_the_earlier_stages_tasks(tmp_path):
+    from nabra.evaluate.claims import transfer_changes
+
+    # A blend window before the boundary shows did/ser in the batches: they still belong to stage 2.
+    stages = [(0, "tpc:1/2 asr"), (25, "tpc:1/2 asr (blend 0.25)"), (31, "tpc:2/2 asr+did+ser")]
+    run = read_run(write_run(tmp_path / "tpc-0", "tpc", 0, stages=stages, asr_dev_wer={30: 0.5, 40: 0.7}))
+    for r in run.train:  # the blend window's batches hold did and ser
+        if 25 <= r["step"] < 31:
+            r["task_loss"] = {"asr": 1.0, "did": 1.0, "ser": 1.0}
+    changes = transfer_changes(run)
+    assert set(changes) == {(2, "asr")} and abs(changes[(2, "asr")] - 0.2) < 1e-9

@@ -212,6 +212,17 @@ def stage_starts(run) -> list[tuple[int, str]]:
     return out
 
 
+def _first_stage(run) -> str:
+    first = min(run.train, key=lambda r: r["step"], default={})
+    return str(first.get("stage", "")).split(" (blend")[0]
+
+
+def _stage_tasks(stage: str) -> set[str]:
+    """The tasks a TPC stage label names (``tpc:2/3 asr+did+ser``); empty for other labels."""
+    head, _, tasks = stage.partition(" ")
+    return set(tasks.split("+")) & set(TASKS) if head.startswith("tpc:") else set()
+
+
 def _dev_metric(run, task: str) -> list[tuple[int, float]]:
     key = PRIMARY[task][0]
     return sorted((int(r["step"]), float(r["metrics"][task][key])) for r in run.dev_eval
@@ -221,9 +232,13 @@ def _dev_metric(run, task: str) -> list[tuple[int, float]]:
 def transfer_changes(run) -> dict[tuple[int, str], float]:
     """Per (stage index, task trained before it): how much the task's dev metric worsened from the last
     evaluation before the stage began to the first one after (> 0: worse; WER up, F1/ROUGE down)."""
-    out = {}
-    for k, (start, _) in enumerate(stage_starts(run), start=2):
-        trained = {t for r in run.train if r["step"] < start for t in (r.get("task_loss") or {})}
+    out, starts = {}, stage_starts(run)
+    for k, (start, _) in enumerate(starts, start=2):
+        # The tasks of the stages before: named in the stage label ("tpc:2/3 asr+did+ser"); a task met
+        # only in a blend window before the boundary is the new stage's, not an earlier one's.
+        earlier = [_first_stage(run), *(stage for s, stage in starts if s < start)]
+        trained = {t for stage in earlier for t in _stage_tasks(stage)} or {
+            t for r in run.train if r["step"] < start for t in (r.get("task_loss") or {})}
         for task in sorted(trained & set(TASKS)):
             series = _dev_metric(run, task)
             before = [v for s, v in series if s < start]
