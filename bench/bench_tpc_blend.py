@@ -1,7 +1,7 @@
 """Do TPC's stage-boundary gradient spikes shrink with ``blend_steps``? Measured on the demo.
 
-For each seed, the demo recipe's tpc run (``blend_steps: 0``, reused from ``nabra demo``'s output
-when there) and the same run with ``blend_steps: B``. The spike of a boundary is the largest
+For each seed, the demo recipe's tpc run with ``blend_steps: 0`` and with ``blend_steps: B``, from the
+demo's base (built by ``nabra demo``), without dev or test evaluations. The spike of a boundary is the largest
 gradient norm within ``--around`` steps after it, over the median gradient norm of the
 ``--context`` steps before it; printed per seed and boundary, then the mean per setting.
 
@@ -11,7 +11,6 @@ gradient norm within ``--around`` steps after it, over the median gradient norm 
 from __future__ import annotations
 
 import argparse
-import json
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -19,17 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from nabra.demo import FULL, default_jobs, run_overrides, train_and_evaluate
+from nabra.evaluate.claims import stage_starts
+from nabra.evaluate.report import read_run
 
 
-def spikes(run: Path, around: int, context: int) -> list[float]:
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    train = sorted((r for r in records if "loss" in r and "event" not in r), key=lambda r: r["step"])
+def spikes(run, around: int, context: int) -> list[float]:
+    run = read_run(run)
+    train = sorted(run.train, key=lambda r: r["step"])
     steps = np.array([r["step"] for r in train])
     norms = np.array([r["grad_norm"] for r in train])
-    stages = [r["stage"].split(" (blend")[0] for r in train]
-    starts = [int(steps[i]) for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
     out = []
-    for b in starts:
+    for b, _ in stage_starts(run):
         before = norms[(steps >= b - context) & (steps < b)]
         after = norms[(steps >= b) & (steps < b + around)]
         if len(before) and len(after):
@@ -59,7 +58,7 @@ def main() -> None:
             if not (run / "final" / "nabra_run.json").is_file():
                 todo.append(overrides)
     with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as pool:
-        list(pool.map(train_and_evaluate, todo, [str(manifest)] * len(todo), [1] * len(todo)))
+        list(pool.map(train_and_evaluate, todo, [str(manifest)] * len(todo), [1] * len(todo), [False] * len(todo)))
     print(f"tpc, {args.steps} steps, spike = max grad norm in {args.around} steps after a stage boundary / "
           f"median of the {args.context} before")
     for blend in (0, args.blend):

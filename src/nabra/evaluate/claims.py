@@ -205,16 +205,20 @@ def stage_starts(run) -> list[tuple[int, str]]:
     """(first step, stage) of every stage after the first, from the per-step ``stage`` field."""
     out, last = [], None
     for r in sorted(run.train, key=lambda r: r["step"]):
-        stage = str(r.get("stage", "")).split(" (blend")[0]
+        stage = stage_label(r)
         if last is not None and stage != last:
             out.append((int(r["step"]), stage))
         last = stage
     return out
 
 
+def stage_label(record: dict) -> str:
+    """A training record's stage without its blend suffix (``tpc:1/3 asr (blend 0.25)`` -> ``tpc:1/3 asr``)."""
+    return str(record.get("stage", "")).split(" (blend")[0]
+
+
 def _first_stage(run) -> str:
-    first = min(run.train, key=lambda r: r["step"], default={})
-    return str(first.get("stage", "")).split(" (blend")[0]
+    return stage_label(min(run.train, key=lambda r: r["step"], default={}))
 
 
 def _stage_tasks(stage: str) -> set[str]:
