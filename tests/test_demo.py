@@ -2,6 +2,7 @@ import json
 
 import pytest
 import yaml
+from safetensors.torch import load_file
 
 from nabra.demo import run_demo
 from nabra.schedule import SCHEDULE_NAMES as SCHEDULES
@@ -15,8 +16,8 @@ def test_demo_end_to_end_in_small(tmp_path, capsys):
     runs = tmp_path / "runs"
     base = runs / "base-pretrain" / "final"
     assert json.loads((base / "config.json").read_text())["text_config"]["vocab_size"] == 400
-    # The base learnt ASR only, from its own corpus, none of whose sentences the fine-tuning corpus has.
-    assert yaml.safe_load((runs / "base-pretrain" / "config.yaml").read_text())["data"]["tasks"] == ["asr"]
+    # The base learnt ASR and SER (not DID), from its own corpus, none of whose sentences the fine-tuning corpus has.
+    assert yaml.safe_load((runs / "base-pretrain" / "config.yaml").read_text())["data"]["tasks"] == ["asr", "ser"]
     tune = {json.loads(x)["transcript"] for x in (tmp_path / "corpus" / "manifest.jsonl").read_text().splitlines()}
     pre = {json.loads(x)["transcript"] for x in (tmp_path / "base-corpus" / "manifest.jsonl").read_text().splitlines()}
     assert pre and not pre & tune
@@ -26,7 +27,9 @@ def test_demo_end_to_end_in_small(tmp_path, capsys):
         assert {"asr", "did", "ser"} <= set(metrics["metrics"]) and metrics["composite"] is not None
         assert json.loads((run / "final" / "nabra_run.json").read_text())["base_model"] == str(base)  # from the base
         assert (run / "final" / "adapter_model.safetensors").is_file()  # with LoRA
-    assert (runs / "base" / "eval-test" / "metrics.json").is_file()
+    assert set(json.loads((runs / "base" / "eval-test" / "metrics.json").read_text())["metrics"]) == {"asr", "ser"}
+    # The label words' output rows were trained with the adapters (the base never wrote a dialect name).
+    assert any("trainable_tokens" in k for k in load_file(str(runs / "uniform-seed0" / "final" / "adapter_model.safetensors")))
     report = (tmp_path / "report" / "report.md").read_text()
     assert all(s in report for s in (*SCHEDULES, "base")) and "## Summary" in report
     assert "## The paper's claims on these runs" in report and "pretrained base" in report

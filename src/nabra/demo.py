@@ -1,10 +1,10 @@
 """`nabra demo`: the main job on the embedded default, end to end, on the CPU.
 
-As in the paper's setting, the schedules fine-tune a model that already knows ASR:
+As in the paper's setting, the schedules fine-tune a model that already knows ASR (and emotions):
 
 1. synthesize the fine-tuning corpus (once);
 2. build the **base** (once, cached): a tiny Qwen2.5-Omni thinker with a character-level Arabic
-   vocabulary, pre-trained on ASR alone (recipe ``demo-base``) over its own synthetic clips — other
+   vocabulary, pre-trained on ASR and SER (recipe ``demo-base``) over its own synthetic clips — other
    sentences than the fine-tuning corpus's (any that coincide are dropped, and counted);
 3. fine-tune the base with LoRA once per schedule and seed, on the same budget (recipe ``demo``),
    several runs at a time (one CPU thread each: the results do not depend on how many run at once);
@@ -43,10 +43,10 @@ from nabra.train import train
 
 # Sizes. The fine-tuning corpus: few news paragraphs and few of them over 30 s (long audio is most
 # of a CPU step); dialect words only (a tiny model needs a dense lexical cue). The base: short
-# clips of other sentences, ASR only. Measured on 2 cores: see the README's demo section.
+# clips of other sentences, ASR and SER. Measured on 2 cores: see the README's demo section.
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
          "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 300, "vocab_size": 400}
-FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1000}
+FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}
 BASE_SEED = 1
 """Synthesis seed of the base's corpus (the fine-tuning corpus has seed 0): other sentences."""
 BASE_THREADS = 2
@@ -86,7 +86,7 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console) -> Path
     tiny = out / "tiny"
     if not (tiny / "config.json").is_file():
         init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"]))
-    console.rule(f"[bold]pre-train the base on ASR ({plan['base_steps']} steps, built once)")
+    console.rule(f"[bold]pre-train the base on ASR and SER ({plan['base_steps']} steps, built once)")
     cfg = load_config("demo-base", [f"output_dir={final.parent}", f"data.manifest={base_manifest}",
                                     f"model.path={tiny}", f"train.max_steps={plan['base_steps']}",
                                     f"train.eval_every={max(50, plan['base_steps'] // 4)}",
@@ -208,7 +208,7 @@ def headline(runs: list[Path], console: Console) -> None:
     table.add_column("composite", justify="right")
     for name, results in rows.items():
         cells = [_mean([r["metrics"].get(task, {}).get(key) for r in results]) for _, task, key in cols]
-        # The base is scored on the task it was pre-trained on (ASR): its composite is not comparable.
+        # The base is scored on the tasks it was pre-trained on (ASR, SER): its composite is not comparable.
         table.add_row(name, *cells, "-" if name == "base" else _mean([r.get("composite") for r in results]))
     console.print(table)
 

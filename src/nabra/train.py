@@ -36,7 +36,7 @@ from nabra.model.embeddings import (
     example_vectors,
     utterances_key,
 )
-from nabra.model.lora import trainable
+from nabra.model.lora import label_token_ids, trainable
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.tiny import init_tiny
 from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
@@ -128,8 +128,9 @@ class Recipe:
                      "trained model (the demo's base: demo/runs/base-pretrain/final)")
         bundle = load(path, dtype=cfg.model.dtype)
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
+        labels = label_token_ids(bundle.tokenizer, run_data.run_label_sets(cfg)) if cfg.model.lora.train_label_tokens else None
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,
-                                 gradient_checkpointing=cfg.model.gradient_checkpointing)
+                                 gradient_checkpointing=cfg.model.gradient_checkpointing, label_token_ids=labels)
 
     @property
     def trained(self):

@@ -145,13 +145,15 @@ def test_not_learned_is_said_instead_of_a_winner(tmp_path):
 
 
 def test_fine_tuning_that_loses_the_base_asr_is_named(tmp_path):
-    folders = [write_run(tmp_path / "base", "base", 0, wer=0.40),
-               write_run(tmp_path / "uniform-0", "uniform", 0, wer=0.42),
-               write_run(tmp_path / "tpc-0", "tpc", 0, wer=0.80)]
+    # Per task the base was scored on: CER lower is better, the macro-F1s higher.
+    folders = [write_run(tmp_path / "base", "base", 0, wer=0.40, f1=0.60),
+               write_run(tmp_path / "uniform-0", "uniform", 0, wer=0.42, f1=0.59),
+               write_run(tmp_path / "tpc-0", "tpc", 0, wer=0.80, f1=0.30)]
     make_report(folders, tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
     line = next(x for x in md.splitlines() if "pretrained base" in x)
     assert "kept its ASR: uniform" in line and "**lost** ASR (negative transfer): tpc" in line
+    assert "SER macro-F1 59.0% base: kept its SER: uniform 58.0%; **lost** SER (negative transfer): tpc 29.0% (-30.0)" in line
 
 
 def test_negative_transfer_counts_only_the_earlier_stages_tasks(tmp_path):

@@ -95,3 +95,46 @@ def test_adapter_save_load_merge_round_trip(tiny_dir, corpus, tmp_path):
 def test_not_an_adapter_folder(tiny_dir, tmp_path):
     with pytest.raises(NabraError, match="not a PEFT adapter folder"):
         load_adapter(load(tiny_dir).model, tmp_path)
+
+
+def _label_ids(bundle):
+    from nabra.corpus.labels import label_sets
+    from nabra.model.lora import label_token_ids
+
+    return label_token_ids(bundle.tokenizer, label_sets(None, None))
+
+
+def test_label_token_ids_spell_the_label_names(tiny_dir):
+    from nabra.corpus.labels import label_sets
+
+    bundle = load(tiny_dir)
+    ids = _label_ids(bundle)
+    dialects, emotions = label_sets(None, None)
+    spelled = {bundle.tokenizer.decode([i]) for i in ids}
+    for name in (*dialects.names, *emotions.names):
+        pieces = bundle.tokenizer(name, add_special_tokens=False)["input_ids"]
+        assert set(pieces) <= set(ids) and "".join(bundle.tokenizer.decode([p]) for p in pieces) == name
+    assert len(ids) == len(set(ids)) and spelled
+
+
+def test_label_tokens_train_only_their_output_rows_and_survive_save_load_merge(tiny_dir, corpus, tmp_path):
+    base = load(tiny_dir)
+    ids = _label_ids(base)
+    with pytest.raises(NabraError, match="no label token ids"):
+        apply_lora(load(tiny_dir).model, LoraSettings(r=4, train_label_tokens=True))
+    model = apply_lora(base.model, LoraSettings(r=4, train_label_tokens=True), label_token_ids=ids)
+    extra = [n for n in trainable_parameter_names(model) if not LM_LORA.fullmatch(n)]
+    assert len(extra) == 1 and "lm_head" in extra[0] and "trainable_tokens" in extra[0], extra
+    _randomize_lora(model)
+    model.eval()
+    inputs = _inputs(base, corpus)
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    adapter = save_adapter(model, tmp_path / "adapter")
+    with torch.no_grad():
+        assert torch.allclose(load_adapter(load(tiny_dir).model, adapter).eval()(**inputs).logits, expected, atol=1e-5)
+    merged = load(merge(load(tiny_dir), adapter, tmp_path / "merged")).model
+    with torch.no_grad():
+        assert (merged(**inputs).logits - expected).abs().max() < 1e-4
+    changed = (merged.lm_head.weight - load(tiny_dir).model.lm_head.weight).abs().sum(-1).nonzero().flatten()
+    assert changed.tolist() == ids  # exactly the label tokens' output rows, no other

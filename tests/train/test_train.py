@@ -124,12 +124,14 @@ def _run_cli(config, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule", ["tpc", "ads"])
-def test_sigkill_and_resume_gives_the_same_run(make_config, schedule):
+@pytest.mark.parametrize(("schedule", "label_tokens"), [("tpc", True), ("ads", False)])
+def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens):
     # LoRA with dropout: the RNG state matters; ADS refreshes its embeddings from the model every 3 steps.
+    # With label_tokens the label words' output rows are trained too: they are in the checkpoint as well.
     sections = {"train": {"max_steps": 8, "save_every": 2, "eval_every": 0, "keep_last": 10},
                 "schedule": {"name": schedule, "ads": {"refresh_every": 3}},
-                "model": {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1, "train_aligner": True}}}
+                "model": {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1, "train_aligner": True,
+                                                        "train_label_tokens": label_tokens}}}
     reference = train(load_config(make_config("ref", **sections)), progress=False, log=lambda *_: None)
     config = make_config("killed", **sections)
     run = Path(load_config(config).output_dir)
@@ -154,6 +156,7 @@ def test_sigkill_and_resume_gives_the_same_run(make_config, schedule):
         assert abs(a["loss"] - b["loss"]) < 1e-6, (a["step"], a["loss"], b["loss"])
     wa, wb = load_file(str(reference / "final" / "adapter_model.safetensors")), load_file(str(run / "final" / "adapter_model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    assert any("trainable_tokens" in k for k in wa) == label_tokens
 
 
 @pytest.mark.slow

@@ -294,21 +294,27 @@ def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
             f"for **{hi}** ({level[hi]:.3g}) and lowest for **{lo}** ({level[lo]:.3g}).")
 
 
+KEPT_METRICS = (("asr", "cer", "CER", False), ("ser", "macro_f1", "SER macro-F1", True),
+                ("did", "macro_f1", "DID macro-F1", True))
+"""What the pretrained base is compared on, when it was scored on the task: (task, key, label, higher is better)."""
+
+
 def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
-    """How every schedule compares with each baseline on CER and the composite: the untrained model
-    is the floor a trained one must clear; against the pretrained ``base``, a CER worse than the
-    base's by more than the seed spread means the fine-tuning lost the base's ASR."""
+    """How every schedule compares with each baseline: the untrained model is the floor a trained one
+    must clear (CER and composite); against the pretrained ``base``, per task it was pre-trained on
+    (CER, SER/DID macro-F1), a score worse than the base's by more than the seed spread means the
+    fine-tuning lost what the base knew."""
     out = []
     for baseline in (b for b in BASELINES if b in groups):
         parts = []
-        for task, key, label, higher in (("asr", "cer", "CER", False), ("composite", "composite", "composite", True)):
+        checks = KEPT_METRICS if baseline == "base" else (("asr", "cer", "CER", False), ("composite", "composite", "composite", True))
+        for task, key, label, higher in checks:
             stats = schedule_stats({n: r for n, r in groups.items() if n == baseline or n not in BASELINES}, task, key)
             base = stats.pop(baseline, None)
             if base is None or not stats:
                 continue
-            if baseline == "base":  # evaluated on the tasks it was pre-trained on: its composite is not comparable
-                if task == "asr":
-                    parts.append(_kept_or_lost(base, stats))
+            if baseline == "base":  # scored on the tasks it was pre-trained on: its composite is not comparable
+                parts.append(_kept_or_lost(base, stats, label, higher))
                 continue
             beat = [name for name, st in stats.items() if (st.mean > base.mean if higher else st.mean < base.mean)]
             missed = [name for name in stats if name not in beat]
@@ -323,20 +329,21 @@ def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
     return out
 
 
-def _kept_or_lost(base: Stat, stats: dict[str, Stat]) -> str:
-    """Per schedule: whether the fine-tuning kept the base's ASR (CER not worse beyond the spread)."""
+def _kept_or_lost(base: Stat, stats: dict[str, Stat], label: str = "CER", higher: bool = False) -> str:
+    """Per schedule: whether the fine-tuning kept what the base scored (not worse beyond the spread)."""
     kept, lost = [], []
     for name, st in stats.items():
-        worse = st.mean - base.mean
+        worse = (base.mean - st.mean) if higher else (st.mean - base.mean)
         if worse > max(st.std, base.std, KEEP_MARGIN):
-            lost.append(f"{name} {pct(st.mean)}% (+{100 * worse:.1f})")
+            lost.append(f"{name} {pct(st.mean)}% ({'-' if higher else '+'}{100 * worse:.1f})")
         else:
             kept.append(f"{name} {pct(st.mean)}%")
-    text = f"CER {pct(base.mean)}% base: "
+    task = label.split()[0] if higher else "ASR"
+    text = f"{label} {pct(base.mean)}% base: "
     if kept:
-        text += "kept its ASR: " + ", ".join(kept)
+        text += f"kept its {task}: " + ", ".join(kept)
     if lost:
-        text += ("; " if kept else "") + "**lost** ASR (negative transfer): " + ", ".join(lost)
+        text += ("; " if kept else "") + f"**lost** {task} (negative transfer): " + ", ".join(lost)
     return text
 
 

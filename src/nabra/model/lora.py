@@ -16,12 +16,13 @@ from nabra.model.config import LoraSettings
 
 
 def trainable(model, finetune: str = "lora", settings: LoraSettings | None = None, *,
-              gradient_checkpointing: bool = False):
+              gradient_checkpointing: bool = False, label_token_ids: list[int] | None = None):
     """The thinker ready to train: LoRA adapters on the language model (everything else frozen), or
     with ``finetune="full"`` every weight but the vision part and the unused audio bos/eos
-    embedding (frozen, so that every trainable weight gets a gradient: DDP needs it)."""
+    embedding (frozen, so that every trainable weight gets a gradient: DDP needs it).
+    ``label_token_ids``: the tokens of the label names, trained when ``settings.train_label_tokens``."""
     if finetune == "lora":
-        model = apply_lora(model, settings)
+        model = apply_lora(model, settings, label_token_ids=label_token_ids)
     else:
         for module in (model.model.visual, model.model.audio_tower.audio_bos_eos_token):
             module.requires_grad_(False)
@@ -33,11 +34,36 @@ def trainable(model, finetune: str = "lora", settings: LoraSettings | None = Non
     return model
 
 
-def apply_lora(model, settings: LoraSettings | None = None):
-    """Wrap ``model`` in a PEFT LoRA model; everything else is frozen."""
+def apply_lora(model, settings: LoraSettings | None = None, *, label_token_ids: list[int] | None = None):
+    """Wrap ``model`` in a PEFT LoRA model; everything else is frozen (but the output rows of
+    ``label_token_ids`` with ``settings.train_label_tokens``)."""
     from peft import get_peft_model
 
-    return get_peft_model(model, (settings or LoraSettings()).peft_config())
+    settings = settings or LoraSettings()
+    tokens = None
+    if settings.train_label_tokens:
+        if not label_token_ids:
+            raise NabraError("lora.train_label_tokens is set but no label token ids were given")
+        tokens = {output_module_name(model): sorted(set(label_token_ids))}
+    return get_peft_model(model, settings.peft_config(tokens))
+
+
+def output_module_name(model) -> str:
+    """Name of the module whose rows score the tokens: ``lm_head``, or the input embedding when the
+    two share their weight (PEFT then applies the same rows to both)."""
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head is None or head.weight is embed.weight:
+        return next(n for n, m in model.named_modules() if m is embed).rsplit(".", 1)[-1]
+    return next(n for n, m in model.named_modules() if m is head).rsplit(".", 1)[-1]
+
+
+def label_token_ids(tokenizer, label_sets) -> list[int]:
+    """Every token id that spells a canonical label name of ``label_sets`` (the answer text of did/ser)."""
+    ids: set[int] = set()
+    for labels in label_sets:
+        for name in labels.names:
+            ids.update(tokenizer(name, add_special_tokens=False)["input_ids"])
+    return sorted(ids)
 
 
 def trainable_parameter_names(model) -> list[str]:
