@@ -586,10 +586,12 @@ def _tables(groups: dict[str, list[Run]]) -> list[tuple]:
     sched_rows, run_rows = [], []
     runs = [r for rs in groups.values() for r in rs]
     for task, key, name, higher in rows:
-        stats = schedule_stats(groups, task, key)
+        # The pretrained base is scored on the tasks it was pre-trained on: its composite is not comparable.
+        shown = {s: rs for s, rs in groups.items() if not (task == "composite" and s == "base")}
+        stats = schedule_stats(shown, task, key)
         best = _best_key(stats, higher, lambda s: s.mean)
         sched_rows.append([task, name] + [_bold(_fmt(stats.get(s)), s == best) for s in groups])
-        values = [r.value(task, key) for r in runs]
+        values = [r.value(task, key) if r.schedule in shown else None for r in runs]
         best_i = _best_key({i: v for i, v in enumerate(values) if v is not None}, higher, lambda v: v)
         run_rows.append([task, name] + [_bold(pct(v) if v is not None else "–", i == best_i)
                                         for i, v in enumerate(values)])
