@@ -67,15 +67,20 @@ def test_bad_settings_are_clear_errors():
         LoraSettings(r=0)
 
 
-def test_adapter_save_load_merge_round_trip(tiny_dir, corpus, tmp_path):
-    base = load(tiny_dir)
-    model = apply_lora(base.model, LoraSettings(r=4, train_aligner=True))
+def _saved_random_adapter(base, model, corpus, out):
+    """``model``'s adapter given random weights and saved to ``out``; the inputs and its logits on them."""
     _randomize_lora(model)
     model.eval()
     inputs = _inputs(base, corpus)
     with torch.no_grad():
         expected = model(**inputs).logits
-    adapter = save_adapter(model, tmp_path / "adapter")
+    return save_adapter(model, out), inputs, expected
+
+
+def test_adapter_save_load_merge_round_trip(tiny_dir, corpus, tmp_path):
+    base = load(tiny_dir)
+    model = apply_lora(base.model, LoraSettings(r=4, train_aligner=True))
+    adapter, inputs, expected = _saved_random_adapter(base, model, corpus, tmp_path / "adapter")
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
 
     reloaded = load_adapter(load(tiny_dir).model, adapter).eval()
@@ -125,12 +130,7 @@ def test_label_tokens_train_only_their_output_rows_and_survive_save_load_merge(t
     model = apply_lora(base.model, LoraSettings(r=4, train_label_tokens=True), label_token_ids=ids)
     extra = [n for n in trainable_parameter_names(model) if not LM_LORA.fullmatch(n)]
     assert len(extra) == 1 and "lm_head" in extra[0] and "trainable_tokens" in extra[0], extra
-    _randomize_lora(model)
-    model.eval()
-    inputs = _inputs(base, corpus)
-    with torch.no_grad():
-        expected = model(**inputs).logits
-    adapter = save_adapter(model, tmp_path / "adapter")
+    adapter, inputs, expected = _saved_random_adapter(base, model, corpus, tmp_path / "adapter")
     with torch.no_grad():
         assert torch.allclose(load_adapter(load(tiny_dir).model, adapter).eval()(**inputs).logits, expected, atol=1e-5)
     merged = load(merge(load(tiny_dir), adapter, tmp_path / "merged")).model
