@@ -20,6 +20,7 @@ import yaml
 from nabra.corpus.manifest import MAX_LINE_BYTES, TASKS
 from nabra.errors import NabraError
 from nabra.model.config import CollatorConfig, LoraSettings
+from nabra.model.families import AUTO, family
 from nabra.schedule import SCHEDULES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -70,7 +71,10 @@ class ModelConfig:
     """Which model and what of it is trained."""
 
     path: str = ""
-    """Qwen2.5-Omni checkpoint folder (release or thinker-only layout)."""
+    """Checkpoint folder (Qwen2.5-Omni: the release or a thinker-only layout)."""
+    family: str = "auto"
+    """Model family (``nabra.model.families``): ``auto`` reads it from the checkpoint's ``config.json``;
+    a name (``qwen2_5_omni``) is checked against it."""
     init_tiny: bool = False
     """Build a tiny random thinker at ``path`` first when the folder is empty or absent (the CPU demo)."""
     dtype: str = "float32"
@@ -85,6 +89,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.finetune not in ("lora", "full"):
             raise NabraError(f"model.finetune must be 'lora' or 'full', got {self.finetune!r}")
+        if self.family != AUTO:
+            family(self.family)  # a clear error naming the known families
 
 
 @dataclass

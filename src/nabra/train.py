@@ -36,6 +36,7 @@ from nabra.model.embeddings import (
     example_vectors,
     utterances_key,
 )
+from nabra.model.families import check_family
 from nabra.model.lora import label_token_ids, trainable
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.tiny import init_tiny
@@ -82,7 +83,7 @@ class Recipe:
         seed_everything(cfg.train.seed)
         manifests = run_data.read_manifests(cfg, self.run.path, self.say)  # the data first: seconds, not minutes
         self.bundle, model = self._setup_model(manifests)
-        self.collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
+        self.collator = Collator.for_bundle(self.bundle, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, manifests, self.say)
         self.total_steps = total_steps(cfg, len(self.data.train))
         # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
@@ -127,6 +128,7 @@ class Recipe:
                      "random weights learn next to nothing — use model.finetune=full, or point model.path at a "
                      "trained model (the demo's base: demo/runs/base-pretrain/final)")
         bundle = load(path, dtype=cfg.model.dtype)
+        check_family(cfg.model.family, bundle.family, str(path))
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
         labels = label_token_ids(bundle.tokenizer, run_data.run_label_sets(cfg)) if cfg.model.lora.train_label_tokens else None
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,

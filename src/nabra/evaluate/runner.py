@@ -283,7 +283,7 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     try:
         preds = generate_predictions(
-            model, bundle, Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate), examples, store,
+            model, bundle, Collator.for_bundle(bundle, cfg.collate), examples, store,
             batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, dialects=dialects,
             emotions=emotions, dialect_of={u.id: u.dialect for u in utts if u.dialect})
     finally:

@@ -22,16 +22,13 @@ import torch
 from nabra.corpus.audio import SAMPLE_RATE
 from nabra.errors import NabraError
 from nabra.model.config import CollatorConfig
+from nabra.model.families import Family
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI, audio_token_count
 from nabra.model.tokens import AUDIO, answer_text, prompt_text
 from nabra.tasks import Example
 
 IGNORE_INDEX = -100
-
-
-def audio_token_count(frames: torch.Tensor | np.ndarray | int):
-    """Audio tokens the thinker produces from ``frames`` valid mel frames (two stride-2 stages)."""
-    after_conv = (frames - 1) // 2 + 1
-    return (after_conv - 2) // 2 + 1
+__all__ = ["IGNORE_INDEX", "Collator", "Skipped", "audio_token_count", "to_device"]
 
 
 @dataclass
@@ -52,9 +49,12 @@ class Skipped:
 class Collator:
     """Callable turning ``[(Example, waveform or None), ...]`` into a batch of tensors."""
 
-    def __init__(self, tokenizer, feature_extractor, cfg: CollatorConfig | None = None):
+    def __init__(self, tokenizer, feature_extractor, cfg: CollatorConfig | None = None, *,
+                 family: Family | None = None):
         self.tokenizer = tokenizer
         self.cfg = cfg or CollatorConfig()
+        self.family = family or QWEN2_5_OMNI
+        """The model family: how many placeholders a clip's frames become."""
         self.n_fft = feature_extractor.n_fft
         self.hop = feature_extractor.hop_length
         self.mel_filters = torch.from_numpy(np.asarray(feature_extractor.mel_filters, dtype=np.float32)).T.contiguous()
@@ -75,6 +75,11 @@ class Collator:
         self.min_samples = int(math.ceil(self.cfg.min_audio_seconds * self.sampling_rate))
         self.skipped = Skipped()
 
+    @classmethod
+    def for_bundle(cls, bundle, cfg: CollatorConfig | None = None) -> Collator:
+        """The collator of a loaded model bundle (its tokenizer, feature extractor and family)."""
+        return cls(bundle.tokenizer, bundle.feature_extractor, cfg, family=bundle.family)
+
     # -- audio -------------------------------------------------------------------------------
     def audio_tokens(self, duration: float | None) -> int:
         """Placeholder tokens (``<|AUDIO|>`` runs with their bos/eos) of ``duration`` seconds of audio,
@@ -83,7 +88,7 @@ class Collator:
             return 0
         segments = max(1, math.ceil(duration / self.segment_seconds))
         frames = math.ceil(duration * self.sampling_rate / self.hop)
-        return int(audio_token_count(frames)) + 2 * segments
+        return int(self.family.audio_token_count(frames)) + 2 * segments
 
     def segments(self, waveform: np.ndarray) -> list[np.ndarray]:
         """Equal segments of at most the window (``segment_seconds``); short clips zero-padded to the minimum."""
@@ -153,7 +158,7 @@ class Collator:
         counts: list[int] = []
         if flat:
             features, mask = self.log_mel(flat)
-            counts = audio_token_count(mask.sum(-1)).tolist()
+            counts = self.family.audio_token_count(mask.sum(-1)).tolist()
         prompt_ids, answer_ids = self._tokenize(examples, seg_lists, counts, for_generation)
         keep = self._keep(examples, prompt_ids, answer_ids)
         if not keep:

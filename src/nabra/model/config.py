@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nabra.errors import NabraError
+from nabra.model.families import Family, lm_path_regex
+from nabra.model.families.qwen2_5_omni import PROJECTIONS, QWEN2_5_OMNI
 from nabra.tasks import SYSTEM_PROMPT
 
 
@@ -36,8 +38,6 @@ class CollatorConfig:
 
 
 
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ALIGNER_MODULES = ("audio_tower.proj", "audio_tower.ln_post")
 
 
 @dataclass
@@ -70,16 +70,17 @@ class LoraSettings:
         if self.r <= 0 or self.alpha <= 0 or not 0 <= self.dropout < 1:
             raise NabraError(f"LoRA needs r > 0, alpha > 0 and 0 <= dropout < 1 (got r={self.r}, alpha={self.alpha}, dropout={self.dropout})")
 
-    def target_regex(self) -> str:
-        """PEFT ``target_modules`` as a full-match regex over module paths of the language model."""
-        return rf"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)\.(?:{'|'.join(self.targets)})"
+    def target_regex(self, family: Family = QWEN2_5_OMNI) -> str:
+        """PEFT ``target_modules`` as a full-match regex over module paths of the family's language model."""
+        return lm_path_regex(family, self.targets)
 
-    def peft_config(self, trainable_tokens: dict[str, list[int]] | None = None):
-        """The PEFT config; ``trainable_tokens`` maps an embedding or output module's name to the token
-        ids whose rows are trained too (see :attr:`train_label_tokens`)."""
+    def peft_config(self, trainable_tokens: dict[str, list[int]] | None = None, family: Family = QWEN2_5_OMNI):
+        """The PEFT config for a model of ``family``; ``trainable_tokens`` maps an embedding or output
+        module's name to the token ids whose rows are trained too (see :attr:`train_label_tokens`)."""
         from peft import LoraConfig
 
-        modules_to_save = ["audio_tower"] if self.train_audio_encoder else list(ALIGNER_MODULES) if self.train_aligner else None
+        modules_to_save = ([family.audio_encoder] if self.train_audio_encoder else
+                           list(family.aligner_modules) if self.train_aligner else None)
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=self.target_regex(), modules_to_save=modules_to_save,
+                          target_modules=self.target_regex(family), modules_to_save=modules_to_save,
                           trainable_token_indices=trainable_tokens or None, bias="none", task_type="CAUSAL_LM")

@@ -24,7 +24,7 @@ from nabra.corpus.audio import check_samples, load_audio
 from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.errors import AudioError, NabraError
 from nabra.files import atomic_path
-from nabra.model.collate import Collator, audio_token_count
+from nabra.model.collate import Collator
 from nabra.progress import progress_bar
 
 CHUNK = 256
@@ -129,7 +129,7 @@ def compute_embeddings(bundle, manifest: str | os.PathLike | None, cache_dir: st
         size = -(-len(utts) // world)  # every rank embeds this many: the short shards repeat an utterance
         padded = mine + [mine[0] if mine else utts[0]] * (size - len(mine))
         chunks = [padded[i : i + CHUNK] for i in range(0, len(padded), CHUNK)]
-        collator = Collator(bundle.tokenizer, bundle.feature_extractor)
+        collator = Collator.for_bundle(bundle)
         project = _projection(model, dim, seed)
         for n, chunk in enumerate(_progress(chunks, progress and rank == 0, "aligner embeddings")):
             part = folder / f"part-w{world}-r{rank}-{n:06d}.npz"
@@ -208,7 +208,7 @@ def _audio_means(base, collator: Collator, utts: list[Utterance]) -> tuple[np.nd
     device = next(base.parameters()).device
     dtype = next(base.parameters()).dtype
     out = base.get_audio_features(features.to(device, dtype), mask.to(device)).last_hidden_state.float()
-    per_segment = torch.split(out, audio_token_count(mask.sum(-1)).tolist())
+    per_segment = torch.split(out, collator.family.audio_token_count(mask.sum(-1)).tolist())
     means, k = [], 0
     for ss in segs:
         means.append(torch.cat(per_segment[k : k + len(ss)]).mean(0))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nabra.errors import NabraError
 from nabra.model.config import LoraSettings
+from nabra.model.families import family_of_model
 
 
 def trainable(model, finetune: str = "lora", settings: LoraSettings | None = None, *,
@@ -45,7 +46,7 @@ def apply_lora(model, settings: LoraSettings | None = None, *, label_token_ids: 
         if not label_token_ids:
             raise NabraError("lora.train_label_tokens is set but no label token ids were given")
         tokens = {output_module_name(model): sorted(set(label_token_ids))}
-    return get_peft_model(model, settings.peft_config(tokens))
+    return get_peft_model(model, settings.peft_config(tokens, family_of_model(model)))
 
 
 def output_module_name(model) -> str:

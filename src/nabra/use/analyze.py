@@ -142,14 +142,13 @@ class Analyzer:
         if self.language not in ("ar", "en"):
             raise NabraError(f"--language must be ar or en, got {self.language!r}")
         self.model, self.bundle = load_for_eval(model_path, device=device)
-        collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor, cfg.collate)
+        collator = Collator.for_bundle(self.bundle, cfg.collate)
         self.window = min(segment_seconds or collator.window_seconds, collator.window_seconds)
         # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
         # was sized for its training clips, not for a 300-s window.
         room = collator.audio_tokens(self.window) + 4096
         if cfg.collate.max_length < room:
-            collator = Collator(self.bundle.tokenizer, self.bundle.feature_extractor,
-                                replace(cfg.collate, max_length=room))
+            collator = Collator.for_bundle(self.bundle, replace(cfg.collate, max_length=room))
         self.collator = collator
         self.dialects, self.emotions = run_label_sets(cfg)
         # Every task of a run reads the same windows: each is decoded once per run (cleared after it).

@@ -1,0 +1,60 @@
+"""The interface every model family implements."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nabra.errors import NabraError
+
+
+class Family:
+    """What is specific to one audio-LLM family. Subclasses set the attributes and implement the methods."""
+
+    name: str = ""
+    """Registry name (``model.family``)."""
+    title: str = ""
+    """Human name, for messages and docs."""
+    model_types: dict[str, str] = {}
+    """``config.json`` model type -> on-disk layout name."""
+    lm_layers: str = ""
+    """Regex of the language model's decoder layers' module paths (``…\\.layers\\.\\d+``)."""
+    lora_blocks: tuple[str, ...] = ()
+    """Sub-modules of a decoder layer whose projections LoRA may target (``self_attn``, ``mlp``)."""
+    lora_projections: tuple[str, ...] = ()
+    """Projection names LoRA may target inside those blocks (the default targets)."""
+    aligner_modules: tuple[str, ...] = ()
+    """The audio projector's module paths (trained in full with ``lora.train_aligner``)."""
+    audio_encoder: str = ""
+    """The whole audio encoder's module path (trained in full with ``lora.train_audio_encoder``)."""
+
+    def layout_of(self, config: dict) -> str | None:
+        """The layout of a checkpoint with this ``config.json``, or ``None`` if it is not this family's."""
+        return self.model_types.get(config.get("model_type"))
+
+    def expected(self) -> str:
+        """What a checkpoint of this family looks like, for an error message."""
+        return " or ".join(repr(t) for t in self.model_types)
+
+    def audio_token_count(self, frames):
+        """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""
+        raise NotImplementedError
+
+    def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
+        """``(model, tokenizer, feature extractor)`` from a local folder (never a hub)."""
+        raise NotImplementedError
+
+
+@contextmanager
+def loading(path: Path, what: str):
+    """Turn what transformers raises while loading ``what`` from ``path`` into one NabraError line."""
+    try:
+        yield
+    except NabraError:
+        raise
+    except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a bad folder
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        if "ignore_mismatched_sizes" in first:
+            first = "tensor sizes differ from config.json; transformers' load report above lists them"
+        raise NabraError(f"{path}: cannot load the {what} ({type(e).__name__}: {first})") from e

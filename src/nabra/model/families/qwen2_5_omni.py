@@ -1,0 +1,73 @@
+"""Qwen2.5-Omni (3B, 7B): its thinker, trained alone; the talker and token2wav are never loaded.
+
+Layouts: the official release (``model_type: qwen2_5_omni`` with a ``thinker_config``: only the
+thinker's tensors are read; transformers reads safetensors lazily) and a thinker-only folder
+(``qwen2_5_omni_thinker``: what ``nabra model init-tiny`` and ``nabra model merge`` write). Audio:
+Whisper log-mel (128 bins, 16 kHz, the window its ``preprocessor_config.json`` says: 300 s), two
+stride-2 stages, one ``<|AUDIO|>`` per 40 ms between ``<|audio_bos|>`` and ``<|audio_eos|>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nabra.model.families.base import Family, loading
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def audio_token_count(frames):
+    """Audio tokens the thinker produces from ``frames`` valid mel frames (two stride-2 stages)."""
+    after_conv = (frames - 1) // 2 + 1
+    return (after_conv - 2) // 2 + 1
+
+
+class Qwen25Omni(Family):
+    name = "qwen2_5_omni"
+    title = "Qwen2.5-Omni (thinker)"
+    model_types = {"qwen2_5_omni": "release", "qwen2_5_omni_thinker": "thinker"}
+    lm_layers = r"model\.language_model\.layers\.\d+"
+    lora_blocks = ("self_attn", "mlp")
+    lora_projections = PROJECTIONS
+    aligner_modules = ("audio_tower.proj", "audio_tower.ln_post")
+    audio_encoder = "audio_tower"
+
+    def layout_of(self, config: dict) -> str | None:
+        model_type = config.get("model_type")
+        if model_type == "qwen2_5_omni":
+            return "release" if "thinker_config" in config else None
+        return self.model_types.get(model_type)
+
+    def expected(self) -> str:
+        return "'qwen2_5_omni' (with a thinker_config) or 'qwen2_5_omni_thinker'"
+
+    def audio_token_count(self, frames):
+        return audio_token_count(frames)
+
+    def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
+        from transformers import (
+            AutoTokenizer,
+            Qwen2_5OmniConfig,
+            Qwen2_5OmniThinkerConfig,
+            Qwen2_5OmniThinkerForConditionalGeneration,
+            WhisperFeatureExtractor,
+        )
+
+        with loading(path, "config"):
+            if layout == "release":
+                config = Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True).thinker_config
+            else:
+                config = Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
+        with loading(path, "weights"):
+            model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+                path, config=config, dtype=dtype, local_files_only=True, use_safetensors=True,
+            )
+        with loading(path, "tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        with loading(path, "feature extractor"):
+            feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+        return model, tokenizer, feature_extractor
+
+
+QWEN2_5_OMNI = Qwen25Omni()
