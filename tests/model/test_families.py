@@ -59,3 +59,15 @@ def test_model_family_in_the_config_is_checked(tmp_path):
     with pytest.raises(NabraError, match="model.family is 'qwen2_5_omni' but m is a other checkpoint"):
         check_family("qwen2_5_omni", Other(), "m")
     assert set(FAMILIES) == {"qwen2_5_omni"}
+
+
+def test_fsdp_wraps_the_family_layer_classes_the_model_has(tiny_dir):
+    import yaml
+
+    from nabra.config import CONFIG_DIR
+
+    classes = {type(m).__name__ for m in load(tiny_dir).model.modules()}
+    assert set(QWEN2_5_OMNI.fsdp_layer_classes) <= classes
+    shipped = yaml.safe_load((CONFIG_DIR / "accelerate" / "fsdp.yaml").read_text())
+    wrapped = shipped["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"].split(",")
+    assert tuple(wrapped) == QWEN2_5_OMNI.fsdp_layer_classes

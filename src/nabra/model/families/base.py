@@ -28,6 +28,8 @@ class Family:
     """The audio projector's module paths (trained in full with ``lora.train_aligner``)."""
     audio_encoder: str = ""
     """The whole audio encoder's module path (trained in full with ``lora.train_audio_encoder``)."""
+    fsdp_layer_classes: tuple[str, ...] = ()
+    """Layer classes FSDP wraps one by one (``fsdp_transformer_layer_cls_to_wrap``)."""
 
     def layout_of(self, config: dict) -> str | None:
         """The layout of a checkpoint with this ``config.json``, or ``None`` if it is not this family's."""

@@ -32,6 +32,7 @@ class Qwen25Omni(Family):
     lora_projections = PROJECTIONS
     aligner_modules = ("audio_tower.proj", "audio_tower.ln_post")
     audio_encoder = "audio_tower"
+    fsdp_layer_classes = ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer")
 
     def layout_of(self, config: dict) -> str | None:
         model_type = config.get("model_type")
