@@ -24,7 +24,6 @@ from nabra.errors import NabraError
 from nabra.files import open_append, read_records
 from nabra.model.collate import Collator
 from nabra.model.loader import AudioStore
-from nabra.model.tokens import answer_text, prompt_text
 from nabra.schedule import ExampleTable
 from nabra.tasks import Example, iter_examples
 
@@ -129,9 +128,9 @@ def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tupl
     cfg = collator.cfg
     count = TokenCounter(collator.tokenizer)
     distinct = list(dict.fromkeys(ex.instruction for ex in examples))  # shared by most examples
-    per_instruction = dict(zip(distinct, count([prompt_text(cfg.system_prompt, i, []) for i in distinct]), strict=True))
+    per_instruction = dict(zip(distinct, count([collator.family.prompt_text(cfg.system_prompt, i, []) for i in distinct]), strict=True))
     prompts = [per_instruction[ex.instruction] for ex in examples]
-    answers = count([answer_text(ex.target) for ex in examples])
+    answers = count([collator.family.answer_text(ex.target) for ex in examples])
     keep, lengths, totals = [], [], []
     for ex, p, a in zip(examples, prompts, answers, strict=True):
         n = p + a + collator.audio_tokens(ex.duration if ex.audio else None)

@@ -24,7 +24,6 @@ from nabra.errors import NabraError
 from nabra.model.config import CollatorConfig
 from nabra.model.families import Family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI, audio_token_count
-from nabra.model.tokens import AUDIO, answer_text, prompt_text
 from nabra.tasks import Example
 
 IGNORE_INDEX = -100
@@ -60,7 +59,7 @@ class Collator:
         self.mel_filters = torch.from_numpy(np.asarray(feature_extractor.mel_filters, dtype=np.float32)).T.contiguous()
         self.window = torch.hann_window(self.n_fft)
         self.pad_id = tokenizer.pad_token_id
-        self.audio_id = tokenizer.convert_tokens_to_ids(AUDIO)
+        self.audio_id = tokenizer.convert_tokens_to_ids(self.family.audio_token)
         self.sampling_rate = feature_extractor.sampling_rate
         if self.sampling_rate != SAMPLE_RATE:
             raise NabraError(f"the feature extractor expects {self.sampling_rate} Hz audio; the audio loader "
@@ -88,7 +87,7 @@ class Collator:
             return 0
         segments = max(1, math.ceil(duration / self.segment_seconds))
         frames = math.ceil(duration * self.sampling_rate / self.hop)
-        return int(self.family.audio_token_count(frames)) + 2 * segments
+        return int(self.family.audio_token_count(frames)) + self.family.audio_run_overhead * segments
 
     def segments(self, waveform: np.ndarray) -> list[np.ndarray]:
         """Equal segments of at most the window (``segment_seconds``); short clips zero-padded to the minimum."""
@@ -179,9 +178,9 @@ class Collator:
         """Prompt and answer token ids. Prompts are tokenized with one placeholder per segment, which
         is then repeated in id space: the placeholder is a special token, so this equals tokenizing the
         expanded text, at a fraction of the cost."""
-        prompts = [prompt_text(self.cfg.system_prompt, ex.instruction, [1] * len(segs))
+        prompts = [self.family.prompt_text(self.cfg.system_prompt, ex.instruction, [1] * len(segs))
                    for ex, segs in zip(examples, seg_lists, strict=True)]
-        answers = [] if for_generation else [answer_text(ex.target) for ex in examples]
+        answers = [] if for_generation else [self.family.answer_text(ex.target) for ex in examples]
         ids = self.tokenizer(prompts + answers, add_special_tokens=False)["input_ids"]
         it = iter(counts)
         prompt_ids = [self._expand(p, it) for p in ids[: len(prompts)]]

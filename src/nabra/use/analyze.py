@@ -30,7 +30,6 @@ from nabra.evaluate.runner import generate_predictions, load_for_eval, run_confi
 from nabra.model.collate import Collator, to_device
 from nabra.model.loader import AudioStore
 from nabra.model.loss import AnswerLoss, thinker_of
-from nabra.model.tokens import answer_text
 from nabra.progress import progress_bar
 from nabra.tasks import Example, prompt_example
 
@@ -325,7 +324,7 @@ def label_probabilities_cached(model, bundle, collator, store, examples: list[Ex
     from a copy of that cache, at the 3-D (M-RoPE) positions a whole-sequence forward gives them."""
     thinker = thinker_of(model)
     tokenizer = bundle.tokenizer
-    label_ids = [tokenizer(answer_text(name), add_special_tokens=False)["input_ids"] for name in names]
+    label_ids = [tokenizer(bundle.family.answer_text(name), add_special_tokens=False)["input_ids"] for name in names]
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -39,6 +39,19 @@ class Family:
         """What a checkpoint of this family looks like, for an error message."""
         return " or ".join(repr(t) for t in self.model_types)
 
+    audio_token: str = ""
+    """The placeholder token one audio frame-group becomes in the prompt."""
+    audio_run_overhead: int = 0
+    """Tokens around each audio run besides its placeholders (begin/end markers)."""
+
+    def prompt_text(self, system: str, instruction: str, audio_runs: list[int]) -> str:
+        """The prompt up to the assistant's turn, each audio segment an expanded placeholder run of the given length."""
+        raise NotImplementedError
+
+    def answer_text(self, target: str) -> str:
+        """The learned part: the answer and the family's end-of-turn token."""
+        raise NotImplementedError
+
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""
         raise NotImplementedError

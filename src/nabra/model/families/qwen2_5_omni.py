@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nabra.model import tokens
 from nabra.model.families.base import Family, loading
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -33,6 +34,14 @@ class Qwen25Omni(Family):
     aligner_modules = ("audio_tower.proj", "audio_tower.ln_post")
     audio_encoder = "audio_tower"
     fsdp_layer_classes = ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer")
+    audio_token = tokens.AUDIO
+    audio_run_overhead = 2  # <|audio_bos|>, <|audio_eos|>
+
+    def prompt_text(self, system: str, instruction: str, audio_runs: list[int]) -> str:
+        return tokens.prompt_text(system, instruction, audio_runs)
+
+    def answer_text(self, target: str) -> str:
+        return tokens.answer_text(target)
 
     def layout_of(self, config: dict) -> str | None:
         model_type = config.get("model_type")

@@ -1,0 +1,15 @@
+import os; os.environ["HF_HUB_OFFLINE"]="1"
+import torch; torch.set_num_threads(1)
+exec(open("docs/notes/scripts/nh.py").read().split("t=time.time(); m =")[0])
+m = NemotronH_Omni_Reasoning_V3(cfg)
+print("parakeet block:", [n for n,_ in m.named_modules() if n.startswith("audio_tower.layers.0.")])
+print("radio layer:", [n for n,_ in m.named_modules() if n.startswith("vision_model.encoder.layer.0.")])
+import collections
+c=collections.Counter(n.split(".")[-1] for n,mod in m.named_modules() if isinstance(mod, torch.nn.Linear)); print("nh Linear leaf names", dict(c))
+print("nh modules with q_proj", sorted(set(n.rsplit(".",2)[0].split(".")[0] for n,_ in m.named_modules() if n.endswith("q_proj"))))
+print("nh out_proj/in_proj owners", sorted(set(n for n,_ in m.named_modules() if n.endswith(("in_proj","out_proj")))))
+exec(open("docs/notes/scripts/q3.py").read().split("t=time.time(); m =")[0])
+m = Qwen3OmniMoeThinkerForConditionalGeneration(cfg)
+c=collections.Counter(n.split(".")[-1] for n,mod in m.named_modules() if isinstance(mod, torch.nn.Linear)); print("q3 Linear leaf names", dict(c))
+print("q3 q_proj owners", sorted(set(".".join(n.split(".")[:2]) for n,_ in m.named_modules() if n.endswith("q_proj"))))
+print("q3 visual top", [n for n,_ in m.model.visual.named_children()])
