@@ -96,11 +96,10 @@ def cmd_model_info(args) -> int:
 
     bundle = load(args.path)
     model = bundle.model
-    parts = {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
-             "language model": model.model.language_model}
-    print(f"{bundle.path}: Qwen2.5-Omni thinker ({bundle.layout} layout), "
+    family = bundle.family
+    print(f"{bundle.path}: {family.title} (family {family.name}, {bundle.layout} layout), "
           f"{sum(p.numel() for p in model.parameters()):,} parameters, dtype {model.dtype}")
-    for name, module in parts.items():
+    for name, module in family.parts(model).items():
         print(f"  {name:15s} {sum(p.numel() for p in module.parameters()):>14,}")
     print(f"  tokenizer       {len(bundle.tokenizer):>14,} tokens")
     return 0

@@ -99,7 +99,7 @@ def test_cli_init_tiny_and_info(corpus, tmp_path, capsys):
     assert main(["model", "init-tiny", str(tmp_path / "t"), "--corpus", str(corpus), "--vocab-size", "400",
                  "--hidden-size", "64"]) == 0
     out = capsys.readouterr().out
-    assert "Qwen2.5-Omni thinker (thinker layout)" in out and "400 tokens" in out
+    assert "Qwen2.5-Omni thinker (family qwen2_5_omni, thinker layout)" in out and "400 tokens" in out
     assert main(["model", "info", str(tmp_path / "missing")]) == 2
 
 

@@ -52,6 +52,10 @@ class Family:
         """The learned part: the answer and the family's end-of-turn token."""
         raise NotImplementedError
 
+    def parts(self, model: Any) -> dict[str, Any]:
+        """The model's main sub-modules by a human name (``audio encoder``, ``language model``, ...)."""
+        raise NotImplementedError
+
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""
         raise NotImplementedError

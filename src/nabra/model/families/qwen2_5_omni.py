@@ -26,7 +26,7 @@ def audio_token_count(frames):
 
 class Qwen25Omni(Family):
     name = "qwen2_5_omni"
-    title = "Qwen2.5-Omni (thinker)"
+    title = "Qwen2.5-Omni thinker"
     model_types = {"qwen2_5_omni": "release", "qwen2_5_omni_thinker": "thinker"}
     lm_layers = r"model\.language_model\.layers\.\d+"
     lora_blocks = ("self_attn", "mlp")
@@ -54,6 +54,10 @@ class Qwen25Omni(Family):
 
     def audio_token_count(self, frames):
         return audio_token_count(frames)
+
+    def parts(self, model: Any) -> dict[str, Any]:
+        return {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
+                "language model": model.model.language_model}
 
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
         from transformers import (
