@@ -207,7 +207,7 @@ def _audio_means(base, collator: Collator, utts: list[Utterance]) -> tuple[np.nd
     features, mask = collator.log_mel([s for ss in segs for s in ss])
     device = next(base.parameters()).device
     dtype = next(base.parameters()).dtype
-    out = base.get_audio_features(features.to(device, dtype), mask.to(device)).last_hidden_state.float()
+    out = collator.family.aligner_output(base, features.to(device, dtype), mask.to(device)).float()
     per_segment = torch.split(out, collator.family.audio_token_count(mask.sum(-1)).tolist())
     means, k = [], 0
     for ss in segs:

@@ -56,6 +56,11 @@ class Family:
         """The model's main sub-modules by a human name (``audio encoder``, ``language model``, ...)."""
         raise NotImplementedError
 
+    def aligner_output(self, model: Any, features: Any, mask: Any) -> Any:
+        """The audio projector's output for a batch of segments' features: ``(total tokens, LM width)``,
+        the segments' tokens one after another (what ADS embeds)."""
+        raise NotImplementedError
+
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""
         raise NotImplementedError

@@ -55,6 +55,9 @@ class Qwen25Omni(Family):
     def audio_token_count(self, frames):
         return audio_token_count(frames)
 
+    def aligner_output(self, model: Any, features: Any, mask: Any) -> Any:
+        return model.get_audio_features(features, mask).last_hidden_state
+
     def parts(self, model: Any) -> dict[str, Any]:
         return {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
                 "language model": model.model.language_model}
