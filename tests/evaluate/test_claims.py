@@ -159,6 +159,14 @@ def test_fine_tuning_that_loses_the_base_asr_is_named(tmp_path):
     assert composite.endswith("| – |")  # the base column is the last
 
 
+def test_asr_not_learned_says_what_the_base_had(tmp_path):
+    folders = [write_run(tmp_path / "base", "base", 0, wer=0.50), write_run(tmp_path / "uniform-0", "uniform", 0, wer=1.20)]
+    make_report(folders, tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert ("ASR (WER, lower is better): **not learned** by any schedule (best uniform: WER 119.5% ≥ 90.0%, "
+            "the pretrained base's 49.5% before fine-tuning)") in md
+
+
 def test_negative_transfer_counts_only_the_earlier_stages_tasks(tmp_path):
     from nabra.evaluate.claims import transfer_changes
 

@@ -219,7 +219,11 @@ def not_learned(task: str, stat: Stat, groups: dict[str, list[Run]]) -> str | No
     """Why ``task`` counts as not learned at ``stat`` (the schedule's mean), or ``None`` (learned)."""
     key, _ = PRIMARY[task]
     if task == "asr" and stat.mean >= WER_NOT_LEARNED:
-        return f"WER {pct(stat.mean)}% ≥ {pct(WER_NOT_LEARNED)}%"
+        why = f"WER {pct(stat.mean)}% ≥ {pct(WER_NOT_LEARNED)}%"
+        base = schedule_stats({n: r for n, r in groups.items() if n == "base"}, task, key).get("base")
+        if base is not None and base.mean < WER_NOT_LEARNED:  # it knew ASR: the fine-tuning broke it
+            why += f", the pretrained base's {pct(base.mean)}% before fine-tuning"
+        return why
     if task in ("did", "ser"):
         chance = 1 / n_labels(groups, task)
         if stat.mean <= chance + max(stat.std, CHANCE_MARGIN):
