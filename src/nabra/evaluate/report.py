@@ -300,6 +300,8 @@ def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
 
 KEPT_METRICS = (("asr", "cer", "CER", False), ("ser", "macro_f1", "SER macro-F1", True),
                 ("did", "macro_f1", "DID macro-F1", True))
+UNTRAINED_METRICS = (("asr", "cer", "CER", False), ("composite", "composite", "composite", True))
+"""What the untrained model is compared on: the floor a trained one must clear."""
 """What the pretrained base is compared on, when it was scored on the task: (task, key, label, higher is better)."""
 
 
@@ -311,14 +313,14 @@ def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
     out = []
     for baseline in (b for b in BASELINES if b in groups):
         parts = []
-        checks = KEPT_METRICS if baseline == "base" else (("asr", "cer", "CER", False), ("composite", "composite", "composite", True))
+        checks = KEPT_METRICS if baseline == "base" else UNTRAINED_METRICS
         for task, key, label, higher in checks:
             stats = schedule_stats({n: r for n, r in groups.items() if n == baseline or n not in BASELINES}, task, key)
             base = stats.pop(baseline, None)
             if base is None or not stats:
                 continue
             if baseline == "base":  # scored on the tasks it was pre-trained on: its composite is not comparable
-                parts.append(_kept_or_lost(base, stats, label, higher))
+                parts.append(_kept_or_lost(base, stats, task.upper(), label, higher))
                 continue
             beat = [name for name, st in stats.items() if (st.mean > base.mean if higher else st.mean < base.mean)]
             missed = [name for name in stats if name not in beat]
@@ -333,7 +335,7 @@ def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
     return out
 
 
-def _kept_or_lost(base: Stat, stats: dict[str, Stat], label: str = "CER", higher: bool = False) -> str:
+def _kept_or_lost(base: Stat, stats: dict[str, Stat], task: str, label: str, higher: bool) -> str:
     """Per schedule: whether the fine-tuning kept what the base scored (not worse beyond the spread)."""
     kept, lost = [], []
     for name, st in stats.items():
@@ -342,7 +344,6 @@ def _kept_or_lost(base: Stat, stats: dict[str, Stat], label: str = "CER", higher
             lost.append(f"{name} {pct(st.mean)}% ({'-' if higher else '+'}{100 * worse:.1f})")
         else:
             kept.append(f"{name} {pct(st.mean)}%")
-    task = label.split()[0] if higher else "ASR"
     text = f"{label} {pct(base.mean)}% base: "
     if kept:
         text += f"kept its {task}: " + ", ".join(kept)

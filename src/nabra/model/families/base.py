@@ -22,14 +22,16 @@ class Family:
     """Regex of the language model's decoder layers' module paths (``…\\.layers\\.\\d+``)."""
     lora_blocks: tuple[str, ...] = ()
     """Sub-modules of a decoder layer whose projections LoRA may target (``self_attn``, ``mlp``)."""
-    lora_projections: tuple[str, ...] = ()
-    """Projection names LoRA may target inside those blocks (the default targets)."""
     aligner_modules: tuple[str, ...] = ()
     """The audio projector's module paths (trained in full with ``lora.train_aligner``)."""
     audio_encoder: str = ""
     """The whole audio encoder's module path (trained in full with ``lora.train_audio_encoder``)."""
     fsdp_layer_classes: tuple[str, ...] = ()
     """Layer classes FSDP wraps one by one (``fsdp_transformer_layer_cls_to_wrap``)."""
+    audio_token: str = ""
+    """The placeholder token one audio frame-group becomes in the prompt."""
+    audio_run_overhead: int = 0
+    """Tokens around each audio run besides its placeholders (begin/end markers)."""
 
     def layout_of(self, config: dict) -> str | None:
         """The layout of a checkpoint with this ``config.json``, or ``None`` if it is not this family's."""
@@ -38,11 +40,6 @@ class Family:
     def expected(self) -> str:
         """What a checkpoint of this family looks like, for an error message."""
         return " or ".join(repr(t) for t in self.model_types)
-
-    audio_token: str = ""
-    """The placeholder token one audio frame-group becomes in the prompt."""
-    audio_run_overhead: int = 0
-    """Tokens around each audio run besides its placeholders (begin/end markers)."""
 
     def prompt_text(self, system: str, instruction: str, audio_runs: list[int]) -> str:
         """The prompt up to the assistant's turn, each audio segment an expanded placeholder run of the given length."""

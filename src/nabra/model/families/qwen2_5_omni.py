@@ -16,6 +16,7 @@ from nabra.model import tokens
 from nabra.model.families.base import Family, loading
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""The LM projections LoRA may target (``lora.targets``; all by default)."""
 
 
 def audio_token_count(frames):
@@ -30,7 +31,6 @@ class Qwen25Omni(Family):
     model_types = {"qwen2_5_omni": "release", "qwen2_5_omni_thinker": "thinker"}
     lm_layers = r"model\.language_model\.layers\.\d+"
     lora_blocks = ("self_attn", "mlp")
-    lora_projections = PROJECTIONS
     aligner_modules = ("audio_tower.proj", "audio_tower.ln_post")
     audio_encoder = "audio_tower"
     fsdp_layer_classes = ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer")
