@@ -12,6 +12,7 @@ from nabra.evaluate.metrics import (
     composite_score,
     compute_metrics,
     error_rates,
+    repetition_loop,
 )
 
 REF = "ذهب إلى المدرسة"
@@ -134,3 +135,26 @@ def test_composite_by_hand():
     assert math.isnan(composite_score({}))
     with pytest.raises(NabraError, match="unknown composite weight"):
         composite_score(metrics, {"rouge": 1.0})
+
+
+# -- repetition loops ---------------------------------------------------------------------------
+
+
+def test_repetition_loops_are_found_and_speech_is_not():
+    looping = ["ال ال ال ال ال ال ال", "كتب المدير المدير المدير المدير المدير المدير", "لللللللللللل",
+               "افتتح الوزير المستشفى. " + "وقال إن النتائج فاقت التوقعات. " * 3,
+               "ذهب " * 6 + "\n", "ha ha ha ha ha ha ha"]
+    speech = ["لا لا لا", "شكرا شكرا شكرا جزيلا", REF, "", "وقال المدير إن النتائج فاقت التوقعات. وقال الوزير إن "
+              "النتائج فاقت التوقعات.", "المستشفى الجديد والمستشفى القديم والمستشفى الثالث"]
+    assert [repetition_loop(t) for t in looping] == [True] * len(looping)
+    assert [repetition_loop(t) for t in speech] == [False] * len(speech)
+
+
+def test_looped_answers_are_counted_per_generative_task():
+    preds = [asr(REF, "ال " * 10, i=0), asr(REF, REF, i=1), asr(REF, "ذهب " * 7, i=2),
+             Prediction("d#tsum", "tsum", reference="ملخص قصير", prediction="ملخص ملخص ملخص ملخص ملخص ملخص"),
+             label("did", "EGY", "EGY", 3, text="EGY EGY EGY EGY EGY EGY")]
+    m = compute_metrics(preds)
+    assert m["asr"]["looped"] == 2 and m["tsum"]["looped"] == 1
+    assert "looped" not in m["did"]  # a label answer is parsed, never scored as text
+    assert compute_metrics(preds[:1])["asr"]["cer"] > 1  # what a loop does to the error rate

@@ -11,7 +11,7 @@ from nabra.evaluate.report import average, make_report, read_run, smooth
 DIDS = ["EGY", "GLF", "LAV", "NOR", "MSA"]
 
 
-def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0, test=True):
+def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0, test=True, looped=None):
     """A run folder as training and evaluation write it: config.yaml, metrics.jsonl, eval-test/."""
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed}}))
@@ -34,7 +34,7 @@ def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0
     if test:
         confusion = np.eye(5, 6, dtype=int) * 4
         confusion[1, 5] = 2  # GLF twice unparsed
-        metrics = {"asr": {"wer": wer, "cer": wer / 3, "n": 30},
+        metrics = {"asr": {"wer": wer, "cer": wer / 3, "n": 30, **({} if looped is None else {"looped": looped})},
                    "ssum": {"rouge1": rouge + 0.1, "rouge2": rouge / 2, "rougeL": rouge, "n": 5},
                    "did": {"accuracy": f1 + 0.02, "macro_f1": f1, "unparsed_rate": 0.1, "n": 22,
                            "confusion": {"labels": DIDS, "columns": DIDS + ["unparsed"], "matrix": confusion.tolist()}}}
@@ -86,6 +86,17 @@ def test_untrained_baseline_is_compared_with_not_ranked(tmp_path):
     md = (make_report([*runs, worse], tmp_path / "report2").parent / "report.md").read_text()
     assert "CER 166.7% untrained: **tpc** does not beat it" in md
     assert "| untrained (n=1) |" in md  # its numbers are still in the table
+
+
+def test_repetition_loops_are_counted_per_schedule(tmp_path):
+    runs = [fake_run(tmp_path / f"u{s}", "uniform", s, wer=1.2, rouge=0.2, f1=0.5, looped=4 + s) for s in (0, 1)]
+    runs += [fake_run(tmp_path / "a0", "ads", 0, wer=0.6, rouge=0.2, f1=0.5, looped=1),
+             fake_run(tmp_path / "base", "base", 0, wer=0.5, rouge=0.0, f1=0.2, looped=0)]
+    md = (make_report(runs, tmp_path / "r").parent / "report.md").read_text()
+    assert "repetition loop" in md and "mean over seeds: uniform 4.5 of 30, ads 1 of 30, base 0 of 30." in md
+    quiet = [fake_run(tmp_path / "q0", "tpc", 0, wer=0.4, rouge=0.2, f1=0.5, looped=0),
+             fake_run(tmp_path / "q1", "ads", 0, wer=0.4, rouge=0.2, f1=0.5)]  # an older run: no count
+    assert "repetition loop" not in (make_report(quiet, tmp_path / "r2").parent / "report.md").read_text()
 
 
 def test_within_seed_spread_is_said(tmp_path):

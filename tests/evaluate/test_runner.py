@@ -9,7 +9,7 @@ from nabra.config import RunConfig, dump_config
 from nabra.corpus.manifest import Utterance, read_manifest
 from nabra.errors import NabraError
 from nabra.evaluate import runner
-from nabra.evaluate.metrics import composite_score, compute_metrics
+from nabra.evaluate.metrics import composite_score, compute_metrics, repetition_loop
 from nabra.evaluate.runner import (
     answer_budget,
     evaluate,
@@ -58,6 +58,19 @@ def test_answers_cut_at_the_budget_are_counted(tiny_dir, corpus):
     store.close()
     assert all(p.truncated for p in preds)  # an untrained model never ends within 2 tokens
     assert compute_metrics(preds)["asr"]["truncated"] == 4
+
+
+def test_looping_answers_are_flagged_in_the_predictions(tiny_dir, corpus):
+    bundle = load(tiny_dir)
+    examples = list(iter_examples(read_manifest(corpus), tasks=("asr",)))[:4]
+    store = AudioStore(16, 2)
+    # An untrained model: the same top token from (nearly) every position, so 24 tokens loop.
+    preds = generate_predictions(bundle.model, bundle, Collator(bundle.tokenizer, bundle.feature_extractor),
+                                 examples, store, batch_size=4, max_new_tokens=24, progress=False)
+    store.close()
+    assert any(p.looped for p in preds)  # the seeded tiny model repeats "ي\tKhate" six times in one answer
+    assert [p.looped for p in preds] == [repetition_loop(p.prediction) for p in preds]
+    assert compute_metrics(preds)["asr"]["looped"] == sum(p.looped for p in preds)
 
 
 def test_generate_predictions_in_input_order(tiny_dir, corpus):

@@ -10,6 +10,10 @@
   the confusion matrix (with an ``unparsed`` column) and the unparsed rate. An output that parses to
   no label (empty, ambiguous, off-set) is wrong: it is counted and shown, never dropped.
 
+Every generative task also counts ``looped`` answers (:func:`repetition_loop`): the same piece of
+text over and over, the failure of long-form decoding (Whisper's and Qwen-ASR's too) whose
+insertions push a CER past 1.
+
 A task whose predictions have no references is skipped with a message, not an error.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -58,6 +63,8 @@ class Prediction:
     """Dialect of the utterance, when known (for the per-dialect ASR breakdown)."""
     truncated: bool = False
     """Generation stopped at its ``max_new_tokens`` budget, not at the end token: the answer may be cut."""
+    looped: bool = False
+    """The answer is caught in a repetition loop (:func:`repetition_loop`)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +113,25 @@ def compute_metrics(
         if len(scored) < len(preds):
             out[task]["n_without_reference"] = len(preds) - len(scored)
         out[task]["truncated"] = sum(p.truncated for p in preds)  # answers that ran into their token budget
+        if task in GENERATIVE:
+            out[task]["looped"] = sum(repetition_loop(p.prediction) for p in preds)
     return out
+
+
+GENERATIVE = ("asr", "ssum", "tsum")
+"""Tasks whose answers are free text (and can loop)."""
+LOOP_SHORT = re.compile(r"(\S.{0,11}?)\1{5,}", re.DOTALL)
+"""A piece of up to 12 characters six times in a row: ``ال ال ال ال ال ال``, ``للللللللل``."""
+LOOP_LONG = re.compile(r"(\S.{12,199}?)\1{2,}", re.DOTALL)
+"""A piece of 13-200 characters (a phrase, a sentence) three times in a row."""
+
+
+def repetition_loop(text: str) -> bool:
+    """Whether ``text`` repeats one piece of itself back to back — six times for a piece of up to
+    12 characters, three times for a longer one (up to 200) — after normalizing spaces. A speaker
+    rarely does; a decoder that lost its place in long audio does it until its token budget ends."""
+    text = " ".join(text.split()) + " "  # a trailing space lets the last copy of "word " match
+    return bool(LOOP_SHORT.search(text) or LOOP_LONG.search(text))
 
 
 def composite_score(metrics: dict[str, dict], weights: dict[str, float] | None = None) -> float:

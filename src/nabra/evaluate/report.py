@@ -300,9 +300,9 @@ def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
 
 KEPT_METRICS = (("asr", "cer", "CER", False), ("ser", "macro_f1", "SER macro-F1", True),
                 ("did", "macro_f1", "DID macro-F1", True))
+"""What the pretrained base is compared on, when it was scored on the task: (task, key, label, higher is better)."""
 UNTRAINED_METRICS = (("asr", "cer", "CER", False), ("composite", "composite", "composite", True))
 """What the untrained model is compared on: the floor a trained one must clear."""
-"""What the pretrained base is compared on, when it was scored on the task: (task, key, label, higher is better)."""
 
 
 def baseline_sentences(groups: dict[str, list[Run]]) -> list[str]:
@@ -352,6 +352,22 @@ def _kept_or_lost(base: Stat, stats: dict[str, Stat], task: str, label: str, hig
     return text
 
 
+def loop_sentence(groups: dict[str, list[Run]]) -> str | None:
+    """How many ASR answers of each schedule (baselines included) are caught in a repetition loop
+    (``looped`` in the test metrics, mean over seeds), when any is: the reason a CER passes 100 %."""
+    counts = {}
+    for schedule, runs in groups.items():
+        asr = [m for r in runs if (m := (r.final or {}).get("metrics", {}).get("asr")) and "looped" in m]
+        if asr:
+            counts[schedule] = (float(np.mean([m["looped"] for m in asr])), int(asr[0].get("n", 0)))
+    if not any(looped for looped, _ in counts.values()):
+        return None
+    parts = [f"{name} {looped:g} of {n}" for name, (looped, n) in sorted(counts.items(), key=lambda kv: -kv[1][0])]
+    return ("ASR answers caught in a repetition loop (the same piece of text over and over until the token budget "
+            "ends; `looped` in predictions.jsonl), mean over seeds: " + ", ".join(parts)
+            + ". A loop's insertions can push a CER past 100 %.")
+
+
 def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
     """The groups that compete: every schedule but the baselines."""
     return {name: runs for name, runs in groups.items() if name not in BASELINES}
@@ -368,6 +384,8 @@ def summary(groups: dict[str, list[Run]]) -> list[str]:
     if not lines:
         lines.append("No run has final metrics (eval-test/metrics.json or dev evaluations): nothing to rank.")
     lines += baseline_sentences(groups)
+    if loops := loop_sentence(groups):
+        lines.append(loops)
     vol = volatility_sentence(groups)
     if vol:
         lines.append(vol)

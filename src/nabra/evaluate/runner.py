@@ -20,7 +20,8 @@ from nabra import data
 from nabra.config import RunConfig, load_config
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
-from nabra.evaluate.metrics import Prediction, composite_score, compute_metrics, require_bertscore
+from nabra.evaluate.metrics import (GENERATIVE, Prediction, composite_score, compute_metrics, repetition_loop,
+                                    require_bertscore)
 from nabra.files import atomic_path, write_text
 from nabra.model import load
 from nabra.model.collate import Collator
@@ -116,7 +117,8 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
     dialect_of = dialect_of or {}
     return [Prediction(id=ex.id, task=ex.task, prompt=ex.instruction, prediction=outputs.get(i, ("", False))[0],
                        reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ("", False))[0], **labels),
-                       label=ex.label, dialect=dialect_of.get(ex.utt_id), truncated=outputs.get(i, ("", False))[1])
+                       label=ex.label, dialect=dialect_of.get(ex.utt_id), truncated=outputs.get(i, ("", False))[1],
+                       looped=ex.task in GENERATIVE and repetition_loop(outputs.get(i, ("", False))[0]))
             for i, ex in enumerate(examples)]
 
 
