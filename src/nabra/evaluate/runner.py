@@ -20,8 +20,14 @@ from nabra import data
 from nabra.config import RunConfig, load_config
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
-from nabra.evaluate.metrics import (GENERATIVE, Prediction, composite_score, compute_metrics, repetition_loop,
-                                    require_bertscore)
+from nabra.evaluate.metrics import (
+    GENERATIVE,
+    Prediction,
+    composite_score,
+    compute_metrics,
+    repetition_loop,
+    require_bertscore,
+)
 from nabra.files import atomic_path, write_text
 from nabra.model import load
 from nabra.model.collate import Collator
