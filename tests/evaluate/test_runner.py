@@ -60,17 +60,26 @@ def test_answers_cut_at_the_budget_are_counted(tiny_dir, corpus):
     assert compute_metrics(preds)["asr"]["truncated"] == 4
 
 
-def test_looping_answers_are_flagged_in_the_predictions(tiny_dir, corpus):
+def test_looping_answers_end_there_and_are_flagged(tiny_dir, corpus):
     bundle = load(tiny_dir)
     examples = list(iter_examples(read_manifest(corpus), tasks=("asr",)))[:4]
+    collator = Collator(bundle.tokenizer, bundle.feature_extractor)
     store = AudioStore(16, 2)
-    # An untrained model: the same top token from (nearly) every position, so 24 tokens loop.
-    preds = generate_predictions(bundle.model, bundle, Collator(bundle.tokenizer, bundle.feature_extractor),
-                                 examples, store, batch_size=4, max_new_tokens=24, progress=False)
+    # An untrained model: one answer repeats "ي\tKhate" from its start, the others babble on.
+    kept, stopped = (generate_predictions(bundle.model, bundle, collator, examples, store, batch_size=4,
+                                          max_new_tokens=64, progress=False, stop_loops=stop)
+                     for stop in (False, True))
     store.close()
-    assert any(p.looped for p in preds)  # the seeded tiny model repeats "ي\tKhate" six times in one answer
-    assert [p.looped for p in preds] == [repetition_loop(p.prediction) for p in preds]
-    assert compute_metrics(preds)["asr"]["looped"] == sum(p.looped for p in preds)
+    loop = [i for i, p in enumerate(kept) if p.looped]
+    assert loop and all(p.truncated for p in kept)  # run to the budget, looping or not
+    for i, (k, s) in enumerate(zip(kept, stopped, strict=True)):
+        if i in loop:  # ended once it looped: a prefix of the full answer, not counted as cut
+            assert s.looped and not s.truncated and k.prediction.startswith(s.prediction)
+            assert len(s.prediction) < len(k.prediction)
+        else:  # an answer that never loops is untouched
+            assert (s.prediction, s.truncated) == (k.prediction, k.truncated)
+    assert [p.looped for p in stopped] == [repetition_loop(p.prediction) for p in stopped]
+    assert compute_metrics(stopped)["asr"]["looped"] == len(loop)
 
 
 def test_generate_predictions_in_input_order(tiny_dir, corpus):

@@ -30,6 +30,8 @@ def register(top_subparsers) -> None:
     ev.add_argument("--scheme", default="default", choices=("default", "leaderboard"),
                     help="normalization of the headline WER/CER and ROUGE (the leaderboard's is always added)")
     ev.add_argument("--max-new-tokens", type=int, help="cap on every answer (default: per task)")
+    ev.add_argument("--keep-loops", action="store_true",
+                    help="let an answer caught in a repetition loop run to its budget (default: it ends there)")
     ev.add_argument("--bertscore-model", help="local model folder: adds BERTScore F1 to summaries (needs bert-score)")
     ev.add_argument("--base", help="base model folder of an adapter (default: the one the run recorded)")
     ev.add_argument("--device", help="e.g. cuda, cpu (default: cuda when available)")
@@ -52,7 +54,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.manifest, split=args.split, tasks=tasks, out_dir=args.out,
                       batch_size=args.batch_size, scheme=args.scheme, base=args.base, device=args.device,
                       dtype=args.dtype, max_new_tokens=args.max_new_tokens,
-                      bertscore_model=args.bertscore_model, progress=not args.quiet)
+                      bertscore_model=args.bertscore_model, stop_loops=not args.keep_loops, progress=not args.quiet)
     print_table(result)
     out = Path(result["out_dir"])
     print(f"wrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")

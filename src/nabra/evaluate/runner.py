@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from nabra import data
 from nabra.config import RunConfig, load_config
@@ -94,13 +95,15 @@ def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool 
 
 def generate_predictions(model, bundle, collator, examples: list[Example], store, *, batch_size: int = 16,
                          max_new_tokens: int | None = None, sort_by_length: bool = True, progress: bool = True,
-                         dialect_of: dict[str, str] | None = None, dialects=None, emotions=None) -> list[Prediction]:
+                         dialect_of: dict[str, str] | None = None, dialects=None, emotions=None,
+                         stop_loops: bool = True) -> list[Prediction]:
     """Greedy answers of ``model`` to ``examples``, parsed, in the order of ``examples``.
 
     ``max_new_tokens`` (default: :func:`answer_budget` of each example, the largest of its batch)
     caps every answer. ``dialect_of`` maps utterance ids to dialects (for the per-dialect ASR
     breakdown); ``dialects``/``emotions`` are the label sets outputs are parsed against. An example
     the collator leaves out (longer than ``max_length``) gets an empty answer: it counts as wrong.
+    ``stop_loops``: an answer caught in a repetition loop ends there (:class:`LoopStop`).
     """
     labels = {k: v for k, v in (("dialects", dialects), ("emotions", emotions)) if v is not None}
     outputs: dict[int, str] = {}
@@ -115,7 +118,7 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
                                                zip(batch, _reference_tokens(bundle.tokenizer, batch), strict=True))
                 samples = store.samples(batch)
                 position = {id(ex): j for j, ex in enumerate(batch)}
-                texts = generate_batch(model, bundle.tokenizer, collator, samples, budget)
+                texts = generate_batch(model, bundle.tokenizer, collator, samples, budget, stop_loops)
                 outputs.update({indices[position[id(samples[j][0])]]: out for j, out in texts.items()})
                 advance(len(batch), batch[0].task)
     finally:
@@ -134,9 +137,37 @@ def _reference_tokens(tokenizer, batch: list[Example]) -> list[int | None]:
     return [len(t) if target else None for t, target in zip(ids, targets, strict=True)]
 
 
-def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> dict[int, tuple[str, bool]]:
+LOOP_CHECK_EVERY = 8
+"""New tokens between two looks for a repetition loop in the answers still being written."""
+
+
+class LoopStop(StoppingCriteria):
+    """Ends each answer of a batch once it is caught in a repetition loop
+    (:func:`~nabra.evaluate.metrics.repetition_loop`, checked every ``every`` new tokens): a looping
+    answer would otherwise run to its budget — hundreds of tokens of insertions, and the whole batch
+    waits for it. What it wrote up to there is kept and scored. ``stopped``: the rows it ended."""
+
+    def __init__(self, tokenizer, prompt_length: int, every: int = LOOP_CHECK_EVERY):
+        self.tokenizer, self.prompt_length, self.every = tokenizer, prompt_length, every
+        self.stopped: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        if self.stopped is None:
+            self.stopped = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if (input_ids.shape[1] - self.prompt_length) % self.every == 0:
+            rows = (~self.stopped).nonzero().flatten().tolist()
+            texts = self.tokenizer.batch_decode(input_ids[rows, self.prompt_length:], skip_special_tokens=True)
+            for row, text in zip(rows, texts, strict=True):
+                if repetition_loop(text):
+                    self.stopped[row] = True
+        return self.stopped.clone()
+
+
+def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int,
+                   stop_loops: bool = True) -> dict[int, tuple[str, bool]]:
     """``(decoded new tokens, cut at max_new_tokens)`` of one batch, by position in ``samples``
-    (positions the collator skipped are missing)."""
+    (positions the collator skipped are missing). ``stop_loops``: end an answer once it loops
+    (:class:`LoopStop`) instead of letting it run to ``max_new_tokens``."""
     batch = collator(samples, for_generation=True)
     if not batch["example_ids"]:
         return {}
@@ -145,14 +176,20 @@ def generate_batch(model, tokenizer, collator, samples, max_new_tokens: int) -> 
     inputs = {k: v.to(param.device) for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
     if "input_features" in inputs:
         inputs["input_features"] = inputs["input_features"].to(param.dtype)
+    prompt = inputs["input_ids"].shape[1]
+    loops = LoopStop(tokenizer, prompt) if stop_loops else None
     with torch.inference_mode():
-        out = model.generate(**inputs, do_sample=False, use_cache=True, max_new_tokens=max_new_tokens)
+        out = model.generate(**inputs, do_sample=False, use_cache=True, max_new_tokens=max_new_tokens,
+                             stopping_criteria=StoppingCriteriaList([loops] if loops else []))
     # Left padding: every prompt ends at the same column, the answers start after it.
-    new = out[:, inputs["input_ids"].shape[1]:]
+    new = out[:, prompt:]
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
     eos = _eos_ids(model, tokenizer)
-    # A row that never wrote an end token within the budget was cut (the whole batch then ran to it).
-    cut = [new.shape[1] >= max_new_tokens and not any(int(t) in eos for t in row) for row in new]
+    stopped = loops.stopped.tolist() if loops is not None and loops.stopped is not None else [False] * len(new)
+    # A row that never wrote an end token within the budget was cut (the whole batch then ran to
+    # it) — unless it was ended for looping.
+    cut = [new.shape[1] >= max_new_tokens and not any(int(t) in eos for t in row) and not s
+           for row, s in zip(new, stopped, strict=True)]
     return {position[eid]: (text, c) for eid, text, c in zip(batch["example_ids"], texts, cut, strict=True)}
 
 
@@ -264,13 +301,14 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
              tasks: list[str] | None = None, out_dir: str | os.PathLike | None = None, batch_size: int = 16,
              scheme: str = "default", base: str | None = None, device: str | None = None,
              dtype: str | None = None, max_new_tokens: int | None = None, bertscore_model: str | None = None,
-             progress: bool = True, log=print) -> dict:
+             stop_loops: bool = True, progress: bool = True, log=print) -> dict:
     """Evaluate the model at ``path`` on the ``split`` of ``manifest``; writes ``predictions.jsonl``
     and ``metrics.json`` to ``out_dir`` (default ``<run folder or path>/eval-<split>``) and returns
     what ``metrics.json`` holds, plus ``out_dir``.
 
     Templates, label sets and collation follow the run's config when ``path`` is (in) a run folder.
-    ``bertscore_model``: a local model folder for BERTScore on summaries (needs bert-score)."""
+    ``bertscore_model``: a local model folder for BERTScore on summaries (needs bert-score).
+    ``stop_loops``: end an answer once it loops (``False``: every answer runs to its end token or budget)."""
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
     cfg = run_config(path)
@@ -293,7 +331,7 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
         preds = generate_predictions(
             model, bundle, Collator.for_bundle(bundle, cfg.collate), examples, store,
             batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, dialects=dialects,
-            emotions=emotions, dialect_of={u.id: u.dialect for u in utts if u.dialect})
+            emotions=emotions, dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops)
     finally:
         store.close()
     # Audio that failed to decode: its examples have no answer and count as wrong; named here.
@@ -304,6 +342,7 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     metrics = compute_metrics(preds, scheme=scheme, dialects=dialects, emotions=emotions,
                               bertscore_model=bertscore_model, skipped=skipped)
     result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
+              "stop_loops": stop_loops,
               "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None),
               "skipped": skipped, "unreadable_audio": unreadable}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
