@@ -85,9 +85,11 @@ def cmd_synth(args) -> int:
 def cmd_model_init_tiny(args) -> int:
     from nabra.model.tiny import TinyConfig, init_tiny
 
+    from nabra.model.families import family
+
     cfg = TinyConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size, text_layers=args.text_layers,
                      audio_layers=args.audio_layers, seed=args.seed)
-    out = init_tiny(args.out_dir, args.corpus, cfg)
+    out = init_tiny(args.out_dir, args.corpus, cfg, family(args.family))
     return cmd_model_info(argparse.Namespace(path=out))
 
 
@@ -206,8 +208,9 @@ def _add_use_verbs(sub) -> None:
 
 def _add_model_verbs(sub) -> None:
     model = sub.add_parser("model", help="model tools").add_subparsers(dest="model_verb", required=True, metavar="VERB")
-    tiny = model.add_parser("init-tiny", help="write a tiny random Qwen2.5-Omni thinker (+ tokenizer trained on a corpus)")
+    tiny = model.add_parser("init-tiny", help="write a tiny random model of a family (+ tokenizer trained on a corpus)")
     tiny.add_argument("out_dir", type=Path)
+    tiny.add_argument("--family", default="qwen2_5_omni", help="model family (qwen2_5_omni, qwen3_omni)")
     tiny.add_argument("--corpus", type=Path, help="manifest whose transcripts/summaries train the tokenizer")
     tiny.add_argument("--vocab-size", type=int, default=1024)
     tiny.add_argument("--hidden-size", type=int, default=128)

@@ -142,3 +142,34 @@ def write_release_checkpoint(thinker_dir: str | Path, out_dir: str | Path, *, ta
     preprocessor = json.loads((thinker_dir / "preprocessor_config.json").read_text()) | RELEASE_IMAGE_KEYS
     (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
     return out_dir
+
+
+def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Path:
+    """A tiny Qwen3-Omni release checkpoint of the thinker-only kind (``-Thinking``, ``-Captioner``:
+    ``model_type: qwen3_omni_moe`` with a ``thinker_config`` and ``enable_audio_output: false``), from
+    the thinker of ``thinker_dir``, saved by transformers' stock ``Qwen3OmniMoeForConditionalGeneration``
+    under the release's tensor names (``thinker.model.layers.*``, ``thinker.audio_tower.*``, experts one
+    by one), with the tokenizer, generation config and preprocessor (Qwen2-VL image keys added)."""
+    import shutil
+
+    import torch
+    from transformers import (
+        Qwen3OmniMoeConfig,
+        Qwen3OmniMoeForConditionalGeneration,
+        Qwen3OmniMoeThinkerForConditionalGeneration,
+    )
+
+    thinker_dir, out_dir = Path(thinker_dir), Path(out_dir)
+    thinker = json.loads((thinker_dir / "config.json").read_text())
+    torch.manual_seed(0)
+    model = Qwen3OmniMoeForConditionalGeneration(Qwen3OmniMoeConfig(thinker_config=thinker, enable_audio_output=False))
+    trained = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(thinker_dir, local_files_only=True)
+    model.thinker.load_state_dict(trained.state_dict())  # the very thinker of thinker_dir
+    remove(out_dir)
+    model.save_pretrained(out_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+        if (thinker_dir / name).is_file():
+            shutil.copy(thinker_dir / name, out_dir / name)
+    preprocessor = json.loads((thinker_dir / "preprocessor_config.json").read_text()) | RELEASE_IMAGE_KEYS
+    (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
+    return out_dir

@@ -36,7 +36,8 @@ from nabra.model.embeddings import (
     example_vectors,
     utterances_key,
 )
-from nabra.model.families import check_family
+from nabra.model.families import AUTO, check_family, family
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.lora import label_token_ids, trainable
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.tiny import init_tiny
@@ -119,8 +120,9 @@ class Recipe:
         cfg, path = self.cfg, Path(self.cfg.model.path)
         if cfg.model.init_tiny and not (path / "config.json").is_file():
             if self.acc.is_main_process:  # its tokenizer learns the validated training texts
-                self.say(f"building a tiny thinker at {path}")
-                init_tiny(path, manifests.train)  # refuses a folder that holds anything
+                fam = family(cfg.model.family) if cfg.model.family != AUTO else QWEN2_5_OMNI
+                self.say(f"building a tiny {fam.title} at {path}")
+                init_tiny(path, manifests.train, family=fam)  # refuses a folder that holds anything
             self.acc.wait_for_everyone()
         if cfg.model.finetune == "lora" and (path / "nabra_tiny.json").is_file():
             # init_tiny writes nabra_tiny.json; a trained run's final/ has none: these weights are random.

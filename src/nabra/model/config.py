@@ -74,13 +74,25 @@ class LoraSettings:
         """PEFT ``target_modules`` as a full-match regex over module paths of the family's language model."""
         return lm_path_regex(family, self.targets)
 
-    def peft_config(self, trainable_tokens: dict[str, list[int]] | None = None, family: Family = QWEN2_5_OMNI):
+    def peft_config(self, trainable_tokens: dict[str, list[int]] | None = None, family: Family = QWEN2_5_OMNI,
+                    module_names: list[str] | None = None):
         """The PEFT config for a model of ``family``; ``trainable_tokens`` maps an embedding or output
-        module's name to the token ids whose rows are trained too (see :attr:`train_label_tokens`)."""
+        module's name to the token ids whose rows are trained too (see :attr:`train_label_tokens`).
+        ``module_names``: every module path of the model, to target by name (``family.lora_targets_by_name``)."""
+        import re
+
         from peft import LoraConfig
+
+        targets: str | list[str] = self.target_regex(family)
+        if family.lora_targets_by_name:
+            if module_names is None:
+                raise NabraError(f"LoRA on a {family.title} targets modules by name: pass the model's module names")
+            targets = sorted(n for n in module_names if re.fullmatch(targets, n))
+            if not targets:
+                raise NabraError(f"no module of the {family.title} matches the LoRA targets {', '.join(self.targets)}")
 
         modules_to_save = ([family.audio_encoder] if self.train_audio_encoder else
                            list(family.aligner_modules) if self.train_aligner else None)
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=self.target_regex(family), modules_to_save=modules_to_save,
+                          target_modules=targets, modules_to_save=modules_to_save,
                           trainable_token_indices=trainable_tokens or None, bias="none", task_type="CAUSAL_LM")

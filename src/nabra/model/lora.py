@@ -19,13 +19,13 @@ from nabra.model.families import family_of_model
 def trainable(model, finetune: str = "lora", settings: LoraSettings | None = None, *,
               gradient_checkpointing: bool = False, label_token_ids: list[int] | None = None):
     """The thinker ready to train: LoRA adapters on the language model (everything else frozen), or
-    with ``finetune="full"`` every weight but the vision part and the unused audio bos/eos
-    embedding (frozen, so that every trainable weight gets a gradient: DDP needs it).
+    with ``finetune="full"`` every weight but what its family leaves frozen (the vision part, weights
+    the audio path never uses: every trainable weight must get a gradient, DDP needs it).
     ``label_token_ids``: the tokens of the label names, trained when ``settings.train_label_tokens``."""
     if finetune == "lora":
         model = apply_lora(model, settings, label_token_ids=label_token_ids)
     else:
-        for module in (model.model.visual, model.model.audio_tower.audio_bos_eos_token):
+        for module in family_of_model(model).frozen_in_full(model):
             module.requires_grad_(False)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -46,7 +46,9 @@ def apply_lora(model, settings: LoraSettings | None = None, *, label_token_ids: 
         if not label_token_ids:
             raise NabraError("lora.train_label_tokens is set but no label token ids were given")
         tokens = {output_module_name(model): sorted(set(label_token_ids))}
-    return get_peft_model(model, settings.peft_config(tokens, family_of_model(model)))
+    fam = family_of_model(model)
+    names = [n for n, _ in model.named_modules()] if fam.lora_targets_by_name else None
+    return get_peft_model(model, settings.peft_config(tokens, fam, names))
 
 
 def output_module_name(model) -> str:

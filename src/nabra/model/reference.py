@@ -1,24 +1,27 @@
-"""transformers' own Qwen2.5-Omni processing path (30-s max-length padding), audio only.
+"""transformers' own processing path of each family, audio only: Qwen2.5-Omni's (max-length
+padding to the window), Qwen3-Omni's (padding to the longest clip).
 
 Used as the reference Nabra's collator is checked against, and as the baseline of the collation
-benchmark. The stock processor refuses to be built without image/video processors (which need
-torchvision); this subclass lets those two be absent and touches nothing else.
+benchmark. The stock processors refuse to be built without image/video processors (which need
+torchvision); these subclasses let those two be absent and touch nothing else.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from transformers import Qwen2_5OmniProcessor
+from transformers import Qwen2_5OmniProcessor, Qwen3OmniMoeProcessor
 
 from nabra.corpus.audio import SAMPLE_RATE
-from nabra.model.tokens import answer_text, prompt_text
+from nabra.model.families import Family
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
+from nabra.model.families.qwen3_omni import QWEN3_OMNI
 
 
-class AudioOnlyOmniProcessor(Qwen2_5OmniProcessor):
-    """``Qwen2_5OmniProcessor`` with the vision processors left out."""
+class _AudioOnly:
+    """Lets the image and video processors be ``None``."""
 
     @classmethod
-    def from_parts(cls, feature_extractor, tokenizer) -> AudioOnlyOmniProcessor:
+    def from_parts(cls, feature_extractor, tokenizer):
         return cls(None, None, feature_extractor, tokenizer)
 
     def check_argument_for_proper_class(self, argument_name, argument):
@@ -27,11 +30,28 @@ class AudioOnlyOmniProcessor(Qwen2_5OmniProcessor):
         return super().check_argument_for_proper_class(argument_name, argument)
 
 
-def reference_batch(processor: AudioOnlyOmniProcessor, system: str, examples, waveforms: list[np.ndarray],
-                    *, with_answer: bool = True) -> dict:
-    """The batch transformers builds for audio examples (one ≤30 s clip each), 30-s padded."""
+class AudioOnlyOmniProcessor(_AudioOnly, Qwen2_5OmniProcessor):
+    """``Qwen2_5OmniProcessor`` with the vision processors left out."""
+
+
+class AudioOnlyQwen3OmniProcessor(_AudioOnly, Qwen3OmniMoeProcessor):
+    """``Qwen3OmniMoeProcessor`` with the vision processors left out."""
+
+
+PROCESSORS = {QWEN2_5_OMNI.name: AudioOnlyOmniProcessor, QWEN3_OMNI.name: AudioOnlyQwen3OmniProcessor}
+"""transformers' processor of each family that has one."""
+
+
+def reference_processor(bundle):
+    """transformers' processor for a loaded bundle's family, built from its tokenizer and feature extractor."""
+    return PROCESSORS[bundle.family.name].from_parts(bundle.feature_extractor, bundle.tokenizer)
+
+
+def reference_batch(processor, system: str, examples, waveforms: list[np.ndarray], *, with_answer: bool = True,
+                    family: Family = QWEN2_5_OMNI) -> dict:
+    """The batch transformers builds for audio examples (one clip within the window each)."""
     texts = []
     for ex in examples:
-        text = prompt_text(system, ex.instruction, [1])  # one placeholder: the processor expands it
-        texts.append(text + (answer_text(ex.target) if with_answer else ""))
+        text = family.prompt_text(system, ex.instruction, [1])  # one placeholder: the processor expands it
+        texts.append(text + (family.answer_text(ex.target) if with_answer else ""))
     return processor(text=texts, audio=waveforms, return_tensors="pt", padding=True, sampling_rate=SAMPLE_RATE)

@@ -1,6 +1,7 @@
-"""The tiny Qwen2.5-Omni thinker: random weights from config and a byte-level BPE tokenizer trained
-on the corpus, saved in the same on-disk layout as a real checkpoint so that `load` reads it through
-exactly the code path a real one takes."""
+"""Tiny models of every family (default: the Qwen2.5-Omni thinker): random weights from config and a
+byte-level BPE tokenizer trained on the corpus with the family's special tokens, saved in the same
+on-disk layout as a real checkpoint so that `load` reads it through exactly the code path a real
+one takes."""
 
 from __future__ import annotations
 
@@ -14,12 +15,9 @@ from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.errors import NabraError
 from nabra.files import remove, temp_path
-from nabra.model.tokens import CHAT_TEMPLATE, SPECIAL_TOKENS
+from nabra.model.families import Family
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
-
-# Special tokens take the first ids, in this order; the config's token ids follow from it.
-_SPECIAL_ORDER = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>",
-                  "<|audio_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>")
 
 
 @dataclass
@@ -44,6 +42,12 @@ class TinyConfig:
     """Audio encoder layers."""
     audio_heads: int = 4
     """Audio encoder attention heads."""
+    experts: int = 4
+    """Routed experts per MoE layer (mixture-of-experts families: Qwen3-Omni)."""
+    experts_per_token: int = 2
+    """Experts each token is routed to."""
+    moe_intermediate_size: int = 64
+    """Width of one expert's MLP."""
     seed: int = 0
     """Seed of the random initialisation."""
 
@@ -103,8 +107,9 @@ ARABIC_CHAR = "[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEF
 """One character of the Arabic blocks (letters, diacritics, Arabic punctuation and digits, presentation forms)."""
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int):
-    """A byte-level BPE (round-trips any text, Arabic included) with the Qwen special tokens.
+def train_tokenizer(texts: Iterable[str], vocab_size: int, family: Family = QWEN2_5_OMNI):
+    """A byte-level BPE (round-trips any text, Arabic included) with the family's special tokens
+    (they take the first ids, in the family's order).
 
     Character-level for Arabic: each Arabic letter (two bytes) is split off as its own piece before
     the byte-level step, so its only merge is its own two bytes — a letter is one token and no
@@ -120,14 +125,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
         pre_tokenizers.ByteLevel(add_prefix_space=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(_SPECIAL_ORDER),
+    special = family.special_tokens
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
-    extra = {k: v for k, v in SPECIAL_TOKENS.items() if k not in ("eos_token", "im_start", "im_end")}
+    extra = {k: v for k, v in special.items() if k not in ("eos_token", "im_start", "im_end")}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"], extra_special_tokens=extra,
-        chat_template=CHAT_TEMPLATE, padding_side="right", model_max_length=32768,
+        tokenizer_object=tok, eos_token=special["im_end"], pad_token=special["eos_token"],
+        additional_special_tokens=[special["im_start"], special["im_end"]], extra_special_tokens=extra,
+        chat_template=family.chat_template, padding_side="right", model_max_length=32768,
     )
 
 
@@ -150,21 +156,20 @@ def feature_extractor(out_dir: str | Path | None = None, **overrides):
 
 
 def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | None = None,
-              cfg: TinyConfig | None = None) -> Path:
-    """Write a tiny thinker checkpoint (config, safetensors weights, tokenizer, feature extractor);
-    its tokenizer learns the texts of ``manifest`` (a file, or utterances)."""
+              cfg: TinyConfig | None = None, family: Family = QWEN2_5_OMNI) -> Path:
+    """Write a tiny checkpoint of ``family`` (config, safetensors weights, tokenizer, feature
+    extractor); its tokenizer learns the texts of ``manifest`` (a file, or utterances)."""
     import torch
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     cfg = cfg or TinyConfig()
     out_dir = Path(out_dir)
     _check_writable(out_dir)
-    tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIAL_ORDER}
+    tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size, family)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in family.special_tokens.values()}
     torch.manual_seed(cfg.seed)
-    model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config(cfg, ids))
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model = family.new_model(family.tiny_config(cfg, ids))
+    model.generation_config.eos_token_id = ids[family.special_tokens["im_end"]]
+    model.generation_config.pad_token_id = ids[family.special_tokens["eos_token"]]
     # Written beside, then moved in with config.json last: a kill leaves no folder that looks like a
     # model, and an existing empty folder (a mount point, a symlink) stays the folder it is.
     tmp = temp_path(out_dir)
@@ -173,7 +178,7 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | 
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         feature_extractor(tmp)
-        (tmp / "nabra_tiny.json").write_text(json.dumps(vars(cfg), indent=2) + "\n")
+        (tmp / "nabra_tiny.json").write_text(json.dumps({"family": family.name, **vars(cfg)}, indent=2) + "\n")
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
             os.replace(path, out_dir / path.name)

@@ -3,7 +3,7 @@
 A family says which ``config.json`` model types are its (and in which on-disk layout), where its
 language model's decoder layers and its audio projector ("aligner") are, how many placeholder
 tokens a clip of audio becomes, and how to load it. Everything else in Nabra asks the family.
-Today one family is built: Qwen2.5-Omni's thinker. transformers also ships the audio LLMs in
+Built: Qwen2.5-Omni's thinker and Qwen3-Omni's. transformers also ships the audio LLMs in
 :data:`NOT_YET` (model types), which are named in the error a user gets for one of them.
 """
 
@@ -15,13 +15,12 @@ from typing import Any
 from nabra.errors import NabraError
 from nabra.model.families.base import Family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
+from nabra.model.families.qwen3_omni import QWEN3_OMNI
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2_5_OMNI,)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2_5_OMNI, QWEN3_OMNI)}
 """Every family Nabra trains, by name (``model.family`` in a run config)."""
 
 NOT_YET = {
-    "qwen3_omni_moe": "Qwen3-Omni",
-    "qwen3_omni_moe_thinker": "Qwen3-Omni (thinker)",
     "nemotron_h_omni": "Nemotron-3-Nano-Omni",
 }
 """Audio-LLM model types transformers ships that Nabra does not load yet."""

@@ -32,6 +32,16 @@ class Family:
     """The placeholder token one audio frame-group becomes in the prompt."""
     audio_run_overhead: int = 0
     """Tokens around each audio run besides its placeholders (begin/end markers)."""
+    special_tokens: dict[str, str] = {}
+    """The tokenizer's special tokens by role (``eos_token`` — also the pad —, ``im_start``, ``im_end``,
+    ``audio_token``, ``audio_bos_token``, ...), in the order a tiny tokenizer gives them ids."""
+    lora_targets_by_name: bool = False
+    """Give PEFT the LoRA targets as full module names, not a regex. For MoE families whose experts
+    transformers 5 fused: PEFT 0.21 resolves a regex target there to its leaf names (``q_proj``...),
+    which also match the audio encoder's attention (``peft/utils/transformers_weight_conversion.py``,
+    ``_resolve_string_target_modules``)."""
+    chat_template: str = ""
+    """The family's chat template reduced to text and audio (a tiny tokenizer ships it)."""
 
     def layout_of(self, config: dict) -> str | None:
         """The layout of a checkpoint with this ``config.json``, or ``None`` if it is not this family's."""
@@ -60,6 +70,20 @@ class Family:
 
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""
+        raise NotImplementedError
+
+    def frozen_in_full(self, model: Any) -> list[Any]:
+        """Modules full fine-tuning leaves frozen: the vision part, and weights the audio path never
+        uses (every trainable weight must get a gradient: DDP needs it)."""
+        raise NotImplementedError
+
+    def tiny_config(self, cfg: Any, token_ids: dict[str, int]) -> Any:
+        """The model config of a tiny random model of this family (``cfg``: a :class:`~nabra.model.tiny.TinyConfig`),
+        wired to the tiny tokenizer's ``token_ids`` (by token)."""
+        raise NotImplementedError
+
+    def new_model(self, config: Any) -> Any:
+        """A model of this family with random weights from ``config``."""
         raise NotImplementedError
 
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:

@@ -36,6 +36,8 @@ class Qwen25Omni(Family):
     fsdp_layer_classes = ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer")
     audio_token = tokens.AUDIO
     audio_run_overhead = 2  # <|audio_bos|>, <|audio_eos|>
+    special_tokens = tokens.SPECIAL_TOKENS
+    chat_template = tokens.CHAT_TEMPLATE
 
     def prompt_text(self, system: str, instruction: str, audio_runs: list[int]) -> str:
         return tokens.prompt_text(system, instruction, audio_runs)
@@ -61,6 +63,19 @@ class Qwen25Omni(Family):
     def parts(self, model: Any) -> dict[str, Any]:
         return {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
                 "language model": model.model.language_model}
+
+    def frozen_in_full(self, model: Any) -> list[Any]:
+        return [model.model.visual, model.model.audio_tower.audio_bos_eos_token]  # the latter: never used
+
+    def tiny_config(self, cfg: Any, token_ids: dict[str, int]) -> Any:
+        from nabra.model.tiny import thinker_config
+
+        return thinker_config(cfg, token_ids)
+
+    def new_model(self, config: Any) -> Any:
+        from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+        return Qwen2_5OmniThinkerForConditionalGeneration(config)
 
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
         from transformers import (

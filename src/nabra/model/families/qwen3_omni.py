@@ -1,0 +1,183 @@
+"""Qwen3-Omni (30B-A3B Instruct, Thinking, Captioner): its thinker, trained alone; the talker and
+code2wav of the Instruct release are never loaded.
+
+Layouts: the release (``model_type: qwen3_omni_moe`` with a ``thinker_config``; keys ``thinker.*``,
+``talker.*``, ``code2wav.*``, which transformers' thinker class reads skipping the other two) and a
+thinker-only folder (``qwen3_omni_moe_thinker``: what ``nabra model init-tiny --family qwen3_omni``
+and ``nabra model merge`` write). Audio: Whisper log-mel as Qwen2.5-Omni (128 bins, 16 kHz, a 300-s
+window), but the encoder works in 100-frame chunks (``n_window`` 50) and makes 13 tokens of each:
+``<|audio_pad|>`` × n between ``<|audio_start|>`` and ``<|audio_end|>``, before the text of the
+user turn. The language model is a Qwen3 mixture of experts whose routed experts are fused 3-D
+parameters, not Linear modules: LoRA targets the attention projections (and the MLP of any dense
+layer); the experts and the router stay frozen. The audio projector (``proj1``, ``proj2``) lives
+inside the audio tower. Sources: transformers 5.24 ``models/qwen3_omni_moe`` and the release's
+``config.json`` (docs/notes/model-families-research.md §1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nabra.errors import NabraError
+from nabra.model.families.base import Family, loading
+
+N_WINDOW = 50
+"""The audio encoder's ``n_window`` of every Qwen3-Omni release: chunks of 100 mel frames (1 s)."""
+TOKENS_PER_CHUNK = 13
+"""Audio tokens of one full 100-frame chunk (three stride-2 convolutions)."""
+
+SPECIAL_TOKENS = {
+    "eos_token": "<|endoftext|>",
+    "im_start": "<|im_start|>",
+    "im_end": "<|im_end|>",
+    "audio_token": "<|audio_pad|>",
+    "audio_bos_token": "<|audio_start|>",
+    "audio_eos_token": "<|audio_end|>",
+    "image_token": "<|image_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_bos_token": "<|vision_start|>",
+    "vision_eos_token": "<|vision_end|>",
+}
+"""The release tokenizer's special tokens (``tokenizer_config.json``; the ids are the config's)."""
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' or 'audio' in item %}{{ '<|audio_start|><|audio_pad|><|audio_end|>' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+"""Qwen3-Omni's chat template reduced to text and audio (what Nabra sends)."""
+
+
+def audio_token_count(frames):
+    """Audio tokens of ``frames`` valid mel frames: 13 per full 100-frame chunk, and for the rest
+    three stride-2 convolutions — transformers' ``_get_feat_extract_output_lengths`` (int, array or tensor)."""
+    chunk = 2 * N_WINDOW
+    rest = frames % chunk
+    after = (rest - 1) // 2 + 1
+    return ((after - 1) // 2 + 1 - 1) // 2 + 1 + (frames // chunk) * TOKENS_PER_CHUNK
+
+
+class Qwen3Omni(Family):
+    name = "qwen3_omni"
+    title = "Qwen3-Omni thinker"
+    model_types = {"qwen3_omni_moe": "release", "qwen3_omni_moe_thinker": "thinker"}
+    lm_layers = r"model\.language_model\.layers\.\d+"
+    lora_blocks = ("self_attn", "mlp")  # mlp: only dense layers have Linear projections there
+    aligner_modules = ("audio_tower.proj1", "audio_tower.proj2", "audio_tower.ln_post")
+    audio_encoder = "audio_tower"
+    fsdp_layer_classes = ("Qwen3OmniMoeThinkerTextDecoderLayer", "Qwen3OmniMoeAudioEncoderLayer")
+    audio_token = SPECIAL_TOKENS["audio_token"]
+    audio_run_overhead = 2  # <|audio_start|>, <|audio_end|>
+    special_tokens = SPECIAL_TOKENS
+    chat_template = CHAT_TEMPLATE
+    lora_targets_by_name = True  # PEFT's MoE conversion turns a regex into leaf names (see Family)
+
+    def prompt_text(self, system: str, instruction: str, audio_runs: list[int]) -> str:
+        t = SPECIAL_TOKENS
+        audio = "".join(t["audio_bos_token"] + t["audio_token"] * n + t["audio_eos_token"] for n in audio_runs)
+        return (f"{t['im_start']}system\n{system}{t['im_end']}\n{t['im_start']}user\n{audio}{instruction}"
+                f"{t['im_end']}\n{t['im_start']}assistant\n")
+
+    def answer_text(self, target: str) -> str:
+        return f"{target}{SPECIAL_TOKENS['im_end']}"
+
+    def layout_of(self, config: dict) -> str | None:
+        model_type = config.get("model_type")
+        if model_type == "qwen3_omni_moe":
+            return "release" if "thinker_config" in config else None
+        return self.model_types.get(model_type)
+
+    def expected(self) -> str:
+        return "'qwen3_omni_moe' (with a thinker_config) or 'qwen3_omni_moe_thinker'"
+
+    def audio_token_count(self, frames):
+        return audio_token_count(frames)
+
+    def aligner_output(self, model: Any, features: Any, mask: Any) -> Any:
+        return model.get_audio_features(features, feature_attention_mask=mask).last_hidden_state
+
+    def parts(self, model: Any) -> dict[str, Any]:
+        return {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
+                "language model": model.model.language_model}
+
+    def frozen_in_full(self, model: Any) -> list[Any]:
+        return [model.model.visual]
+
+    def tiny_config(self, cfg, token_ids: dict[str, int]):
+        from transformers import Qwen3OmniMoeThinkerConfig
+
+        head_dim = cfg.hidden_size // cfg.text_heads
+        half = head_dim // 2
+        mrope = [half - 2 * (half // 3), half // 3, half // 3]  # sums to head_dim / 2
+        t = SPECIAL_TOKENS
+        config = Qwen3OmniMoeThinkerConfig(
+            audio_config={"num_mel_bins": 128, "encoder_layers": cfg.audio_layers,
+                          "encoder_attention_heads": cfg.audio_heads, "encoder_ffn_dim": 4 * cfg.audio_d_model,
+                          "d_model": cfg.audio_d_model, "output_dim": cfg.hidden_size,
+                          "downsample_hidden_size": max(8, cfg.audio_d_model // 2), "n_window": N_WINDOW,
+                          "n_window_infer": 800, "max_source_positions": 1500},
+            vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                           "out_hidden_size": cfg.hidden_size, "patch_size": 16, "spatial_merge_size": 2,
+                           "temporal_patch_size": 2, "num_position_embeddings": 64, "deepstack_visual_indexes": [0]},
+            text_config={"vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+                         "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.text_layers,
+                         "num_attention_heads": cfg.text_heads, "num_key_value_heads": cfg.kv_heads,
+                         "head_dim": head_dim, "moe_intermediate_size": cfg.moe_intermediate_size,
+                         "num_experts": cfg.experts, "num_experts_per_tok": cfg.experts_per_token,
+                         "max_position_embeddings": 8192,
+                         "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope,
+                                             "interleaved": True},
+                         "eos_token_id": token_ids[t["im_end"]], "pad_token_id": token_ids[t["eos_token"]]},
+            audio_token_id=token_ids[t["audio_token"]], image_token_id=token_ids[t["image_token"]],
+            video_token_id=token_ids[t["video_token"]], audio_start_token_id=token_ids[t["audio_bos_token"]],
+            audio_end_token_id=token_ids[t["audio_eos_token"]], user_token_id=token_ids[t["im_start"]],
+            position_id_per_seconds=13, seconds_per_chunk=2,
+        )
+        # Not a declared field, but the forward pass reads it (research notes §1.2).
+        config.vision_start_token_id = token_ids[t["vision_bos_token"]]
+        config.pad_token_id, config.eos_token_id = token_ids[t["eos_token"]], token_ids[t["im_end"]]
+        return config
+
+    def new_model(self, config):
+        from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
+
+        return Qwen3OmniMoeThinkerForConditionalGeneration(config)
+
+    def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
+        from transformers import (
+            AutoTokenizer,
+            Qwen3OmniMoeConfig,
+            Qwen3OmniMoeThinkerConfig,
+            Qwen3OmniMoeThinkerForConditionalGeneration,
+            WhisperFeatureExtractor,
+        )
+
+        with loading(path, "config"):
+            if layout == "release":
+                config = Qwen3OmniMoeConfig.from_pretrained(path, local_files_only=True).thinker_config
+            else:
+                config = Qwen3OmniMoeThinkerConfig.from_pretrained(path, local_files_only=True)
+        n_window = getattr(config.audio_config, "n_window", None)
+        if n_window != N_WINDOW:
+            raise NabraError(f"{path}/config.json: audio_config.n_window is {n_window}; every Qwen3-Omni release "
+                             f"has {N_WINDOW} (13 audio tokens a second), which Nabra's placeholder count assumes")
+        with loading(path, "weights"):
+            model = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(
+                path, config=config, dtype=dtype, local_files_only=True, use_safetensors=True,
+            )
+        with loading(path, "tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        with loading(path, "feature extractor"):
+            feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+        return model, tokenizer, feature_extractor
+
+
+QWEN3_OMNI = Qwen3Omni()
