@@ -83,9 +83,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_model_init_tiny(args) -> int:
-    from nabra.model.tiny import TinyConfig, init_tiny
-
     from nabra.model.families import family
+    from nabra.model.tiny import TinyConfig, init_tiny
 
     cfg = TinyConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size, text_layers=args.text_layers,
                      audio_layers=args.audio_layers, seed=args.seed)
