@@ -251,7 +251,7 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     from nabra.demo import run_demo
 
-    return run_demo(out=args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs)
+    return run_demo(out=args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, family=args.family)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
-    demo.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default ./demo)")
+    demo.add_argument("--out", type=Path, default=None,
+                      help="output folder (default ./demo, ./demo-FAMILY for another family)")
+    demo.add_argument("--family", default="qwen2_5_omni",
+                      help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni")
     demo.add_argument("--quick", action="store_true", help="one seed, short")
     demo.add_argument("--seeds", type=int, default=None, help="seeds per schedule (default 3, 1 with --quick)")
     demo.add_argument("--jobs", type=int, default=None,

@@ -36,6 +36,10 @@ from nabra.errors import NabraError
 from nabra.evaluate.report import make_report
 from nabra.evaluate.runner import evaluate
 from nabra.files import write_text
+from nabra.model.families import Family
+from nabra.model.families import family as family_named
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
+from nabra.model.load import inspect_family
 from nabra.model.tiny import TinyConfig, init_tiny
 from nabra.progress import progress_bar
 from nabra.schedule import SCHEDULE_NAMES
@@ -72,9 +76,15 @@ def ensure_corpus(corpus_dir: Path, plan: dict, console: Console, *, seed: int =
     return manifest
 
 
-def ensure_base(out: Path, manifest: Path, plan: dict, console: Console) -> Path:
-    """The pre-trained base model (built once): returns its folder."""
+def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Family = QWEN2_5_OMNI) -> Path:
+    """The pre-trained base model of family ``fam`` (built once): returns its folder."""
     final = out / "runs" / "base-pretrain" / "final"
+    tiny = out / "tiny"
+    if (tiny / "config.json").is_file():
+        held = inspect_family(tiny)[0]
+        if held is not fam:
+            raise NabraError(f"{out} holds a {held.name} demo (its tiny model {tiny}); the {fam.name} demo "
+                             f"needs another --out (default demo-{fam.name})")
     if (final / "nabra_run.json").is_file():
         return final
     base_manifest = ensure_corpus(out / "base-corpus", plan, console, seed=BASE_SEED,
@@ -83,9 +93,8 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console) -> Path
     if dropped:
         console.print(f"base corpus: {dropped} clip(s) whose sentence is also in the fine-tuning corpus dropped "
                       f"(listed in {base_manifest.parent / 'dropped-shared.jsonl'})")
-    tiny = out / "tiny"
     if not (tiny / "config.json").is_file():
-        init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"]))
+        init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"]), fam)
     console.rule(f"[bold]pre-train the base on ASR and SER ({plan['base_steps']} steps, built once)")
     cfg = load_config("demo-base", [f"output_dir={final.parent}", f"data.manifest={base_manifest}",
                                     f"model.path={tiny}", f"train.max_steps={plan['base_steps']}",
@@ -223,18 +232,19 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_demo(out: Path, quick: bool = False, seeds: int | None = None, plan: dict | None = None,
-             jobs: int | None = None) -> int:
-    """The whole main job; returns the exit code. ``plan`` overrides the sizes (tests)."""
+def run_demo(out: Path | None = None, quick: bool = False, seeds: int | None = None, plan: dict | None = None,
+             jobs: int | None = None, family: str = QWEN2_5_OMNI.name) -> int:
+    """The whole main job on the tiny model of ``family``; returns the exit code. ``plan`` overrides
+    the sizes (tests). ``out`` defaults to ``demo`` (``demo-<family>`` for another family than the default)."""
     console = Console()
+    fam = family_named(family)
     plan = {**(QUICK if quick else FULL), **(plan or {})}
-    out = Path(out)
+    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}"))
     seeds = seeds or plan["seeds"]
     t0 = time.perf_counter()
-    console.rule(f"[bold]Nabra demo: synthetic Arabic corpus, tiny Qwen2.5-Omni thinker, {len(SCHEDULE_NAMES)} "
-                 "schedules")
+    console.rule(f"[bold]Nabra demo: synthetic Arabic corpus, tiny {fam.title}, {len(SCHEDULE_NAMES)} schedules")
     manifest = ensure_corpus(out / "corpus", plan, console)
-    base = ensure_base(out, manifest, plan, console)
+    base = ensure_base(out, manifest, plan, console, fam)
     baseline = evaluate_base(out, base, manifest, console)
     runs = fine_tune_all(out, manifest, base, plan, seeds, jobs or default_jobs(), console)
     report = make_report([*runs, baseline], out / "report")

@@ -362,10 +362,10 @@ def loop_sentence(groups: dict[str, list[Run]]) -> str | None:
             counts[schedule] = (float(np.mean([m["looped"] for m in asr])), int(asr[0].get("n", 0)))
     if not any(looped for looped, _ in counts.values()):
         return None
-    parts = [f"{name} {looped:g} of {n}" for name, (looped, n) in sorted(counts.items(), key=lambda kv: -kv[1][0])]
-    return ("ASR answers caught in a repetition loop (the same piece of text over and over until the token budget "
-            "ends; `looped` in predictions.jsonl), mean over seeds: " + ", ".join(parts)
-            + ". A loop's insertions can push a CER past 100 %.")
+    parts = [f"{name} {round(looped, 1):g} of {n}" for name, (looped, n) in sorted(counts.items(), key=lambda kv: -kv[1][0])]
+    return ("ASR answers caught in a repetition loop (the same piece of text over and over: what a model does "
+            "when it loses its place in long audio; `looped` in predictions.jsonl), mean over seeds: "
+            + ", ".join(parts) + ".")
 
 
 def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:

@@ -109,7 +109,7 @@ def _merged(adapter: Path, base: Path, out: Path, dtype: str, log) -> str:
         _save_thinker(bundle, merged, out)
         return "merged thinker"
     _release(base, merged, out, log)
-    return "merged Qwen2.5-Omni release"
+    return f"merged release ({bundle.family.title} under thinker.*)"
 
 
 def _release(base: Path, thinker, out: Path, log) -> None:

@@ -1,0 +1,71 @@
+"""The Qwen3-Omni family through the recipe: `model.family: qwen3_omni` builds its tiny model,
+training lowers the loss, a LoRA run evaluates, and its merged export loads with the stock class."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from nabra.cli import main
+from nabra.config import load_config
+from nabra.evaluate.runner import evaluate, load_for_eval
+from nabra.model import load
+from nabra.model.families.qwen3_omni import QWEN3_OMNI
+from nabra.train import train
+
+
+def records_of(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line) and "event" not in json.loads(line)]
+
+
+def _recipe(folder, name, synth_corpus, **sections):
+    cfg = {"output_dir": str(folder / name), "data": {"manifest": str(synth_corpus), "dev_per_task": 2},
+           "model": {"path": str(folder / "tiny"), "family": "qwen3_omni", "init_tiny": True, "finetune": "full"},
+           "schedule": {"name": "uniform"},
+           "train": {"max_steps": 24, "batch_size": 8, "lr": 3e-3, "warmup_steps": 2, "save_every": 0,
+                     "eval_every": 0, "seed": 0}}
+    for section, values in sections.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    return load_config(path)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, synth_corpus):
+    folder = tmp_path_factory.mktemp("qwen3-recipe")
+    return folder, train(_recipe(folder, "full", synth_corpus), progress=False, log=lambda *_: None)
+
+
+def test_the_recipe_builds_the_family_tiny_model_and_learns(full_run):
+    folder, run = full_run
+    assert json.loads((folder / "tiny" / "nabra_tiny.json").read_text())["family"] == "qwen3_omni"
+    assert load(run / "final").family is QWEN3_OMNI
+    records = records_of(run)
+    first, last = records[0]["loss"], sum(r["loss"] for r in records[-4:]) / 4
+    assert last < first - 1.0, (first, last)
+
+
+def test_a_lora_run_evaluates_and_its_merged_export_loads_with_the_stock_class(full_run, synth_corpus, tmp_path):
+    from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
+
+    folder, base = full_run
+    cfg = _recipe(folder, "lora", synth_corpus, model={"path": str(base / "final"), "init_tiny": False,
+                                                      "finetune": "lora", "lora": {"r": 4, "train_aligner": True}},
+                  train={"max_steps": 4, "lr": 5e-2})
+    run = train(cfg, progress=False, log=lambda *_: None)
+    saved = json.loads((run / "final" / "adapter_config.json").read_text())
+    assert all(".language_model.layers." in t and ".self_attn." in t for t in saved["target_modules"])
+    result = evaluate(run, synth_corpus, split="test", progress=False, log=lambda *_: None)
+    assert {"asr", "did", "ser"} <= set(result["metrics"]) and "looped" in result["metrics"]["asr"]
+    out = tmp_path / "merged"
+    assert main(["export", str(run), "--out", str(out), "--merge", "--dtype", "float32"]) == 0
+    stock = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(out).eval()
+    model, bundle = load_for_eval(run, device="cpu")
+    text = "<|im_start|>user\nما لهجة هذا الكلام؟<|im_end|>\n<|im_start|>assistant\n"
+    ids = torch.tensor([bundle.tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        assert (stock(input_ids=ids).logits - model(input_ids=ids).logits).abs().max() < 1e-4
+        assert (load(base / "final").model(input_ids=ids).logits - stock(input_ids=ids).logits).abs().max() > 1e-3
