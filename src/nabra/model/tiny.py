@@ -52,36 +52,6 @@ class TinyConfig:
     """Seed of the random initialisation."""
 
 
-def thinker_config(cfg: TinyConfig, token_ids: dict[str, int]):
-    """A ``Qwen2_5OmniThinkerConfig`` of the tiny sizes, wired to ``token_ids``."""
-    from transformers import Qwen2_5OmniThinkerConfig
-
-    head_dim = cfg.hidden_size // cfg.text_heads
-    half = head_dim // 2
-    mrope = [half - 2 * (half // 4), half // 4, half // 4]  # sums to head_dim / 2, as the rope needs
-    config = Qwen2_5OmniThinkerConfig(
-        audio_config={"num_mel_bins": 128, "encoder_layers": cfg.audio_layers, "encoder_attention_heads": cfg.audio_heads,
-                      "encoder_ffn_dim": 4 * cfg.audio_d_model, "d_model": cfg.audio_d_model,
-                      "output_dim": cfg.hidden_size, "n_window": 100, "max_source_positions": 1500},
-        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
-                       "out_hidden_size": cfg.hidden_size, "fullatt_block_indexes": [0], "in_channels": 3,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
-        text_config={"vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size,
-                     "num_hidden_layers": cfg.text_layers, "num_attention_heads": cfg.text_heads,
-                     "num_key_value_heads": cfg.kv_heads, "max_position_embeddings": 8192,
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-                     "tie_word_embeddings": True, "eos_token_id": token_ids["<|im_end|>"],
-                     "pad_token_id": token_ids["<|endoftext|>"]},
-        audio_token_index=token_ids["<|AUDIO|>"], image_token_index=token_ids["<|IMAGE|>"],
-        video_token_index=token_ids["<|VIDEO|>"], audio_start_token_id=token_ids["<|audio_bos|>"],
-        audio_end_token_id=token_ids["<|audio_eos|>"], user_token_id=token_ids["<|im_start|>"],
-        pad_token_id=token_ids["<|endoftext|>"], eos_token_id=token_ids["<|im_end|>"],
-    )
-    # Not a declared field, but the forward pass reads it (FACTS.md).
-    config.vision_start_token_id = token_ids["<|vision_bos|>"]
-    return config
-
-
 def corpus_texts(manifest: str | Path | Iterable[Utterance] | None) -> Iterable[str]:
     """Text the tokenizer should know: transcripts and summaries (of a manifest file, or of
     utterances already read and validated), templates, label names — and each utterance's labels
