@@ -23,6 +23,8 @@ def test_recipes_are_found_by_name():
     assert load_config("demo-base").model.init_tiny is True and load_config("demo").model.finetune == "lora"
     assert load_config("omni7b-lora-tpc_ads").schedule.name == "tpc_ads"
     assert load_config("omni7b-lora-ads").train.precision == "bf16"
+    qwen3 = load_config("omni30b-a3b-lora-ads")
+    assert (qwen3.model.family, qwen3.schedule.name, qwen3.train.precision) == ("qwen3_omni", "ads", "bf16")
 
 
 def test_overrides(tmp_path):

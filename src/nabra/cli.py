@@ -106,6 +106,15 @@ def cmd_model_info(args) -> int:
     return 0
 
 
+def cmd_model_size(args) -> int:
+    from nabra.model.config import LoraSettings
+    from nabra.model.size import model_size, render
+
+    lora = LoraSettings(r=args.lora_r, train_aligner=args.train_aligner)
+    print(render(model_size(args.path, lora=lora, dtype=args.dtype)))
+    return 0
+
+
 def cmd_model_merge(args) -> int:
     from nabra.model import load
     from nabra.model.lora import merge
@@ -220,6 +229,13 @@ def _add_model_verbs(sub) -> None:
     info = model.add_parser("info", help="load a checkpoint folder and print what it holds")
     info.add_argument("path", type=Path)
     info.set_defaults(func=cmd_model_info)
+    size = model.add_parser("size", help="parameters, weight memory and LoRA's trainable count from config.json "
+                                         "alone (no weights are read)")
+    size.add_argument("path", type=Path, help="a checkpoint folder; only its config.json is needed")
+    size.add_argument("--lora-r", type=int, default=16)
+    size.add_argument("--train-aligner", action="store_true", help="count the audio projector as trained too")
+    size.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    size.set_defaults(func=cmd_model_size)
     merge = model.add_parser("merge", help="merge a LoRA adapter into its base; writes a plain thinker checkpoint")
     merge.add_argument("base", type=Path)
     merge.add_argument("adapter", type=Path)

@@ -138,3 +138,32 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(qwen3_dir, tmp_p
     again = load_adapter(load(qwen3_dir).model, tmp_path / "adapter").eval()
     with torch.no_grad():
         assert (again(**inputs).logits - trained).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("which", ["qwen3", "qwen2_5"])
+def test_size_from_config_json_alone_matches_the_loaded_model(which, qwen3_dir, tiny_dir, tmp_path):
+    from nabra.model.size import model_size, render
+
+    folder = qwen3_dir if which == "qwen3" else tiny_dir
+    only_config = tmp_path / "config-only"
+    only_config.mkdir()
+    shutil.copy(folder / "config.json", only_config / "config.json")
+    settings = LoraSettings(r=4, train_aligner=True)
+    size = model_size(only_config, lora=settings, dtype="float32")
+    bundle = load(folder)
+    assert size["parameters"] == sum(p.numel() for p in bundle.model.parameters())
+    assert size["parts"] == {k: sum(p.numel() for p in m.parameters()) for k, m in bundle.family.parts(bundle.model).items()}
+    assert size["weights_gib"] == pytest.approx(4 * size["parameters"] / 2**30)
+    model = trainable(bundle.model, "lora", settings)
+    assert size["lora_trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert f"{size['parameters']:,} parameters" in render(size)
+
+
+def test_fsdp_wraps_the_family_layer_classes_the_model_has(qwen3):
+    import yaml
+
+    from nabra.config import CONFIG_DIR
+
+    assert set(QWEN3_OMNI.fsdp_layer_classes) <= {type(m).__name__ for m in qwen3.model.modules()}
+    shipped = yaml.safe_load((CONFIG_DIR / "accelerate" / "fsdp-qwen3-omni.yaml").read_text())
+    assert tuple(shipped["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"].split(",")) == QWEN3_OMNI.fsdp_layer_classes

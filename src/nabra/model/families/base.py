@@ -86,6 +86,10 @@ class Family:
         """A model of this family with random weights from ``config``."""
         raise NotImplementedError
 
+    def load_config(self, path: Path, layout: str) -> Any:
+        """The model config of a local folder (the thinker's, in a release)."""
+        raise NotImplementedError
+
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
         """``(model, tokenizer, feature extractor)`` from a local folder (never a hub)."""
         raise NotImplementedError

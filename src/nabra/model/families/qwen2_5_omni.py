@@ -103,20 +103,22 @@ class Qwen25Omni(Family):
 
         return Qwen2_5OmniThinkerForConditionalGeneration(config)
 
+    def load_config(self, path: Path, layout: str) -> Any:
+        from transformers import Qwen2_5OmniConfig, Qwen2_5OmniThinkerConfig
+
+        with loading(path, "config"):
+            if layout == "release":
+                return Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True).thinker_config
+            return Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
+
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
         from transformers import (
             AutoTokenizer,
-            Qwen2_5OmniConfig,
-            Qwen2_5OmniThinkerConfig,
             Qwen2_5OmniThinkerForConditionalGeneration,
             WhisperFeatureExtractor,
         )
 
-        with loading(path, "config"):
-            if layout == "release":
-                config = Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True).thinker_config
-            else:
-                config = Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
+        config = self.load_config(path, layout)
         with loading(path, "weights"):
             model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
                 path, config=config, dtype=dtype, local_files_only=True, use_safetensors=True,

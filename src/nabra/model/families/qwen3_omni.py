@@ -2,7 +2,8 @@
 code2wav of the Instruct release are never loaded.
 
 Layouts: the release (``model_type: qwen3_omni_moe`` with a ``thinker_config``; keys ``thinker.*``,
-``talker.*``, ``code2wav.*``, which transformers' thinker class reads skipping the other two) and a
+and in the Instruct release also ``talker.*`` and ``code2wav.*``, which the thinker class should
+leave unread — checked here on a thinker-only release, not yet on one with a talker) and a
 thinker-only folder (``qwen3_omni_moe_thinker``: what ``nabra model init-tiny --family qwen3_omni``
 and ``nabra model merge`` write). Audio: Whisper log-mel as Qwen2.5-Omni (128 bins, 16 kHz, a 300-s
 window), but the encoder works in 100-frame chunks (``n_window`` 50) and makes 13 tokens of each:
@@ -151,20 +152,22 @@ class Qwen3Omni(Family):
 
         return Qwen3OmniMoeThinkerForConditionalGeneration(config)
 
+    def load_config(self, path: Path, layout: str) -> Any:
+        from transformers import Qwen3OmniMoeConfig, Qwen3OmniMoeThinkerConfig
+
+        with loading(path, "config"):
+            if layout == "release":
+                return Qwen3OmniMoeConfig.from_pretrained(path, local_files_only=True).thinker_config
+            return Qwen3OmniMoeThinkerConfig.from_pretrained(path, local_files_only=True)
+
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
         from transformers import (
             AutoTokenizer,
-            Qwen3OmniMoeConfig,
-            Qwen3OmniMoeThinkerConfig,
             Qwen3OmniMoeThinkerForConditionalGeneration,
             WhisperFeatureExtractor,
         )
 
-        with loading(path, "config"):
-            if layout == "release":
-                config = Qwen3OmniMoeConfig.from_pretrained(path, local_files_only=True).thinker_config
-            else:
-                config = Qwen3OmniMoeThinkerConfig.from_pretrained(path, local_files_only=True)
+        config = self.load_config(path, layout)
         n_window = getattr(config.audio_config, "n_window", None)
         if n_window != N_WINDOW:
             raise NabraError(f"{path}/config.json: audio_config.n_window is {n_window}; every Qwen3-Omni release "
