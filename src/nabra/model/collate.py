@@ -53,7 +53,8 @@ class Collator:
         self.tokenizer = tokenizer
         self.cfg = cfg or CollatorConfig()
         self.family = family or QWEN2_5_OMNI
-        """The model family: how many placeholders a clip's frames become."""
+        """The model family: its features, and how many placeholders a clip's frames become."""
+        self.feature_extractor = feature_extractor
         self.n_fft = feature_extractor.n_fft
         self.hop = feature_extractor.hop_length
         self.mel_filters = torch.from_numpy(np.asarray(feature_extractor.mel_filters, dtype=np.float32)).T.contiguous()
@@ -64,8 +65,8 @@ class Collator:
         if self.sampling_rate != SAMPLE_RATE:
             raise NabraError(f"the feature extractor expects {self.sampling_rate} Hz audio; the audio loader "
                              f"gives {SAMPLE_RATE} Hz")
-        self.window_seconds = feature_extractor.n_samples / self.sampling_rate
-        """The audio one run of the encoder takes (the feature extractor's window)."""
+        self.window_seconds = self.family.window_seconds or feature_extractor.n_samples / self.sampling_rate
+        """The audio one run of the encoder takes (the family's, or the feature extractor's window)."""
         if self.cfg.max_segment_seconds and self.cfg.max_segment_seconds > self.window_seconds + 1e-9:
             raise NabraError(f"collate.max_segment_seconds {self.cfg.max_segment_seconds} is longer than the "
                              f"checkpoint's audio window ({self.window_seconds:g} s, its preprocessor_config.json)")
@@ -156,7 +157,7 @@ class Collator:
         features = mask = None
         counts: list[int] = []
         if flat:
-            features, mask = self.log_mel(flat)
+            features, mask = self.family.features(self, flat)
             counts = self.family.audio_token_count(mask.sum(-1)).tolist()
         prompt_ids, answer_ids = self._tokenize(examples, seg_lists, counts, for_generation)
         keep = self._keep(examples, prompt_ids, answer_ids)
@@ -168,10 +169,11 @@ class Collator:
         batch["n_skipped"] = n_in - len(keep)
         if flat:
             rows = [j for i in keep for j in self._segment_rows(seg_lists, i)]
+            key = self.family.feature_mask_key
             if len(rows) == len(flat):
-                batch["input_features"], batch["feature_attention_mask"] = features, mask
+                batch["input_features"], batch[key] = features, mask
             elif rows:
-                batch["input_features"], batch["feature_attention_mask"] = features[rows], mask[rows]
+                batch["input_features"], batch[key] = features[rows], mask[rows]
         return batch
 
     def _tokenize(self, examples, seg_lists, counts, for_generation):

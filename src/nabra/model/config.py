@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nabra.errors import NabraError
-from nabra.model.families import Family, lm_path_regex
-from nabra.model.families.qwen2_5_omni import PROJECTIONS, QWEN2_5_OMNI
+from nabra.model.families import FAMILIES, Family, lm_path_regex
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.tasks import SYSTEM_PROMPT
 
 
@@ -50,8 +50,9 @@ class LoraSettings:
     """Scaling numerator (the update is scaled by alpha / r)."""
     dropout: float = 0.05
     """Dropout on the LoRA input."""
-    targets: tuple[str, ...] = PROJECTIONS
-    """Projection names inside the language model's attention and MLP blocks."""
+    targets: tuple[str, ...] | None = None
+    """Projection names inside the language model's blocks; ``None``: every one the family's LM has
+    (Qwen: q/k/v/o_proj, gate/up/down_proj; Nemotron-H: also the Mamba in_proj/out_proj)."""
     train_aligner: bool = False
     """Also train the audio projector (``audio_tower.proj`` and its layer norm) in full."""
     train_audio_encoder: bool = False
@@ -64,15 +65,28 @@ class LoraSettings:
     so adapters alone cannot learn to answer with a label."""
 
     def __post_init__(self):
-        unknown = set(self.targets) - set(PROJECTIONS)
-        if unknown:
-            raise NabraError(f"unknown LoRA targets {sorted(unknown)}; choose from {', '.join(PROJECTIONS)}")
+        if self.targets is not None:
+            self.targets = tuple(self.targets)
+            known = sorted({p for fam in FAMILIES.values() for p in fam.projections})
+            unknown = set(self.targets) - set(known)
+            if unknown:
+                raise NabraError(f"unknown LoRA targets {sorted(unknown)}; choose from {', '.join(known)}")
         if self.r <= 0 or self.alpha <= 0 or not 0 <= self.dropout < 1:
             raise NabraError(f"LoRA needs r > 0, alpha > 0 and 0 <= dropout < 1 (got r={self.r}, alpha={self.alpha}, dropout={self.dropout})")
 
+    def resolved_targets(self, family: Family = QWEN2_5_OMNI) -> tuple[str, ...]:
+        """The projections LoRA targets in a model of ``family``: :attr:`targets`, or all of the family's."""
+        if self.targets is None:
+            return family.projections
+        foreign = [t for t in self.targets if t not in family.projections]
+        if foreign:
+            raise NabraError(f"LoRA targets {', '.join(foreign)} are not projections of the {family.title}'s "
+                             f"language model; it has {', '.join(family.projections)}")
+        return self.targets
+
     def target_regex(self, family: Family = QWEN2_5_OMNI) -> str:
         """PEFT ``target_modules`` as a full-match regex over module paths of the family's language model."""
-        return lm_path_regex(family, self.targets)
+        return lm_path_regex(family, self.resolved_targets(family))
 
     def peft_config(self, trainable_tokens: dict[str, list[int]] | None = None, family: Family = QWEN2_5_OMNI,
                     module_names: list[str] | None = None):
@@ -89,7 +103,8 @@ class LoraSettings:
                 raise NabraError(f"LoRA on a {family.title} targets modules by name: pass the model's module names")
             targets = sorted(n for n in module_names if re.fullmatch(targets, n))
             if not targets:
-                raise NabraError(f"no module of the {family.title} matches the LoRA targets {', '.join(self.targets)}")
+                raise NabraError(f"no module of the {family.title} matches the LoRA targets "
+                                 f"{', '.join(self.resolved_targets(family))}")
 
         modules_to_save = ([family.audio_encoder] if self.train_audio_encoder else
                            list(family.aligner_modules) if self.train_aligner else None)

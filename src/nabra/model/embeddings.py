@@ -204,7 +204,7 @@ def _audio_means(base, collator: Collator, utts: list[Utterance]) -> tuple[np.nd
             bad.append(True)
         waves.append(wave)
     segs = [collator.segments(w) for w in waves]
-    features, mask = collator.log_mel([s for ss in segs for s in ss])
+    features, mask = collator.family.features(collator, [s for ss in segs for s in ss])
     device = next(base.parameters()).device
     dtype = next(base.parameters()).dtype
     out = collator.family.aligner_output(base, features.to(device, dtype), mask.to(device)).float()

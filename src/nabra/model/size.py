@@ -45,7 +45,7 @@ def model_size(path: str | os.PathLike, *, lora: LoraSettings | None = None, dty
         trainable = sum(p.numel() for p in peft.parameters() if p.requires_grad)
     return {"family": fam.name, "title": fam.title, "layout": layout, "parameters": total, "parts": parts,
             "dtype": dtype, "weights_gib": total * BYTES[dtype] / 2**30, "lora_trainable": trainable,
-            "lora": {"r": settings.r, "targets": list(settings.targets), "train_aligner": settings.train_aligner}}
+            "lora": {"r": settings.r, "targets": list(settings.resolved_targets(fam)), "train_aligner": settings.train_aligner}}
 
 
 def render(size: dict) -> str:

@@ -20,6 +20,8 @@ class Family:
     """``config.json`` model type -> on-disk layout name."""
     lm_layers: str = ""
     """Regex of the language model's decoder layers' module paths (``…\\.layers\\.\\d+``)."""
+    projections: tuple[str, ...] = ()
+    """The LM's Linear projections LoRA may target (``lora.targets``; all by default)."""
     lora_blocks: tuple[str, ...] = ()
     """Sub-modules of a decoder layer whose projections LoRA may target (``self_attn``, ``mlp``)."""
     aligner_modules: tuple[str, ...] = ()
@@ -35,6 +37,10 @@ class Family:
     special_tokens: dict[str, str] = {}
     """The tokenizer's special tokens by role (``eos_token`` — also the pad —, ``im_start``, ``im_end``,
     ``audio_token``, ``audio_bos_token``, ...), in the order a tiny tokenizer gives them ids."""
+    feature_mask_key: str = "feature_attention_mask"
+    """The model's keyword for the audio features' frame mask."""
+    window_seconds: float | None = None
+    """Audio one encoder run takes; ``None``: the feature extractor's window (``n_samples``)."""
     lora_targets_by_name: bool = False
     """Give PEFT the LoRA targets as full module names, not a regex. For MoE families whose experts
     transformers 5 fused: PEFT 0.21 resolves a regex target there to its leaf names (``q_proj``...),
@@ -67,6 +73,11 @@ class Family:
         """The audio projector's output for a batch of segments' features: ``(total tokens, LM width)``,
         the segments' tokens one after another (what ADS embeds)."""
         raise NotImplementedError
+
+    def features(self, collator: Any, segments: list) -> tuple[Any, Any]:
+        """``(features, frame mask)`` of waveform segments, batched as the model takes them. Default:
+        Whisper log-mel through the collator's fast batched path."""
+        return collator.log_mel(segments)
 
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""

@@ -30,6 +30,7 @@ class Qwen25Omni(Family):
     title = "Qwen2.5-Omni thinker"
     model_types = {"qwen2_5_omni": "release", "qwen2_5_omni_thinker": "thinker"}
     lm_layers = r"model\.language_model\.layers\.\d+"
+    projections = PROJECTIONS
     lora_blocks = ("self_attn", "mlp")
     aligner_modules = ("audio_tower.proj", "audio_tower.ln_post")
     audio_encoder = "audio_tower"

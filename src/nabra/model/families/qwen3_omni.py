@@ -22,6 +22,7 @@ from typing import Any
 
 from nabra.errors import NabraError
 from nabra.model.families.base import Family, loading
+from nabra.model.families.qwen2_5_omni import PROJECTIONS
 
 N_WINDOW = 50
 """The audio encoder's ``n_window`` of every Qwen3-Omni release: chunks of 100 mel frames (1 s)."""
@@ -71,6 +72,7 @@ class Qwen3Omni(Family):
     title = "Qwen3-Omni thinker"
     model_types = {"qwen3_omni_moe": "release", "qwen3_omni_moe_thinker": "thinker"}
     lm_layers = r"model\.language_model\.layers\.\d+"
+    projections = PROJECTIONS
     lora_blocks = ("self_attn", "mlp")  # mlp: only dense layers have Linear projections there
     aligner_modules = ("audio_tower.proj1", "audio_tower.proj2", "audio_tower.ln_post")
     audio_encoder = "audio_tower"
