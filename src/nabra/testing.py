@@ -173,3 +173,30 @@ def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Pa
     preprocessor = json.loads((thinker_dir / "preprocessor_config.json").read_text()) | RELEASE_IMAGE_KEYS
     (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
     return out_dir
+
+
+def write_nemotron_omni_release(tiny_dir: str | Path, out_dir: str | Path) -> Path:
+    """A tiny Nemotron-3-Nano-Omni folder in NVIDIA's release form: the weights of ``tiny_dir`` as
+    transformers saves them (the release's legacy names: ``language_model.backbone.*``,
+    ``sound_encoder.encoder.*``, ``sound_projection.*``, ``mlp1.*``, experts one by one) and its
+    ``config.json`` rewritten as the release writes it: ``model_type``/``architectures``
+    ``NemotronH_Nano_Omni_Reasoning_V3`` with a custom-code ``auto_map``, ``llm_config``,
+    ``sound_config`` (carrying ``model_type: parakeet``, which transformers 5.24 refuses as it is),
+    ``sound_context_token_id`` and ``img_context_token_id`` (research notes §2.5)."""
+    import shutil
+
+    tiny_dir, out_dir = Path(tiny_dir), Path(out_dir)
+    remove(out_dir)
+    shutil.copytree(tiny_dir, out_dir)
+    (out_dir / "nabra_tiny.json").unlink(missing_ok=True)
+    config = json.loads((out_dir / "config.json").read_text())
+    config["llm_config"] = config.pop("text_config")
+    config["sound_config"] = {**config.pop("audio_config"), "model_type": "parakeet"}
+    config["sound_context_token_id"] = config.pop("audio_token_id")
+    config["img_context_token_id"] = config.pop("image_token_id")
+    config["model_type"] = "NemotronH_Nano_Omni_Reasoning_V3"
+    config["architectures"] = ["NemotronH_Nano_Omni_Reasoning_V3"]
+    config["auto_map"] = {"AutoConfig": "configuration.NemotronH_Nano_Omni_Reasoning_V3_Config",
+                          "AutoModel": "modeling.NemotronH_Nano_Omni_Reasoning_V3"}
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return out_dir

@@ -20,11 +20,11 @@ def test_qwen_layouts_are_detected_from_config_json():
         detect({"model_type": "qwen2_5_omni"}, "x/config.json")  # no thinker part: not a release
 
 
-def test_audio_llms_not_built_yet_are_named():
-    with pytest.raises(NabraError, match="'nemotron_h_omni' is Nemotron-3-Nano-Omni, which Nabra does not load yet"):
-        detect({"model_type": "nemotron_h_omni"})
+def test_other_model_types_get_the_families_expected():
     with pytest.raises(NabraError, match="expected qwen2_5_omni: .*; qwen3_omni: .*qwen3_omni_moe_thinker"):
         detect({"model_type": "qwen3_omni_moe"})  # no thinker part: not a release
+    with pytest.raises(NabraError, match="model_type is 'llama'; expected .*nemotron_h_omni: 'nemotron_h_omni' or"):
+        detect({"model_type": "llama"})
 
 
 def test_a_loaded_model_knows_its_family(tiny_dir):
@@ -44,7 +44,7 @@ def test_lora_targets_stay_inside_the_family_lm():
 
 
 def test_model_family_in_the_config_is_checked(tmp_path):
-    with pytest.raises(NabraError, match="unknown model family 'llama'; known: qwen2_5_omni, qwen3_omni"):
+    with pytest.raises(NabraError, match="unknown model family 'llama'; known: qwen2_5_omni, qwen3_omni, nemotron_h_omni"):
         family("llama")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(json.dumps({"model": {"path": "m", "family": "nemotron"}}))
@@ -58,7 +58,7 @@ def test_model_family_in_the_config_is_checked(tmp_path):
 
     with pytest.raises(NabraError, match="model.family is 'qwen2_5_omni' but m is a other checkpoint"):
         check_family("qwen2_5_omni", Other(), "m")
-    assert set(FAMILIES) == {"qwen2_5_omni", "qwen3_omni"}
+    assert set(FAMILIES) == {"qwen2_5_omni", "qwen3_omni", "nemotron_h_omni"}
 
 
 def test_fsdp_wraps_the_family_layer_classes_the_model_has(tiny_dir):

@@ -27,12 +27,30 @@ def trainable(model, finetune: str = "lora", settings: LoraSettings | None = Non
     else:
         for module in family_of_model(model).frozen_in_full(model):
             module.requires_grad_(False)
+    frozen_batch_norms_stay_in_eval(model)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.train()
     return model
+
+
+def frozen_batch_norms_stay_in_eval(model) -> int:
+    """Keep every BatchNorm whose weights are frozen in eval mode, whatever ``model.train()`` says;
+    returns how many. In train mode a BatchNorm normalises with the batch's statistics and moves its
+    running ones — a frozen audio encoder (Parakeet's convolution modules) would drift under LoRA, and
+    its new statistics are in no adapter: the model evaluated or exported would not be the one trained."""
+    import torch
+
+    kept = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()):
+            module.eval()
+            module.train = lambda mode=True, module=module: module  # noqa: ARG005 - stays in eval
+            kept += 1
+    return kept
 
 
 def apply_lora(model, settings: LoraSettings | None = None, *, label_token_ids: list[int] | None = None):

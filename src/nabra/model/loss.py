@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nabra.model.collate import IGNORE_INDEX
+from nabra.model.families import family_of_model
 
 
 def thinker_of(model):
@@ -31,13 +32,15 @@ class AnswerLoss(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         thinker = thinker_of(self.model)
         inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
-        hidden = thinker.model(**inputs, use_cache=False).last_hidden_state[:, :-1]
-        labels = batch["labels"][:, 1:].to(hidden.device)
+        device = inputs["input_ids"].device
+        labels = batch["labels"][:, 1:].to(device)
         where = labels != IGNORE_INDEX
-        logits = thinker.lm_head(hidden[where]).float()
+        # Position t predicts label t + 1: the positions whose logits are needed, on the input's grid.
+        keep = torch.cat([where, torch.zeros_like(where[:, :1])], 1)
+        logits = family_of_model(thinker).answer_logits(thinker, inputs, keep).float()
         token_loss = F.cross_entropy(logits, labels[where], reduction="none")
         rows = where.nonzero()[:, 0]
-        sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype, device=hidden.device).index_add(0, rows, token_loss)
+        sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype, device=device).index_add(0, rows, token_loss)
         return sums, where.sum(1)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 from transformers import Qwen2_5OmniProcessor, Qwen3OmniMoeProcessor
+from transformers.models.nemotron_h_omni import NemotronH_Omni_Reasoning_V3Processor
 
 from nabra.corpus.audio import SAMPLE_RATE
 from nabra.model.families import Family
+from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.families.qwen3_omni import QWEN3_OMNI
 
@@ -22,7 +24,7 @@ class _AudioOnly:
 
     @classmethod
     def from_parts(cls, feature_extractor, tokenizer):
-        return cls(None, None, feature_extractor, tokenizer)
+        return cls(image_processor=None, video_processor=None, feature_extractor=feature_extractor, tokenizer=tokenizer)
 
     def check_argument_for_proper_class(self, argument_name, argument):
         if argument is None and argument_name in ("image_processor", "video_processor"):
@@ -38,7 +40,12 @@ class AudioOnlyQwen3OmniProcessor(_AudioOnly, Qwen3OmniMoeProcessor):
     """``Qwen3OmniMoeProcessor`` with the vision processors left out."""
 
 
-PROCESSORS = {QWEN2_5_OMNI.name: AudioOnlyOmniProcessor, QWEN3_OMNI.name: AudioOnlyQwen3OmniProcessor}
+class AudioOnlyNemotronOmniProcessor(_AudioOnly, NemotronH_Omni_Reasoning_V3Processor):
+    """``NemotronH_Omni_Reasoning_V3Processor`` with the vision processors left out."""
+
+
+PROCESSORS = {QWEN2_5_OMNI.name: AudioOnlyOmniProcessor, QWEN3_OMNI.name: AudioOnlyQwen3OmniProcessor,
+              NEMOTRON_H_OMNI.name: AudioOnlyNemotronOmniProcessor}
 """transformers' processor of each family that has one."""
 
 
@@ -52,6 +59,6 @@ def reference_batch(processor, system: str, examples, waveforms: list[np.ndarray
     """The batch transformers builds for audio examples (one clip within the window each)."""
     texts = []
     for ex in examples:
-        text = family.prompt_text(system, ex.instruction, [1])  # one placeholder: the processor expands it
+        text = family.processor_prompt_text(system, ex.instruction)  # one placeholder: the processor expands it
         texts.append(text + (family.answer_text(ex.target) if with_answer else ""))
     return processor(text=texts, audio=waveforms, return_tensors="pt", padding=True, sampling_rate=SAMPLE_RATE)

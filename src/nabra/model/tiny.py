@@ -16,7 +16,7 @@ from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.errors import NabraError
 from nabra.files import remove, temp_path
 from nabra.model.families import Family
-from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
+from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI, whisper_feature_extractor
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
 
 
@@ -107,19 +107,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, family: Family = QWEN
     )
 
 
-# The real Qwen2.5-Omni-7B preprocessor_config.json (Qwen3-Omni's has the same audio values): a
-# 300-s window. WhisperFeatureExtractor's own defaults are 30 s: a tiny model built with them
-# would take another path than the real one.
-QWEN_OMNI_PREPROCESSOR = {"feature_size": 128, "sampling_rate": 16000, "hop_length": 160, "n_fft": 400,
-                          "chunk_length": 300, "n_samples": 4_800_000, "nb_max_frames": 30_000, "dither": 0.0,
-                          "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True}
-
-
 def feature_extractor(out_dir: str | Path | None = None, **overrides):
-    """The Qwen2.5-Omni feature extractor (300-s window), saved to ``out_dir`` when given."""
-    from transformers import WhisperFeatureExtractor
-
-    fe = WhisperFeatureExtractor(**{**QWEN_OMNI_PREPROCESSOR, **overrides})
+    """The Qwen-Omni feature extractor (300-s window), saved to ``out_dir`` when given."""
+    fe = whisper_feature_extractor(**overrides)
     if out_dir is not None:
         fe.save_pretrained(out_dir)
     return fe
@@ -147,7 +137,7 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | 
     try:
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
-        feature_extractor(tmp)
+        family.new_feature_extractor().save_pretrained(tmp)
         (tmp / "nabra_tiny.json").write_text(json.dumps({"family": family.name, **vars(cfg)}, indent=2) + "\n")
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):

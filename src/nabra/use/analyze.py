@@ -28,6 +28,7 @@ from nabra.data import run_label_sets
 from nabra.errors import AudioError, NabraError
 from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
 from nabra.model.collate import Collator, to_device
+from nabra.model.families import family_of_model
 from nabra.model.loader import AudioStore
 from nabra.model.loss import AnswerLoss, thinker_of
 from nabra.progress import progress_bar
@@ -355,7 +356,7 @@ def _score_labels(thinker, batch: dict, label_ids: list[list[int]]) -> dict[str,
     if "input_features" in inputs:
         inputs["input_features"] = inputs["input_features"].to(dtype)
     prompt_ids, prompt_mask = inputs["input_ids"], inputs["attention_mask"]
-    seqlens = inputs["feature_attention_mask"].sum(-1) if "feature_attention_mask" in inputs else None
+    fam = family_of_model(thinker)
     pre = thinker(**inputs, use_cache=True)
     first = torch.log_softmax(pre.logits[:, -1].float(), -1)
     rows, width = prompt_ids.shape
@@ -364,11 +365,12 @@ def _score_labels(thinker, batch: dict, label_ids: list[list[int]]) -> dict[str,
         tokens = torch.tensor(ids, device=prompt_ids.device).expand(rows, -1)
         full_ids = torch.cat([prompt_ids, tokens], 1)
         full_mask = torch.cat([prompt_mask, torch.ones_like(tokens)], 1)
-        positions, _ = thinker.model.get_rope_index(full_ids, None, None, full_mask, False, seqlens, None)
+        positions = fam.positions(thinker, full_ids, full_mask, inputs)
         total = first[:, ids[0]].double()
         if len(ids) > 1:
-            step = thinker(input_ids=tokens, attention_mask=full_mask, position_ids=positions[..., width:],
-                           cache=copy.deepcopy(pre.cache), use_cache=True)
+            extra = {} if positions is None else {"position_ids": positions[..., width:]}
+            step = thinker(input_ids=tokens, attention_mask=full_mask, cache=copy.deepcopy(pre.cache), use_cache=True,
+                           **extra)
             logp = torch.log_softmax(step.logits[:, :-1].float(), -1)
             total = total + logp.gather(-1, tokens[:, 1:, None]).squeeze(-1).double().sum(1)
         totals[:, j] = total.cpu()

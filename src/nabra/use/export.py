@@ -105,9 +105,9 @@ def _merged(adapter: Path, base: Path, out: Path, dtype: str, log) -> str:
     log(f"merging {adapter} into {base} ({layout} layout) in {dtype}")
     bundle = load(base, dtype="float32")  # merge in float32, then cast once
     merged = load_adapter(bundle.model, adapter).merge_and_unload().to(_torch_dtype(dtype))
-    if layout == "thinker":
-        _save_thinker(bundle, merged, out)
-        return "merged thinker"
+    if layout != "release" or not bundle.family.release_export:
+        _save_thinker(bundle, merged, out)  # the model class's own layout (save_pretrained)
+        return "merged thinker" if layout == "thinker" else f"merged {bundle.family.title} (save_pretrained layout)"
     _release(base, merged, out, log)
     return f"merged release ({bundle.family.title} under thinker.*)"
 

@@ -14,15 +14,14 @@ from typing import Any
 
 from nabra.errors import NabraError
 from nabra.model.families.base import Family
+from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.families.qwen3_omni import QWEN3_OMNI
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2_5_OMNI, QWEN3_OMNI)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2_5_OMNI, QWEN3_OMNI, NEMOTRON_H_OMNI)}
 """Every family Nabra trains, by name (``model.family`` in a run config)."""
 
-NOT_YET = {
-    "nemotron_h_omni": "Nemotron-3-Nano-Omni",
-}
+NOT_YET: dict[str, str] = {}
 """Audio-LLM model types transformers ships that Nabra does not load yet."""
 
 AUTO = "auto"

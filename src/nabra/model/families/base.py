@@ -41,6 +41,9 @@ class Family:
     """The model's keyword for the audio features' frame mask."""
     window_seconds: float | None = None
     """Audio one encoder run takes; ``None``: the feature extractor's window (``n_samples``)."""
+    release_export: bool = False
+    """``nabra export --merge`` of a run on a release folder rebuilds the release's layout (the merged
+    model beside the release's other tensors); otherwise it writes what the model class saves."""
     lora_targets_by_name: bool = False
     """Give PEFT the LoRA targets as full module names, not a regex. For MoE families whose experts
     transformers 5 fused: PEFT 0.21 resolves a regex target there to its leaf names (``q_proj``...),
@@ -61,6 +64,15 @@ class Family:
         """The prompt up to the assistant's turn, each audio segment an expanded placeholder run of the given length."""
         raise NotImplementedError
 
+    def processor_prompt_text(self, system: str, instruction: str) -> str:
+        """The prompt as transformers' processor of the family takes it, before it expands the audio
+        placeholder (the collator's equivalence test builds its reference batch from it)."""
+        return self.prompt_text(system, instruction, [1])
+
+    def new_feature_extractor(self) -> Any:
+        """The family's feature extractor with the release's settings (a tiny model saves it)."""
+        raise NotImplementedError
+
     def answer_text(self, target: str) -> str:
         """The learned part: the answer and the family's end-of-turn token."""
         raise NotImplementedError
@@ -78,6 +90,22 @@ class Family:
         """``(features, frame mask)`` of waveform segments, batched as the model takes them. Default:
         Whisper log-mel through the collator's fast batched path."""
         return collator.log_mel(segments)
+
+    def answer_logits(self, model: Any, inputs: dict, keep: Any) -> Any:
+        """Logits ``(n, vocab)`` at the ``True`` positions of ``keep`` ``(batch, length)``, row by row —
+        without projecting every other position onto the vocabulary. Default: the thinker's body
+        (``model.model``), then its ``lm_head`` on those positions alone."""
+        hidden = model.model(**inputs, use_cache=False).last_hidden_state
+        return model.lm_head(hidden[keep])
+
+    def positions(self, model: Any, input_ids: Any, attention_mask: Any, inputs: dict) -> Any:
+        """Position ids of a whole sequence (prompt + continuation), for a continuation fed after a
+        cached prompt; ``None`` when the model derives them itself. Default: the Qwen-Omni thinkers'
+        M-RoPE index (audio positions from the features' frame mask)."""
+        mask = inputs.get(self.feature_mask_key)
+        seqlens = mask.sum(-1) if mask is not None else None
+        positions, _ = model.model.get_rope_index(input_ids, None, None, attention_mask, False, seqlens, None)
+        return positions
 
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""

@@ -19,6 +19,21 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 """The LM projections LoRA may target (``lora.targets``; all by default)."""
 
 
+# The real Qwen2.5-Omni-7B preprocessor_config.json (Qwen3-Omni's has the same audio values): a
+# 300-s window. WhisperFeatureExtractor's own defaults are 30 s: a tiny model built with them
+# would take another path than the real one.
+QWEN_OMNI_PREPROCESSOR = {"feature_size": 128, "sampling_rate": 16000, "hop_length": 160, "n_fft": 400,
+                          "chunk_length": 300, "n_samples": 4_800_000, "nb_max_frames": 30_000, "dither": 0.0,
+                          "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True}
+
+
+def whisper_feature_extractor(**overrides):
+    """The Qwen-Omni feature extractor (300-s window)."""
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(**{**QWEN_OMNI_PREPROCESSOR, **overrides})
+
+
 def audio_token_count(frames):
     """Audio tokens the thinker produces from ``frames`` valid mel frames (two stride-2 stages)."""
     after_conv = (frames - 1) // 2 + 1
@@ -37,6 +52,7 @@ class Qwen25Omni(Family):
     fsdp_layer_classes = ("Qwen2_5OmniDecoderLayer", "Qwen2_5OmniAudioEncoderLayer")
     audio_token = tokens.AUDIO
     audio_run_overhead = 2  # <|audio_bos|>, <|audio_eos|>
+    release_export = True  # the talker and token2wav copied beside the merged thinker
     special_tokens = tokens.SPECIAL_TOKENS
     chat_template = tokens.CHAT_TEMPLATE
 
@@ -67,6 +83,9 @@ class Qwen25Omni(Family):
 
     def frozen_in_full(self, model: Any) -> list[Any]:
         return [model.model.visual, model.model.audio_tower.audio_bos_eos_token]  # the latter: never used
+
+    def new_feature_extractor(self) -> Any:
+        return whisper_feature_extractor()
 
     def tiny_config(self, cfg: Any, token_ids: dict[str, int]) -> Any:
         """A ``Qwen2_5OmniThinkerConfig`` of the tiny sizes, wired to ``token_ids``."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from nabra.errors import NabraError
 from nabra.model.families.base import Family, loading
-from nabra.model.families.qwen2_5_omni import PROJECTIONS
+from nabra.model.families.qwen2_5_omni import PROJECTIONS, whisper_feature_extractor
 
 N_WINDOW = 50
 """The audio encoder's ``n_window`` of every Qwen3-Omni release: chunks of 100 mel frames (1 s)."""
@@ -113,6 +113,9 @@ class Qwen3Omni(Family):
 
     def frozen_in_full(self, model: Any) -> list[Any]:
         return [model.model.visual]
+
+    def new_feature_extractor(self) -> Any:
+        return whisper_feature_extractor()  # the release's preprocessor has the same audio values
 
     def tiny_config(self, cfg, token_ids: dict[str, int]):
         from transformers import Qwen3OmniMoeThinkerConfig

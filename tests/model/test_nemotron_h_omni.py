@@ -1,0 +1,149 @@
+"""The Nemotron-3-Nano-Omni family (hybrid Mamba-2 + attention MoE, Parakeet audio) on its tiny
+model: layouts, the collator against transformers' processor, LoRA on Mamba and attention,
+training, left-padded generation and the adapter round trip."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nabra.corpus.manifest import Utterance
+from nabra.evaluate.runner import generate_batch
+from nabra.model import load
+from nabra.model.collate import Collator
+from nabra.model.config import CollatorConfig, LoraSettings
+from nabra.model.families import detect
+from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI, audio_token_count
+from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
+from nabra.model.reference import reference_batch, reference_processor
+from nabra.model.tiny import TinyConfig, init_tiny
+from nabra.tasks import SYSTEM_PROMPT, make_example
+from nabra.testing import write_nemotron_omni_release
+
+
+@pytest.fixture(scope="module")
+def nemotron_dir(tmp_path_factory, corpus):
+    return init_tiny(tmp_path_factory.mktemp("nemotron") / "tiny", corpus, TinyConfig(vocab_size=512), NEMOTRON_H_OMNI)
+
+
+@pytest.fixture(scope="module")
+def nemotron(nemotron_dir):
+    return load(nemotron_dir)
+
+
+def _ex(uid, task, seconds):
+    utt = Utterance(id=uid, audio="/x.wav", transcript="الجو جميل اليوم", summary="طقس", dialect="EGY",
+                    emotion="sad", duration=seconds)
+    return make_example(utt, task)
+
+
+def _waves(examples, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
+
+
+def test_layouts_and_token_count_follow_the_processor():
+    assert detect({"model_type": "nemotron_h_omni"}) == (NEMOTRON_H_OMNI, "native")
+    assert detect({"model_type": "NemotronH_Nano_Omni_Reasoning_V3"}) == (NEMOTRON_H_OMNI, "release")
+    from transformers.models.nemotron_h_omni.processing_nemotron_h_omni import (
+        NemotronH_Omni_Reasoning_V3Processor,
+    )
+
+    class Settings:  # what _estimate_audio_num_embeddings reads of the processor
+        audio_hop_length, audio_subsampling_factor = 160, 8
+
+    for samples in (8000, 16000, 21920, 32000, 48800, 80000, 160000, 480000, 16159, 16160):
+        expected = NemotronH_Omni_Reasoning_V3Processor._estimate_audio_num_embeddings(Settings(), samples)
+        assert audio_token_count(samples // 160) == expected, samples  # the mask counts samples // 160 frames
+    assert [audio_token_count(s * 100) for s in (1, 2, 5, 10, 30)] == [13, 26, 63, 126, 376]  # research notes
+
+
+def test_tiny_model_loads_and_the_release_form_loads_to_the_same_weights(nemotron_dir, nemotron, tmp_path):
+    config = json.loads((nemotron_dir / "config.json").read_text())
+    assert config["model_type"] == "nemotron_h_omni"
+    assert config["text_config"]["layers_block_type"] == ["linear_attention", "moe", "full_attention", "mlp"]
+    assert nemotron.family is NEMOTRON_H_OMNI and nemotron.layout == "native"
+    assert sum(p.numel() for p in nemotron.model.parameters()) < 5_000_000
+    assert nemotron.tokenizer.convert_tokens_to_ids("<so_embedding>") == nemotron.model.config.audio_token_id
+    assert nemotron.feature_extractor.feature_size == 128
+    release = load(write_nemotron_omni_release(nemotron_dir, tmp_path / "release"))
+    assert release.layout == "release" and release.model.config.audio_token_id == nemotron.model.config.audio_token_id
+    a, b = nemotron.model.state_dict(), release.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_collator_equals_transformers_processor(nemotron):
+    examples = [_ex(f"e{i}", task, s) for i, (task, s) in
+                enumerate([("asr", 1.0), ("did", 12.0), ("ssum", 45.0), ("asr", 1.37), ("ser", 3.05)])]
+    waves = _waves(examples)
+    ours = Collator.for_bundle(nemotron, CollatorConfig(max_length=8192))(list(zip(examples, waves, strict=True)))
+    assert ours["input_features"].shape[-1] == 128 and "input_features_mask" in ours  # time-major Parakeet features
+    audio = nemotron.model.config.audio_token_id
+    assert (ours["input_ids"] == audio).sum(1).tolist() == [13, 151, 563, 18, 39]
+    ref = reference_batch(reference_processor(nemotron), SYSTEM_PROMPT, examples, waves, family=NEMOTRON_H_OMNI)
+    keys = ("input_ids", "attention_mask", "input_features", "input_features_mask")
+    with torch.no_grad():
+        a = nemotron.model(**{k: ours[k] for k in keys}).logits
+        b = nemotron.model(**{k: ref[k] for k in keys}).logits
+    for row in range(len(examples)):
+        keep_a, keep_b = ours["attention_mask"][row].bool(), ref["attention_mask"][row].bool()
+        assert torch.equal(ours["input_ids"][row][keep_a], ref["input_ids"][row][keep_b])
+        assert (a[row][keep_a] - b[row][keep_b]).abs().max() < 1e-5
+
+
+def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
+    model = trainable(load(nemotron_dir).model, "lora", LoraSettings(train_aligner=True))
+    names = trainable_parameter_names(model)
+    adapters = [n for n in names if ".lora_" in n]
+    assert adapters and all(".language_model.model.layers." in n and ".mixer." in n for n in adapters)
+    targeted = {n.split(".mixer.")[1].rsplit(".lora_", 1)[0] for n in adapters}
+    assert targeted == {"in_proj", "out_proj", "q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj",
+                        "shared_experts.up_proj", "shared_experts.down_proj"}
+    assert not [n for n in names if "audio_tower" in n or ".experts.up_proj" in n or ".experts.down_proj" in n]
+    assert {n for n in names if ".lora_" not in n} and all("embed_audio" in n for n in names if ".lora_" not in n)
+    with pytest.raises(Exception, match="gate_proj are not projections of the Nemotron-3-Nano-Omni"):
+        LoraSettings(targets=("gate_proj",)).target_regex(NEMOTRON_H_OMNI)
+
+
+def test_left_padded_generation_equals_generation_alone(nemotron):
+    # Mamba carries a state: padding on the left must leave it as it is (the mask zeroes those steps).
+    examples = [_ex("g0", "asr", 1.0), _ex("g1", "asr", 4.0)]
+    waves = _waves(examples, seed=1)
+    collator = Collator.for_bundle(nemotron)
+    both = generate_batch(nemotron.model, nemotron.tokenizer, collator, list(zip(examples, waves, strict=True)), 12,
+                          stop_loops=False)
+    alone = [generate_batch(nemotron.model, nemotron.tokenizer, collator, [(e, w)], 12, stop_loops=False)[0]
+             for e, w in zip(examples, waves, strict=True)]
+    assert [both[0], both[1]] == alone
+
+
+def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tmp_path):
+    torch.manual_seed(0)
+    bundle = load(nemotron_dir)
+    model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
+    examples = [_ex(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
+    batch = Collator.for_bundle(bundle)(list(zip(examples, _waves(examples, 2), strict=True)))
+    inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
+    losses = []
+    for _ in range(8):
+        loss = model(**inputs).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.85 * losses[0], losses
+    # the frozen encoder's BatchNorms kept their statistics (the adapter could not carry new ones)
+    norms = [m for n, m in model.named_modules() if n.endswith("conv.norm")]
+    assert norms and all(not m.training for m in norms) and model.training
+    fresh = dict(load(nemotron_dir).model.named_buffers())
+    assert all(torch.equal(b, fresh[n.removeprefix("base_model.model.")]) for n, b in model.named_buffers()
+               if "running_" in n)
+    model.eval()
+    with torch.no_grad():
+        trained = model(**inputs).logits
+    save_adapter(model, tmp_path / "adapter")
+    again = load_adapter(load(nemotron_dir).model, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert (again(**inputs).logits - trained).abs().max() < 1e-5
