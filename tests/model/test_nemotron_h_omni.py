@@ -93,7 +93,15 @@ def test_collator_equals_transformers_processor(nemotron):
 
 
 def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
-    model = trainable(load(nemotron_dir).model, "lora", LoraSettings(train_aligner=True))
+    from nabra.model.embeddings import aligner_parameters
+
+    model = trainable(load(nemotron_dir).model, "lora", LoraSettings(train_aligner=True, train_label_tokens=True),
+                      label_token_ids=[5, 6, 7])
+    # the label rows are the LM head's (the vision tower's patch embedding is never touched)
+    assert [n for n, p in model.named_parameters() if p.requires_grad and "trainable_tokens" in n] == [
+        "base_model.model.language_model.lm_head.token_adapter.trainable_tokens_delta.default"]
+    # ADS's aligner: the audio tower, the projector outside it, and the LM's token embedding
+    assert {n.split(".")[2] for n, _ in aligner_parameters(model)} >= {"audio_tower", "embed_audio", "language_model"}
     names = trainable_parameter_names(model)
     adapters = [n for n in names if ".lora_" in n]
     assert adapters and all(".language_model.model.layers." in n and ".mixer." in n for n in adapters)
@@ -101,7 +109,7 @@ def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
     assert targeted == {"in_proj", "out_proj", "q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj",
                         "shared_experts.up_proj", "shared_experts.down_proj"}
     assert not [n for n in names if "audio_tower" in n or ".experts.up_proj" in n or ".experts.down_proj" in n]
-    assert {n for n in names if ".lora_" not in n} and all("embed_audio" in n for n in names if ".lora_" not in n)
+    assert all("embed_audio" in n or "trainable_tokens" in n for n in names if ".lora_" not in n)
     with pytest.raises(Exception, match="gate_proj are not projections of the Nemotron-3-Nano-Omni"):
         LoraSettings(targets=("gate_proj",)).target_regex(NEMOTRON_H_OMNI)
 
@@ -147,3 +155,10 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tm
     again = load_adapter(load(nemotron_dir).model, tmp_path / "adapter").eval()
     with torch.no_grad():
         assert (again(**inputs).logits - trained).abs().max() < 1e-5
+
+
+def test_fsdp_classes_and_full_fine_tuning_freeze_what_the_audio_path_never_uses(nemotron_dir):
+    model = trainable(load(nemotron_dir).model, "full")
+    assert set(NEMOTRON_H_OMNI.fsdp_layer_classes) <= {type(m).__name__ for m in model.modules()}
+    frozen = {n.split(".")[0] for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"vision_model", "multi_modal_projector"}

@@ -25,6 +25,7 @@ from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.errors import AudioError, NabraError
 from nabra.files import atomic_path
 from nabra.model.collate import Collator
+from nabra.model.families import family_of_model
 from nabra.progress import progress_bar
 
 CHUNK = 256
@@ -69,7 +70,13 @@ def file_hash(path: str | os.PathLike) -> str:
 def aligner_parameters(model):
     """``(name, parameter)`` of the weights that produce an embedding: the audio tower with its
     projector (audio) and the input embeddings (text-only ``tsum``)."""
-    return [(n, p) for n, p in model.named_parameters() if "audio_tower." in n or "embed_tokens." in n]
+    thinker = _thinker(model)
+    fam = family_of_model(thinker)
+    embed = fam.input_embeddings(thinker)
+    token_embedding = next(n for n, m in thinker.named_modules() if m is embed)
+    parts = (fam.audio_encoder, *fam.aligner_modules, token_embedding)
+    # parameter names of a PEFT wrapper carry a prefix, and its saved copies a ".modules_to_save." infix
+    return [(n, p) for n, p in model.named_parameters() if any(f"{part}." in n for part in parts)]
 
 
 def aligner_trains(model) -> bool:
@@ -159,7 +166,8 @@ def _join(folder: Path, world: int, n_utts: int, manifest) -> None:
 
 def _projection(model, dim: int, seed: int):
     """``x -> x @ R`` with a seeded Gaussian R [D, dim] / sqrt(dim) when D > dim > 0, else identity."""
-    width = _thinker(model).get_input_embeddings().weight.shape[1]
+    thinker = _thinker(model)
+    width = family_of_model(thinker).input_embeddings(thinker).weight.shape[1]
     if not dim or width <= dim:
         return lambda x: x
     r = np.random.default_rng(seed).standard_normal((width, dim)).astype(np.float32) / np.sqrt(dim)
@@ -181,7 +189,7 @@ def _embed_chunk(model, collator: Collator, tokenizer, utts: list[Utterance], ba
         keys += [batch[k][1].id for k in keep]
         vectors.append(project(means[keep]))
         failed += sum(bad[k] for k in keep)
-    embed = base.get_input_embeddings()
+    embed = family_of_model(base).input_embeddings(base)
     for u in (u for u in utts[:real] if "tsum" in u.tasks()):
         ids = torch.tensor(tokenizer(u.transcript, add_special_tokens=False)["input_ids"], device=embed.weight.device)
         keys.append(u.id + TEXT_SUFFIX)

@@ -70,12 +70,13 @@ def apply_lora(model, settings: LoraSettings | None = None, *, label_token_ids: 
 
 
 def output_module_name(model) -> str:
-    """Name of the module whose rows score the tokens: ``lm_head``, or the input embedding when the
-    two share their weight (PEFT then applies the same rows to both)."""
-    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
-    if head is None or head.weight is embed.weight:
-        return next(n for n, m in model.named_modules() if m is embed).rsplit(".", 1)[-1]
-    return next(n for n, m in model.named_modules() if m is head).rsplit(".", 1)[-1]
+    """Path of the module whose rows score the tokens: the LM head, or the input embedding when the
+    two share their weight (PEFT then applies the same rows to both). A full path: a bare
+    ``embeddings`` would also name the vision tower's patch embedding (Nemotron)."""
+    fam = family_of_model(model)
+    embed, head = fam.input_embeddings(model), fam.output_embeddings(model)
+    target = embed if head is None or head.weight is embed.weight else head
+    return next(n for n, m in model.named_modules() if m is target)
 
 
 def label_token_ids(tokenizer, label_sets) -> list[int]:

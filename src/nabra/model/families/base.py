@@ -91,6 +91,14 @@ class Family:
         Whisper log-mel through the collator's fast batched path."""
         return collator.log_mel(segments)
 
+    def input_embeddings(self, model: Any) -> Any:
+        """The LM's token embedding."""
+        return model.get_input_embeddings()
+
+    def output_embeddings(self, model: Any) -> Any:
+        """The LM head (``None`` when it is the input embedding, tied)."""
+        return model.get_output_embeddings()
+
     def answer_logits(self, model: Any, inputs: dict, keep: Any) -> Any:
         """Logits ``(n, vocab)`` at the ``True`` positions of ``keep`` ``(batch, length)``, row by row —
         without projecting every other position onto the vocabulary. Default: the thinker's body

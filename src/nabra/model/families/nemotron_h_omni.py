@@ -114,6 +114,12 @@ class NemotronHOmni(Family):
                                          padding="longest", return_attention_mask=True)
         return out["input_features"], out["attention_mask"]
 
+    def input_embeddings(self, model: Any) -> Any:
+        return model.language_model.get_input_embeddings()
+
+    def output_embeddings(self, model: Any) -> Any:
+        return model.language_model.lm_head  # the top-level model answers None
+
     def answer_logits(self, model: Any, inputs: dict, keep: Any) -> Any:
         # No separate body to call: the audio is merged in the top-level forward. Its LM slices the
         # hidden states to a boolean (batch, length) logits_to_keep, flattened row by row.
