@@ -218,7 +218,7 @@ def _add_model_verbs(sub) -> None:
     model = sub.add_parser("model", help="model tools").add_subparsers(dest="model_verb", required=True, metavar="VERB")
     tiny = model.add_parser("init-tiny", help="write a tiny random model of a family (+ tokenizer trained on a corpus)")
     tiny.add_argument("out_dir", type=Path)
-    tiny.add_argument("--family", default="qwen2_5_omni", help="model family (qwen2_5_omni, qwen3_omni)")
+    tiny.add_argument("--family", default="qwen2_5_omni", help="model family (qwen2_5_omni, qwen3_omni, nemotron_h_omni)")
     tiny.add_argument("--corpus", type=Path, help="manifest whose transcripts/summaries train the tokenizer")
     tiny.add_argument("--vocab-size", type=int, default=1024)
     tiny.add_argument("--hidden-size", type=int, default=128)
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=None,
                       help="output folder (default ./demo, ./demo-FAMILY for another family)")
     demo.add_argument("--family", default="qwen2_5_omni",
-                      help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni")
+                      help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni, nemotron_h_omni")
     demo.add_argument("--quick", action="store_true", help="one seed, short")
     demo.add_argument("--seeds", type=int, default=None, help="seeds per schedule (default 3, 1 with --quick)")
     demo.add_argument("--jobs", type=int, default=None,
