@@ -12,13 +12,12 @@ several repeats.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_collate import median_ms  # run from the repository root: bench/ is on the path
 
 from nabra.corpus.manifest import Utterance
 from nabra.model import load
@@ -28,16 +27,6 @@ from nabra.model.families import FAMILIES
 from nabra.model.lora import trainable
 from nabra.model.tiny import TinyConfig, init_tiny
 from nabra.tasks import make_example
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def samples(n_clips: int):

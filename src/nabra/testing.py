@@ -96,7 +96,6 @@ def write_release_checkpoint(thinker_dir: str | Path, out_dir: str | Path, *, ta
     ``Qwen2_5OmniForConditionalGeneration.from_pretrained`` loads it (talker and speakers included),
     and it saves under the release's own tensor names (``thinker.model.*``, ``thinker.audio_tower.*``,
     ``talker.*``, ``token2wav.*``). ``talker_mb``: about how much the talker's weights take."""
-    import shutil
 
     import torch
     from transformers import (
@@ -136,12 +135,20 @@ def write_release_checkpoint(thinker_dir: str | Path, out_dir: str | Path, *, ta
     torch.save({"Chelsie": {"cond": torch.randn(32), "ref_mel": torch.randn(1, 30, 80), "bos_token": codec - 4},
                 "Ethan": {"cond": torch.randn(32), "ref_mel": torch.randn(1, 30, 80), "bos_token": codec - 4}},
                out_dir / "spk_dict.pt")
+    _copy_processing_files(thinker_dir, out_dir)
+    return out_dir
+
+
+def _copy_processing_files(thinker_dir: Path, out_dir: Path) -> None:
+    """The tokenizer, chat template and generation config of ``thinker_dir``, and its preprocessor with
+    the release's Qwen2-VL image keys added."""
+    import shutil
+
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
         if (thinker_dir / name).is_file():
             shutil.copy(thinker_dir / name, out_dir / name)
     preprocessor = json.loads((thinker_dir / "preprocessor_config.json").read_text()) | RELEASE_IMAGE_KEYS
     (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
-    return out_dir
 
 
 def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Path:
@@ -150,7 +157,6 @@ def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Pa
     the thinker of ``thinker_dir``, saved by transformers' stock ``Qwen3OmniMoeForConditionalGeneration``
     under the release's tensor names (``thinker.model.layers.*``, ``thinker.audio_tower.*``, experts one
     by one), with the tokenizer, generation config and preprocessor (Qwen2-VL image keys added)."""
-    import shutil
 
     import torch
     from transformers import (
@@ -167,11 +173,7 @@ def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Pa
     model.thinker.load_state_dict(trained.state_dict())  # the very thinker of thinker_dir
     remove(out_dir)
     model.save_pretrained(out_dir)
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
-        if (thinker_dir / name).is_file():
-            shutil.copy(thinker_dir / name, out_dir / name)
-    preprocessor = json.loads((thinker_dir / "preprocessor_config.json").read_text()) | RELEASE_IMAGE_KEYS
-    (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
+    _copy_processing_files(thinker_dir, out_dir)
     return out_dir
 
 
@@ -200,3 +202,36 @@ def write_nemotron_omni_release(tiny_dir: str | Path, out_dir: str | Path) -> Pa
                           "AutoModel": "modeling.NemotronH_Nano_Omni_Reasoning_V3"}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out_dir
+
+
+def audio_example(uid: str, task: str, seconds: float):
+    """A prompted example of ``task`` on a ``seconds``-long clip (its audio is passed beside it)."""
+    from nabra.corpus.manifest import Utterance
+    from nabra.tasks import make_example
+
+    utt = Utterance(id=uid, audio="/x.wav", transcript="الجو جميل اليوم", summary="طقس", dialect="EGY",
+                    emotion="sad", duration=seconds)
+    return make_example(utt, task)
+
+
+def check_cached_label_scoring(run: str | Path, manifest: str | Path, n: int = 5) -> None:
+    """Assert that analyze's cached label scoring equals whole-sequence scoring on ``n`` test clips
+    of ``manifest`` (batches of other sizes: other padding), for DID and SER."""
+    import pytest
+
+    from nabra.corpus.manifest import read_manifest
+    from nabra.tasks import prompt_example
+    from nabra.use.analyze import Analyzer, label_probabilities, label_probabilities_cached
+
+    analyzer = Analyzer(run)
+    try:
+        utts = [u for u in read_manifest(manifest) if u.split == "test"][:n]
+        for task, labels in (("did", analyzer.dialects), ("ser", analyzer.emotions)):
+            examples = [prompt_example(u, task) for u in utts]
+            args = (analyzer.model, analyzer.bundle, analyzer.collator, analyzer.store, examples, labels.names)
+            ref = label_probabilities(*args, batch_size=2, progress=False)
+            got = label_probabilities_cached(*args, batch_size=3, progress=False)
+            for r, g in zip(ref, got, strict=True):
+                assert g == pytest.approx(r, abs=1e-5)
+    finally:
+        analyzer.close()

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from nabra.corpus.manifest import Utterance
 from nabra.evaluate.runner import generate_batch
 from nabra.model import load
 from nabra.model.collate import Collator
@@ -18,8 +17,8 @@ from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI, audio_token_co
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
 from nabra.model.reference import reference_batch, reference_processor
 from nabra.model.tiny import TinyConfig, init_tiny
-from nabra.tasks import SYSTEM_PROMPT, make_example
-from nabra.testing import write_nemotron_omni_release
+from nabra.tasks import SYSTEM_PROMPT
+from nabra.testing import audio_example, write_nemotron_omni_release
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,6 @@ def nemotron_dir(tmp_path_factory, corpus):
 def nemotron(nemotron_dir):
     return load(nemotron_dir)
 
-
-def _ex(uid, task, seconds):
-    utt = Utterance(id=uid, audio="/x.wav", transcript="الجو جميل اليوم", summary="طقس", dialect="EGY",
-                    emotion="sad", duration=seconds)
-    return make_example(utt, task)
 
 
 def _waves(examples, seed=0):
@@ -74,7 +68,7 @@ def test_tiny_model_loads_and_the_release_form_loads_to_the_same_weights(nemotro
 
 
 def test_collator_equals_transformers_processor(nemotron):
-    examples = [_ex(f"e{i}", task, s) for i, (task, s) in
+    examples = [audio_example(f"e{i}", task, s) for i, (task, s) in
                 enumerate([("asr", 1.0), ("did", 12.0), ("ssum", 45.0), ("asr", 1.37), ("ser", 3.05)])]
     waves = _waves(examples)
     ours = Collator.for_bundle(nemotron, CollatorConfig(max_length=8192))(list(zip(examples, waves, strict=True)))
@@ -116,7 +110,7 @@ def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
 
 def test_left_padded_generation_equals_generation_alone(nemotron):
     # Mamba carries a state: padding on the left must leave it as it is (the mask zeroes those steps).
-    examples = [_ex("g0", "asr", 1.0), _ex("g1", "asr", 4.0)]
+    examples = [audio_example("g0", "asr", 1.0), audio_example("g1", "asr", 4.0)]
     waves = _waves(examples, seed=1)
     collator = Collator.for_bundle(nemotron)
     both = generate_batch(nemotron.model, nemotron.tokenizer, collator, list(zip(examples, waves, strict=True)), 12,
@@ -130,7 +124,7 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tm
     torch.manual_seed(0)
     bundle = load(nemotron_dir)
     model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
-    examples = [_ex(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
+    examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
     batch = Collator.for_bundle(bundle)(list(zip(examples, _waves(examples, 2), strict=True)))
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)

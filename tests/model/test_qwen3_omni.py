@@ -9,7 +9,6 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from nabra.corpus.manifest import Utterance
 from nabra.errors import NabraError
 from nabra.model import load
 from nabra.model.collate import Collator
@@ -19,8 +18,8 @@ from nabra.model.families.qwen3_omni import QWEN3_OMNI, audio_token_count
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
 from nabra.model.reference import reference_batch, reference_processor
 from nabra.model.tiny import TinyConfig, init_tiny
-from nabra.tasks import SYSTEM_PROMPT, make_example
-from nabra.testing import write_qwen3_omni_release
+from nabra.tasks import SYSTEM_PROMPT
+from nabra.testing import audio_example, write_qwen3_omni_release
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +31,6 @@ def qwen3_dir(tmp_path_factory, corpus):
 def qwen3(qwen3_dir):
     return load(qwen3_dir)
 
-
-def _ex(uid, task, seconds):
-    utt = Utterance(id=uid, audio="/x.wav", transcript="الجو جميل اليوم", summary="طقس", dialect="EGY",
-                    emotion="sad", duration=seconds)
-    return make_example(utt, task)
 
 
 def test_layouts_and_token_count_follow_the_release():
@@ -83,7 +77,7 @@ def test_an_encoder_with_another_window_is_refused(qwen3_dir, tmp_path):
 
 def test_collator_equals_transformers_processor(qwen3):
     rng = np.random.default_rng(0)
-    examples = [_ex(f"e{i}", task, s) for i, (task, s) in
+    examples = [audio_example(f"e{i}", task, s) for i, (task, s) in
                 enumerate([("asr", 1.0), ("did", 12.0), ("ssum", 45.0), ("asr", 1.37), ("ser", 3.05)])]
     waves = [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
     ours = Collator.for_bundle(qwen3, CollatorConfig(max_length=8192))(list(zip(examples, waves, strict=True)))
@@ -116,7 +110,7 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(qwen3_dir, tmp_p
     bundle = load(qwen3_dir)
     model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
     rng = np.random.default_rng(1)
-    examples = [_ex(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
+    examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
     waves = [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
     batch = Collator.for_bundle(bundle)(list(zip(examples, waves, strict=True)))
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}

@@ -102,18 +102,9 @@ def test_a_six_minute_recording_is_transcribed_by_window_and_summarized_from_its
 
 
 def test_cached_label_scoring_equals_whole_sequence_scoring(label_run, synth_corpus):
-    from nabra.use.analyze import Analyzer, label_probabilities, label_probabilities_cached
+    from nabra.testing import check_cached_label_scoring
 
-    analyzer = Analyzer(label_run)
-    utts = [u for u in read_manifest(synth_corpus) if u.split == "test"][:5]
-    for task, labels in (("did", analyzer.dialects), ("ser", analyzer.emotions)):
-        examples = [prompt_example(u, task) for u in utts]
-        args = (analyzer.model, analyzer.bundle, analyzer.collator, analyzer.store, examples, labels.names)
-        ref = label_probabilities(*args, batch_size=2, progress=False)
-        got = label_probabilities_cached(*args, batch_size=3, progress=False)  # other batches: other padding
-        for r, g in zip(ref, got, strict=True):
-            assert g == pytest.approx(r, abs=1e-5)
-    analyzer.close()
+    check_cached_label_scoring(label_run, synth_corpus, n=5)
 
 
 def test_each_window_is_decoded_once_for_all_tasks(label_run, synth_corpus):

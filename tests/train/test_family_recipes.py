@@ -78,19 +78,7 @@ def test_a_lora_run_evaluates_and_its_merged_export_loads_with_the_stock_class(f
 
 
 def test_analyze_scores_labels_with_its_cache_as_without(full_run, synth_corpus):
-    from nabra.corpus.manifest import read_manifest
-    from nabra.tasks import prompt_example
-    from nabra.use.analyze import Analyzer, label_probabilities, label_probabilities_cached
+    from nabra.testing import check_cached_label_scoring
 
     _, run = full_run
-    analyzer = Analyzer(run)
-    assert analyzer.bundle.family.name in STOCK
-    utts = [u for u in read_manifest(synth_corpus) if u.split == "test"][:4]
-    for task, labels in (("did", analyzer.dialects), ("ser", analyzer.emotions)):
-        examples = [prompt_example(u, task) for u in utts]
-        args = (analyzer.model, analyzer.bundle, analyzer.collator, analyzer.store, examples, labels.names)
-        ref = label_probabilities(*args, batch_size=2, progress=False)
-        got = label_probabilities_cached(*args, batch_size=3, progress=False)  # other batches: other padding
-        for r, g in zip(ref, got, strict=True):
-            assert g == pytest.approx(r, abs=1e-5)
-    analyzer.close()
+    check_cached_label_scoring(run, synth_corpus, n=4)

@@ -129,9 +129,21 @@ class Family:
         wired to the tiny tokenizer's ``token_ids`` (by token)."""
         raise NotImplementedError
 
+    def model_class(self) -> Any:
+        """The transformers class of the model Nabra trains (the thinker, for the Qwen-Omni families)."""
+        raise NotImplementedError
+
+    def feature_extractor_class(self) -> Any:
+        """The transformers class of the family's audio feature extractor."""
+        raise NotImplementedError
+
+    def check(self, path: Path, config: Any, feature_extractor: Any | None = None) -> None:
+        """Refuse what Nabra's handling of the family assumes otherwise (called before the weights
+        are read, then with the feature extractor)."""
+
     def new_model(self, config: Any) -> Any:
         """A model of this family with random weights from ``config``."""
-        raise NotImplementedError
+        return self.model_class()(config)
 
     def load_config(self, path: Path, layout: str) -> Any:
         """The model config of a local folder (the thinker's, in a release)."""
@@ -139,7 +151,19 @@ class Family:
 
     def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
         """``(model, tokenizer, feature extractor)`` from a local folder (never a hub)."""
-        raise NotImplementedError
+        from transformers import AutoTokenizer
+
+        config = self.load_config(path, layout)
+        self.check(path, config)
+        with loading(path, "weights"):
+            model = self.model_class().from_pretrained(path, config=config, dtype=dtype, local_files_only=True,
+                                                       use_safetensors=True)
+        with loading(path, "tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        with loading(path, "feature extractor"):
+            feature_extractor = self.feature_extractor_class().from_pretrained(path, local_files_only=True)
+        self.check(path, config, feature_extractor)
+        return model, tokenizer, feature_extractor
 
 
 @contextmanager

@@ -171,10 +171,21 @@ class NemotronHOmni(Family):
             pad_token_id=token_ids[t["eos_token"]], eos_token_id=token_ids[t["im_end"]],
         )
 
-    def new_model(self, config):
+    def model_class(self) -> Any:
         from transformers.models.nemotron_h_omni import NemotronH_Omni_Reasoning_V3
 
-        return NemotronH_Omni_Reasoning_V3(config)
+        return NemotronH_Omni_Reasoning_V3
+
+    def feature_extractor_class(self) -> Any:
+        from transformers.models.parakeet import ParakeetFeatureExtractor
+
+        return ParakeetFeatureExtractor
+
+    def check(self, path: Path, config: Any, feature_extractor: Any | None = None) -> None:
+        mels = getattr(config.audio_config, "num_mel_bins", MEL_BINS)
+        if feature_extractor is not None and feature_extractor.feature_size != mels:
+            raise NabraError(f"{path}/preprocessor_config.json: feature_size {feature_extractor.feature_size}, but the "
+                             f"audio encoder takes {mels} mel bins (config.json)")
 
     def load_config(self, path: Path, layout: str) -> Any:
         from transformers.models.nemotron_h_omni import NemotronH_Omni_Reasoning_V3_Config
@@ -190,26 +201,6 @@ class NemotronHOmni(Family):
                     data[key].pop("model_type", None)
             data.pop("auto_map", None)
             return NemotronH_Omni_Reasoning_V3_Config.from_dict(data)
-
-    def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
-        from transformers import AutoTokenizer
-        from transformers.models.nemotron_h_omni import NemotronH_Omni_Reasoning_V3
-        from transformers.models.parakeet import ParakeetFeatureExtractor
-
-        config = self.load_config(path, layout)
-        with loading(path, "weights"):
-            model = NemotronH_Omni_Reasoning_V3.from_pretrained(
-                path, config=config, dtype=dtype, local_files_only=True, use_safetensors=True,
-            )
-        with loading(path, "tokenizer"):
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        with loading(path, "feature extractor"):
-            feature_extractor = ParakeetFeatureExtractor.from_pretrained(path, local_files_only=True)
-        mels = getattr(config.audio_config, "num_mel_bins", MEL_BINS)
-        if feature_extractor.feature_size != mels:
-            raise NabraError(f"{path}/preprocessor_config.json: feature_size {feature_extractor.feature_size}, but the "
-                             f"audio encoder takes {mels} mel bins (config.json)")
-        return model, tokenizer, feature_extractor
 
 
 NEMOTRON_H_OMNI = NemotronHOmni()

@@ -118,10 +118,15 @@ class Qwen25Omni(Family):
         config.vision_start_token_id = token_ids["<|vision_bos|>"]
         return config
 
-    def new_model(self, config: Any) -> Any:
+    def model_class(self) -> Any:
         from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
-        return Qwen2_5OmniThinkerForConditionalGeneration(config)
+        return Qwen2_5OmniThinkerForConditionalGeneration
+
+    def feature_extractor_class(self) -> Any:
+        from transformers import WhisperFeatureExtractor
+
+        return WhisperFeatureExtractor
 
     def load_config(self, path: Path, layout: str) -> Any:
         from transformers import Qwen2_5OmniConfig, Qwen2_5OmniThinkerConfig
@@ -130,24 +135,6 @@ class Qwen25Omni(Family):
             if layout == "release":
                 return Qwen2_5OmniConfig.from_pretrained(path, local_files_only=True).thinker_config
             return Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
-
-    def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
-        from transformers import (
-            AutoTokenizer,
-            Qwen2_5OmniThinkerForConditionalGeneration,
-            WhisperFeatureExtractor,
-        )
-
-        config = self.load_config(path, layout)
-        with loading(path, "weights"):
-            model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-                path, config=config, dtype=dtype, local_files_only=True, use_safetensors=True,
-            )
-        with loading(path, "tokenizer"):
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        with loading(path, "feature extractor"):
-            feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
-        return model, tokenizer, feature_extractor
 
 
 QWEN2_5_OMNI = Qwen25Omni()

@@ -152,10 +152,21 @@ class Qwen3Omni(Family):
         config.pad_token_id, config.eos_token_id = token_ids[t["eos_token"]], token_ids[t["im_end"]]
         return config
 
-    def new_model(self, config):
+    def model_class(self) -> Any:
         from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
 
-        return Qwen3OmniMoeThinkerForConditionalGeneration(config)
+        return Qwen3OmniMoeThinkerForConditionalGeneration
+
+    def feature_extractor_class(self) -> Any:
+        from transformers import WhisperFeatureExtractor
+
+        return WhisperFeatureExtractor
+
+    def check(self, path: Path, config: Any, feature_extractor: Any | None = None) -> None:
+        n_window = getattr(config.audio_config, "n_window", None)
+        if n_window != N_WINDOW:
+            raise NabraError(f"{path}/config.json: audio_config.n_window is {n_window}; every Qwen3-Omni release "
+                             f"has {N_WINDOW} (13 audio tokens a second), which Nabra's placeholder count assumes")
 
     def load_config(self, path: Path, layout: str) -> Any:
         from transformers import Qwen3OmniMoeConfig, Qwen3OmniMoeThinkerConfig
@@ -164,28 +175,6 @@ class Qwen3Omni(Family):
             if layout == "release":
                 return Qwen3OmniMoeConfig.from_pretrained(path, local_files_only=True).thinker_config
             return Qwen3OmniMoeThinkerConfig.from_pretrained(path, local_files_only=True)
-
-    def load(self, path: Path, layout: str, dtype: Any) -> tuple[Any, Any, Any]:
-        from transformers import (
-            AutoTokenizer,
-            Qwen3OmniMoeThinkerForConditionalGeneration,
-            WhisperFeatureExtractor,
-        )
-
-        config = self.load_config(path, layout)
-        n_window = getattr(config.audio_config, "n_window", None)
-        if n_window != N_WINDOW:
-            raise NabraError(f"{path}/config.json: audio_config.n_window is {n_window}; every Qwen3-Omni release "
-                             f"has {N_WINDOW} (13 audio tokens a second), which Nabra's placeholder count assumes")
-        with loading(path, "weights"):
-            model = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(
-                path, config=config, dtype=dtype, local_files_only=True, use_safetensors=True,
-            )
-        with loading(path, "tokenizer"):
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        with loading(path, "feature extractor"):
-            feature_extractor = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
-        return model, tokenizer, feature_extractor
 
 
 QWEN3_OMNI = Qwen3Omni()
