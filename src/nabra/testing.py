@@ -235,3 +235,41 @@ def check_cached_label_scoring(run: str | Path, manifest: str | Path, n: int = 5
                 assert g == pytest.approx(r, abs=1e-5)
     finally:
         analyzer.close()
+
+
+def check_collator_equals_processor(bundle, examples, waves, *, tolerance: float = 1e-5) -> dict:
+    """Assert that Nabra's collator and transformers' own processor give ``bundle``'s model the same
+    token ids and logits (within ``tolerance``) for every example; returns Nabra's batch."""
+    import torch
+
+    from nabra.model.collate import Collator
+    from nabra.model.config import CollatorConfig
+    from nabra.model.reference import reference_batch, reference_processor
+    from nabra.tasks import SYSTEM_PROMPT
+
+    ours = Collator.for_bundle(bundle, CollatorConfig(max_length=8192))(list(zip(examples, waves, strict=True)))
+    ref = reference_batch(reference_processor(bundle), SYSTEM_PROMPT, examples, waves, family=bundle.family)
+    keys = ("input_ids", "attention_mask", "input_features", bundle.family.feature_mask_key)
+    with torch.no_grad():
+        a = bundle.model(**{k: ours[k] for k in keys}).logits
+        b = bundle.model(**{k: ref[k] for k in keys}).logits
+    for row in range(len(examples)):
+        keep_a, keep_b = ours["attention_mask"][row].bool(), ref["attention_mask"][row].bool()
+        assert torch.equal(ours["input_ids"][row][keep_a], ref["input_ids"][row][keep_b]), row
+        assert (a[row][keep_a] - b[row][keep_b]).abs().max() < tolerance, row
+    return ours
+
+
+def lora_steps(model, inputs: dict, steps: int = 8, lr: float = 5e-3) -> list[float]:
+    """``steps`` AdamW steps of ``model`` (its trainable weights) on one batch; the losses."""
+    import torch
+
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = model(**inputs).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return losses

@@ -11,14 +11,17 @@ import torch
 from nabra.evaluate.runner import generate_batch
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.config import CollatorConfig, LoraSettings
+from nabra.model.config import LoraSettings
 from nabra.model.families import detect
 from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI, audio_token_count
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
-from nabra.model.reference import reference_batch, reference_processor
 from nabra.model.tiny import TinyConfig, init_tiny
-from nabra.tasks import SYSTEM_PROMPT
-from nabra.testing import audio_example, write_nemotron_omni_release
+from nabra.testing import (
+    audio_example,
+    check_collator_equals_processor,
+    lora_steps,
+    write_nemotron_omni_release,
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +74,10 @@ def test_collator_equals_transformers_processor(nemotron):
     examples = [audio_example(f"e{i}", task, s) for i, (task, s) in
                 enumerate([("asr", 1.0), ("did", 12.0), ("ssum", 45.0), ("asr", 1.37), ("ser", 3.05)])]
     waves = _waves(examples)
-    ours = Collator.for_bundle(nemotron, CollatorConfig(max_length=8192))(list(zip(examples, waves, strict=True)))
+    ours = check_collator_equals_processor(nemotron, examples, waves)  # same ids, logits within 1e-5
     assert ours["input_features"].shape[-1] == 128 and "input_features_mask" in ours  # time-major Parakeet features
     audio = nemotron.model.config.audio_token_id
     assert (ours["input_ids"] == audio).sum(1).tolist() == [13, 151, 563, 18, 39]
-    ref = reference_batch(reference_processor(nemotron), SYSTEM_PROMPT, examples, waves, family=NEMOTRON_H_OMNI)
-    keys = ("input_ids", "attention_mask", "input_features", "input_features_mask")
-    with torch.no_grad():
-        a = nemotron.model(**{k: ours[k] for k in keys}).logits
-        b = nemotron.model(**{k: ref[k] for k in keys}).logits
-    for row in range(len(examples)):
-        keep_a, keep_b = ours["attention_mask"][row].bool(), ref["attention_mask"][row].bool()
-        assert torch.equal(ours["input_ids"][row][keep_a], ref["input_ids"][row][keep_b])
-        assert (a[row][keep_a] - b[row][keep_b]).abs().max() < 1e-5
 
 
 def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
@@ -127,14 +121,7 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tm
     examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
     batch = Collator.for_bundle(bundle)(list(zip(examples, _waves(examples, 2), strict=True)))
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
-    losses = []
-    for _ in range(8):
-        loss = model(**inputs).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    losses = lora_steps(model, inputs)
     assert losses[-1] < 0.85 * losses[0], losses
     # the frozen encoder's BatchNorms kept their statistics (the adapter could not carry new ones)
     norms = [m for n, m in model.named_modules() if n.endswith("conv.norm")]
