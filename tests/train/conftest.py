@@ -17,6 +17,16 @@ def tiny(tmp_path_factory, synth_corpus):
     return tiny_model_dir(tmp_path_factory.mktemp("tiny"), synth_corpus, hidden_size=64, intermediate_size=128)
 
 
+@pytest.fixture(scope="session")
+def tiny_nemotron(tmp_path_factory, synth_corpus):
+    """A tiny Nemotron-3-Nano-Omni (the hybrid Mamba-attention family) built on the synthetic corpus."""
+    from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
+    from nabra.model.tiny import TinyConfig, init_tiny
+
+    return init_tiny(tmp_path_factory.mktemp("nemotron") / "tiny", synth_corpus, TinyConfig(vocab_size=512),
+                     NEMOTRON_H_OMNI)
+
+
 @pytest.fixture
 def make_config(tmp_path, synth_corpus, tiny):
     """Write a small training recipe and return its path."""

@@ -124,14 +124,18 @@ def _run_cli(config, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("schedule", "label_tokens"), [("tpc", True), ("ads", False)])
-def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens):
+@pytest.mark.parametrize(("schedule", "label_tokens", "hybrid"), [("tpc", True, False), ("ads", False, False),
+                                                                 ("ads", True, True)])
+def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens, hybrid, request):
     # LoRA with dropout: the RNG state matters; ADS refreshes its embeddings from the model every 3 steps.
     # With label_tokens the label words' output rows are trained too: they are in the checkpoint as well.
+    # hybrid: the Nemotron-3-Nano-Omni family (Mamba states, Parakeet features, a projector outside the tower).
+    model = {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1, "train_aligner": True,
+                                          "train_label_tokens": label_tokens}}
+    if hybrid:
+        model["path"] = str(request.getfixturevalue("tiny_nemotron"))
     sections = {"train": {"max_steps": 8, "save_every": 2, "eval_every": 0, "keep_last": 10},
-                "schedule": {"name": schedule, "ads": {"refresh_every": 3}},
-                "model": {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1, "train_aligner": True,
-                                                        "train_label_tokens": label_tokens}}}
+                "schedule": {"name": schedule, "ads": {"refresh_every": 3}}, "model": model}
     reference = train(load_config(make_config("ref", **sections)), progress=False, log=lambda *_: None)
     config = make_config("killed", **sections)
     run = Path(load_config(config).output_dir)
