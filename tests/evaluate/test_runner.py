@@ -180,3 +180,22 @@ def test_unreadable_audio_counts_as_wrong_and_is_named(tmp_path, tiny_dir, corpu
     assert f"{corpus.name}:" in line and f"(id {test_utts[0].id})" in line and "not a readable audio file" in line
     preds = read_predictions(Path(result["out_dir"]) / "predictions.jsonl")
     assert {p.prediction for p in preds if p.id.startswith(test_utts[0].id + "#")} == {""}
+
+
+def test_loop_stop_looks_at_the_answer_tail_and_keeps_rows_stopped():
+    import torch
+
+    from nabra.evaluate.runner import LOOP_TAIL_TOKENS, LoopStop
+
+    class Chars:  # a tokenizer whose token i is the character chr(i)
+        def batch_decode(self, rows, skip_special_tokens=True):
+            return ["".join(map(chr, r.tolist())) for r in rows]
+
+    prompt = torch.full((2, 5), ord("p"))
+    speech = torch.randint(0x621, 0x64A, (2 * LOOP_TAIL_TOKENS,), generator=torch.Generator().manual_seed(0))
+    loop = torch.tensor([ord(c) for c in "ال " * 8])
+    rows = torch.stack([torch.cat([speech, loop]), torch.cat([speech, speech[: len(loop)]])])
+    ids = torch.cat([prompt, rows], 1)[:, : 5 + (2 * LOOP_TAIL_TOKENS + len(loop)) // 8 * 8]
+    stop = LoopStop(Chars(), prompt_length=5)
+    assert stop(ids, None).tolist() == [True, False]  # found past 1,280 tokens of speech
+    assert stop(ids[:, :-8], None).tolist() == [True, False]  # a stopped row stays stopped

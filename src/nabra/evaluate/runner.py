@@ -139,6 +139,10 @@ def _reference_tokens(tokenizer, batch: list[Example]) -> list[int | None]:
 
 LOOP_CHECK_EVERY = 8
 """New tokens between two looks for a repetition loop in the answers still being written."""
+LOOP_TAIL_TOKENS = 640
+"""Tokens of an answer's end that each look decodes: a loop shows at the end, and the longest one
+:func:`~nabra.evaluate.metrics.repetition_loop` looks for is 3 × 200 characters — so a 12,000-token
+episode transcript is not decoded whole 1,500 times."""
 
 
 class LoopStop(StoppingCriteria):
@@ -156,7 +160,8 @@ class LoopStop(StoppingCriteria):
             self.stopped = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         if (input_ids.shape[1] - self.prompt_length) % self.every == 0:
             rows = (~self.stopped).nonzero().flatten().tolist()
-            texts = self.tokenizer.batch_decode(input_ids[rows, self.prompt_length:], skip_special_tokens=True)
+            start = max(self.prompt_length, input_ids.shape[1] - LOOP_TAIL_TOKENS)
+            texts = self.tokenizer.batch_decode(input_ids[rows, start:], skip_special_tokens=True)
             for row, text in zip(rows, texts, strict=True):
                 if repetition_loop(text):
                     self.stopped[row] = True
