@@ -87,8 +87,15 @@ def cmd_model_init_tiny(args) -> int:
     from nabra.model.tiny import TinyConfig, init_tiny
 
     cfg = TinyConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size, text_layers=args.text_layers,
-                     audio_layers=args.audio_layers, seed=args.seed)
+                     audio_layers=args.audio_layers, lm=args.lm, seed=args.seed)
     out = init_tiny(args.out_dir, args.corpus, cfg, family(args.family))
+    return cmd_model_info(argparse.Namespace(path=out))
+
+
+def cmd_model_compose(args) -> int:
+    from nabra.model.composed import compose
+
+    out = compose(args.audio_from, args.lm, args.out, projector=args.projector, dtype=args.dtype, seed=args.seed)
     return cmd_model_info(argparse.Namespace(path=out))
 
 
@@ -218,7 +225,9 @@ def _add_model_verbs(sub) -> None:
     model = sub.add_parser("model", help="model tools").add_subparsers(dest="model_verb", required=True, metavar="VERB")
     tiny = model.add_parser("init-tiny", help="write a tiny random model of a family (+ tokenizer trained on a corpus)")
     tiny.add_argument("out_dir", type=Path)
-    tiny.add_argument("--family", default="qwen2_5_omni", help="model family (qwen2_5_omni, qwen3_omni, nemotron_h_omni)")
+    tiny.add_argument("--family", default="qwen2_5_omni",
+                      help="model family (qwen2_5_omni, qwen3_omni, nemotron_h_omni, composed)")
+    tiny.add_argument("--lm", default="falcon_h1", help="LM of a tiny composed model: falcon_h1, jais2 or qwen3")
     tiny.add_argument("--corpus", type=Path, help="manifest whose transcripts/summaries train the tokenizer")
     tiny.add_argument("--vocab-size", type=int, default=1024)
     tiny.add_argument("--hidden-size", type=int, default=128)
@@ -226,6 +235,16 @@ def _add_model_verbs(sub) -> None:
     tiny.add_argument("--audio-layers", type=int, default=2)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_model_init_tiny)
+    comp = model.add_parser("compose", help="an audio LLM from the audio encoder of a checkpoint, a new projector and "
+                                            "any local causal LM (Jais-2, Falcon-H1, Qwen3 ...)")
+    comp.add_argument("--audio-from", type=Path, required=True,
+                      help="audio-LLM checkpoint folder whose audio encoder is taken (Qwen2.5-Omni, Qwen3-Omni, Nemotron-Omni)")
+    comp.add_argument("--lm", type=Path, required=True, help="causal LM folder (config.json, safetensors, tokenizer)")
+    comp.add_argument("--out", type=Path, required=True, help="new folder for the composed model")
+    comp.add_argument("--projector", default="mlp2", choices=("mlp2", "linear"))
+    comp.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    comp.add_argument("--seed", type=int, default=0, help="seed of the projector's random initialisation")
+    comp.set_defaults(func=cmd_model_compose)
     info = model.add_parser("info", help="load a checkpoint folder and print what it holds")
     info.add_argument("path", type=Path)
     info.set_defaults(func=cmd_model_info)

@@ -204,6 +204,33 @@ def write_nemotron_omni_release(tiny_dir: str | Path, out_dir: str | Path) -> Pa
     return out_dir
 
 
+def write_causal_lm(out_dir: str | Path, lm: str = "falcon_h1", texts=TINY_TEXTS, **sizes) -> Path:
+    """A tiny causal LM folder of type ``lm`` as a hub download is laid out (``config.json``,
+    ``model.safetensors``, ``generation_config.json``, ``tokenizer.json`` + ``tokenizer_config.json``),
+    whose byte-level BPE tokenizer knows ``<|endoftext|>`` (its eos) and none of the composed layout's
+    tokens, and has no pad token — what ``nabra model compose`` must complete."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    from nabra.model.families.composed import tiny_lm_config
+    from nabra.model.tiny import TinyConfig
+
+    out_dir = Path(out_dir)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(list(texts), trainer=trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    cfg = TinyConfig(**{"vocab_size": len(tokenizer), "lm": lm, "hidden_size": 64, "intermediate_size": 128,
+                        **sizes})
+    model = AutoModelForCausalLM.from_config(tiny_lm_config(cfg, pad_token_id=None, eos_token_id=0))
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
 def audio_example(uid: str, task: str, seconds: float):
     """A prompted example of ``task`` on a ``seconds``-long clip (its audio is passed beside it)."""
     from nabra.corpus.manifest import Utterance

@@ -48,6 +48,8 @@ class TinyConfig:
     """Experts each token is routed to."""
     moe_intermediate_size: int = 64
     """Width of one expert's MLP."""
+    lm: str = "falcon_h1"
+    """The LM of a tiny composed model: ``falcon_h1`` (hybrid Mamba-2 + attention), ``jais2`` or ``qwen3``."""
     seed: int = 0
     """Seed of the random initialisation."""
 

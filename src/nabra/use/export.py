@@ -24,7 +24,7 @@ from nabra.errors import NabraError
 from nabra.evaluate.runner import run_config, run_folder
 from nabra.files import atomic_path, remove, write_text
 from nabra.model import load
-from nabra.model.load import inspect_checkpoint, read_json
+from nabra.model.load import inspect_family, inspect_checkpoint, read_json
 from nabra.model.lora import load_adapter
 from nabra.progress import progress_bar
 
@@ -164,6 +164,23 @@ def _write_shard(out: Path, name: str, state: dict, weight_map: dict, save_file)
 # the model card
 # ============================================================================================
 
+def _load_hint(base: Path, layout: str, merged: bool) -> str:
+    """How a user loads the export, by the base's family."""
+    fam = inspect_family(base)[0]
+    cls = fam.model_class().__name__
+    if fam.name == "composed":
+        loader = ("`nabra.model.load(\"<this folder>\")`, or transformers' `AutoModelForCausalLM.from_pretrained` "
+                  "once `nabra.model.composed` is imported (it registers the `nabra_composed` classes; no other tool "
+                  "knows this layout)")
+        return f"A Nabra composed audio LLM: load with {loader}." if merged else (
+            f"Load with PEFT on the base: `PeftModel.from_pretrained({cls}.from_pretrained(\"{base}\"), \"<this folder>\")` "
+            "after `import nabra.model.composed`.")
+    if merged:
+        return (f"Load with transformers' `{cls}`" + (" (thinker layout) or `Qwen2_5OmniForConditionalGeneration` "
+                                                     "(release layout)." if fam.name == "qwen2_5_omni" else "."))
+    return f"Load with PEFT: `PeftModel.from_pretrained({cls}.from_pretrained(\"{base}\"), \"<this folder>\")`."
+
+
 def model_card(run: Path, cfg: RunConfig, trained: Path, base: Path, layout: str, merged: bool, dtype: str) -> str:
     """``README.md`` of an export: what it is, how it was trained, how it scored, what it is not for."""
     info = read_json(trained / "nabra_run.json")
@@ -187,10 +204,7 @@ def model_card(run: Path, cfg: RunConfig, trained: Path, base: Path, layout: str
     lines += ["## Evaluation", "", *_metrics_table(run), ""]
     lines += ["## Use", "",
               "```bash", f"nabra analyze call.wav --model {run}", "```", "",
-              ("Load with transformers' `Qwen2_5OmniThinkerForConditionalGeneration` (thinker layout) or "
-               "`Qwen2_5OmniForConditionalGeneration` (release layout)." if merged else
-               "Load with PEFT: `PeftModel.from_pretrained(Qwen2_5OmniThinkerForConditionalGeneration"
-               f".from_pretrained(\"{base}\"), \"<this folder>\")`."), "",
+              _load_hint(base, layout, merged), "",
               "## Intended use and limits", "",
               "For transcribing Arabic (and English) speech, summarizing speech and text, and identifying "
               "dialect and emotion, on audio like the training data. Not evaluated outside it: scores on other "

@@ -3,8 +3,9 @@
 A family says which ``config.json`` model types are its (and in which on-disk layout), where its
 language model's decoder layers and its audio projector ("aligner") are, how many placeholder
 tokens a clip of audio becomes, and how to load it. Everything else in Nabra asks the family.
-Built: Qwen2.5-Omni's thinker and Qwen3-Omni's. transformers also ships the audio LLMs in
-:data:`NOT_YET` (model types), which are named in the error a user gets for one of them.
+Built: Qwen2.5-Omni's thinker, Qwen3-Omni's, Nemotron-3-Nano-Omni, and composed audio LLMs (the audio
+encoder of one of those + any causal LM). :data:`NOT_YET` names model types transformers ships that
+Nabra does not load, for the error a user gets for one of them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 
 from nabra.errors import NabraError
 from nabra.model.families.base import Family
+from nabra.model.families.composed import composed
 from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.families.qwen3_omni import QWEN3_OMNI
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2_5_OMNI, QWEN3_OMNI, NEMOTRON_H_OMNI)}
-"""Every family Nabra trains, by name (``model.family`` in a run config)."""
+FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2_5_OMNI, QWEN3_OMNI, NEMOTRON_H_OMNI, composed(QWEN2_5_OMNI))}
+"""Every family Nabra trains, by name (``model.family`` in a run config). ``composed`` stands for every
+composed model (its default audio encoder: Qwen2.5-Omni's; one checkpoint's is in its config)."""
 
 NOT_YET: dict[str, str] = {}
 """Audio-LLM model types transformers ships that Nabra does not load yet."""
@@ -40,7 +43,10 @@ def detect(config: dict, where: str = "config.json") -> tuple[Family, str]:
     for fam in FAMILIES.values():
         layout = fam.layout_of(config)
         if layout is not None:
-            return fam, layout
+            try:
+                return fam.specialize(config), layout
+            except NabraError as e:
+                raise NabraError(f"{where}: {e}") from None
     if model_type in NOT_YET:
         raise NabraError(f"{where}: model_type {model_type!r} is {NOT_YET[model_type]}, which Nabra does not "
                          f"load yet; families built: {', '.join(FAMILIES)}")
@@ -54,7 +60,7 @@ def family_of_model(model: Any) -> Family:
     model_type = getattr(config, "model_type", None)
     for fam in FAMILIES.values():
         if model_type in fam.model_types:
-            return fam
+            return fam.specialize(config)
     raise NabraError(f"a model of type {model_type!r} belongs to no known family ({', '.join(FAMILIES)})")
 
 

@@ -56,6 +56,11 @@ class Family:
         """The layout of a checkpoint with this ``config.json``, or ``None`` if it is not this family's."""
         return self.model_types.get(config.get("model_type"))
 
+    def specialize(self, config: Any) -> Family:
+        """The family object for a checkpoint of this family with this config (a dict or a config
+        object): itself, but for composed models (one per audio encoder family)."""
+        return self
+
     def expected(self) -> str:
         """What a checkpoint of this family looks like, for an error message."""
         return " or ".join(repr(t) for t in self.model_types)
@@ -85,6 +90,25 @@ class Family:
         """The audio projector's output for a batch of segments' features: ``(total tokens, LM width)``,
         the segments' tokens one after another (what ADS embeds)."""
         raise NotImplementedError
+
+    def audio_parts(self, model: Any) -> dict[str, Any]:
+        """The modules a composed model takes from a model of this family, by the attribute name they
+        get there: the audio encoder (``audio_tower``) and any projector of its own (``embed_audio``).
+        Empty: this family's audio path cannot be taken out."""
+        return {}
+
+    def audio_config(self, model_config: Any) -> tuple[Any, int]:
+        """``(the audio encoder's config, width of what :meth:`audio_parts` output)`` of a model config."""
+        raise NabraError(f"the {self.title}'s audio encoder cannot be taken into a composed model")
+
+    def new_audio_parts(self, audio_config: Any, width: int) -> dict[str, Any]:
+        """:meth:`audio_parts` with random weights, from what :meth:`audio_config` returned."""
+        raise NabraError(f"the {self.title}'s audio encoder cannot be taken into a composed model")
+
+    def audio_embeddings(self, holder: Any, features: Any, mask: Any) -> Any:
+        """``(total tokens, width)``: the output of the :meth:`audio_parts` held as attributes of ``holder``
+        (a composed model), the segments' tokens one after another — the model's own code, called on them."""
+        raise NabraError(f"the {self.title}'s audio encoder cannot be taken into a composed model")
 
     def features(self, collator: Any, segments: list) -> tuple[Any, Any]:
         """``(features, frame mask)`` of waveform segments, batched as the model takes them. Default:

@@ -131,6 +131,27 @@ class NemotronHOmni(Family):
     def aligner_output(self, model: Any, features: Any, mask: Any) -> Any:
         return model.get_audio_features(features, mask).pooler_output
 
+    def audio_parts(self, model: Any) -> dict[str, Any]:
+        return {"audio_tower": model.audio_tower, "embed_audio": model.embed_audio}
+
+    def audio_config(self, model_config: Any) -> tuple[Any, int]:
+        return model_config.audio_config, model_config.text_config.hidden_size
+
+    def new_audio_parts(self, audio_config: Any, width: int) -> dict[str, Any]:
+        from transformers import AutoModel
+        from transformers.models.nemotron_h_omni.modeling_nemotron_h_omni import (
+            NemotronH_Omni_Reasoning_V3MultiModalProjector as Projector,
+        )
+
+        return {"audio_tower": AutoModel.from_config(audio_config),
+                "embed_audio": Projector(audio_config.hidden_size, audio_config.projection_hidden_size, width,
+                                         bias=audio_config.projection_bias)}
+
+    def audio_embeddings(self, holder: Any, features: Any, mask: Any) -> Any:
+        from transformers.models.nemotron_h_omni import NemotronH_Omni_Reasoning_V3
+
+        return NemotronH_Omni_Reasoning_V3.get_audio_features(holder, features, mask).pooler_output
+
     def parts(self, model: Any) -> dict[str, Any]:
         return {"audio encoder": model.audio_tower, "audio projector": model.embed_audio,
                 "vision": model.vision_model, "language model": model.language_model}

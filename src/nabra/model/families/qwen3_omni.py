@@ -107,6 +107,22 @@ class Qwen3Omni(Family):
     def aligner_output(self, model: Any, features: Any, mask: Any) -> Any:
         return model.get_audio_features(features, feature_attention_mask=mask).last_hidden_state
 
+    def audio_parts(self, model: Any) -> dict[str, Any]:
+        return {"audio_tower": model.model.audio_tower}
+
+    def audio_config(self, model_config: Any) -> tuple[Any, int]:
+        return model_config.audio_config, model_config.audio_config.output_dim
+
+    def new_audio_parts(self, audio_config: Any, width: int) -> dict[str, Any]:
+        from transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe import Qwen3OmniMoeAudioEncoder
+
+        return {"audio_tower": Qwen3OmniMoeAudioEncoder._from_config(audio_config)}
+
+    def audio_embeddings(self, holder: Any, features: Any, mask: Any) -> Any:
+        from transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe import Qwen3OmniMoeThinkerModel
+
+        return Qwen3OmniMoeThinkerModel.get_audio_features(holder, features, mask).last_hidden_state
+
     def parts(self, model: Any) -> dict[str, Any]:
         return {"audio encoder": model.model.audio_tower, "vision": model.model.visual,
                 "language model": model.model.language_model}
