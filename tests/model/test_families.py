@@ -58,7 +58,7 @@ def test_model_family_in_the_config_is_checked(tmp_path):
 
     with pytest.raises(NabraError, match="model.family is 'qwen2_5_omni' but m is a other checkpoint"):
         check_family("qwen2_5_omni", Other(), "m")
-    assert set(FAMILIES) == {"qwen2_5_omni", "qwen3_omni", "nemotron_h_omni"}
+    assert set(FAMILIES) == {"qwen2_5_omni", "qwen3_omni", "nemotron_h_omni", "composed"}
 
 
 def test_fsdp_wraps_the_family_layer_classes_the_model_has(tiny_dir):

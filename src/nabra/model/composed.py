@@ -36,6 +36,12 @@ MODEL_TYPE = "nabra_composed"
 PROJECTORS = ("mlp2", "linear")
 COMPOSE_TOKENS = (tokens.IM_START, tokens.IM_END, tokens.AUDIO_BOS, tokens.AUDIO, tokens.AUDIO_EOS)
 """The tokens the composed prompt layout needs (added to the LM's tokenizer when missing)."""
+IDS_ONLY_EMBEDDING_SCALE = {"falcon_h1": "embedding_multiplier"}
+"""LMs whose forward scales the embeddings of ``input_ids`` but not ``inputs_embeds`` given to it (the
+attribute of the LM's base model holding the factor): Falcon-H1's µP ``embedding_multiplier`` (5.66 in
+Falcon-H1-0.5B) — the only decoder-only LM of transformers 5.24 that does so. The composed model
+embeds the ids itself, so it applies the factor — to the audio embeddings too, as the LM would to
+anything it embedded."""
 PAD_TOKEN = tokens.SPECIAL_TOKENS["eos_token"]
 """The pad token added when the LM's tokenizer has none (``<|endoftext|>``, as in Qwen)."""
 
@@ -131,6 +137,9 @@ class ComposedAudioLMForCausalLM(ComposedAudioLMPreTrainedModel, GenerationMixin
                 use_cache=None, logits_to_keep=0, **kwargs):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
+            scale = IDS_ONLY_EMBEDDING_SCALE.get(self.config.text_config.model_type)
+            if scale is not None:  # what the LM does to the ids it embeds itself, to the whole sequence
+                inputs_embeds = inputs_embeds * getattr(self.language_model.model, scale)
         if input_features is not None and input_ids is not None:
             mask = feature_attention_mask if feature_attention_mask is not None else input_features_mask
             audio = self.get_audio_features(input_features.to(self.projector.linear_1.weight.dtype), mask)

@@ -21,7 +21,17 @@ from nabra.model.families.base import Family, loading
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "in_proj", "out_proj")
 """Projection names LoRA may target in a composed model's LM (those it has)."""
 LM_TYPES = ("falcon_h1", "jais2", "qwen3")
-"""The LMs of a tiny composed model (``TinyConfig.lm``)."""
+"""The LMs of a tiny composed model (``TinyConfig.lm``); the sizes are tiny, the rest is the release's
+(Jais-2: transformers' jais2-7b defaults, relu² MLP with biases; Falcon-H1: the multipliers below)."""
+FALCON_H1_MULTIPLIERS = {
+    "embedding_multiplier": 5.656854249492381, "lm_head_multiplier": 0.0390625, "key_multiplier": 0.39062499999999994,
+    "attention_in_multiplier": 1.0, "attention_out_multiplier": 0.9375, "ssm_in_multiplier": 1.25,
+    "ssm_out_multiplier": 0.23570226039551587, "mlp_multipliers": [0.8838834764831844, 0.5859375],
+    "ssm_multipliers": [0.3535533905932738, 0.25, 0.3535533905932738, 0.5, 0.3535533905932738],
+    "mamba_rms_norm": False, "mamba_norm_before_gate": False, "projectors_bias": False,
+}
+"""Falcon-H1-0.5B's µP multipliers (its ``config.json``, as Megatron-Bridge's tests quote it): the tiny
+Falcon-H1 scales as the release does — and its ``mup_vector`` (a buffer no checkpoint holds) is not all ones."""
 
 
 class Composed(Family):
@@ -153,11 +163,11 @@ def tiny_lm_config(cfg: Any, *, pad_token_id: int | None, eos_token_id: int) -> 
     sizes = {"vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size,
              "num_hidden_layers": cfg.text_layers, "num_attention_heads": cfg.text_heads,
              "num_key_value_heads": cfg.kv_heads, "max_position_embeddings": 8192, "pad_token_id": pad_token_id,
-             "eos_token_id": eos_token_id, "bos_token_id": None, "tie_word_embeddings": True}
+             "eos_token_id": eos_token_id, "bos_token_id": None, "tie_word_embeddings": cfg.lm == "qwen3"}
     if cfg.lm == "falcon_h1":
         sizes.update(mamba_d_ssm=cfg.hidden_size, mamba_n_heads=cfg.hidden_size // 16, mamba_d_head=16,
                      mamba_d_state=16, mamba_n_groups=1, mamba_chunk_size=16, mamba_d_conv=4,
-                     head_dim=cfg.hidden_size // cfg.text_heads)
+                     head_dim=cfg.hidden_size // cfg.text_heads, **FALCON_H1_MULTIPLIERS)
     return AutoConfig.for_model(cfg.lm, **sizes)
 
 
