@@ -151,12 +151,14 @@ def _copy_processing_files(thinker_dir: Path, out_dir: Path) -> None:
     (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2, sort_keys=True) + "\n")
 
 
-def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Path:
-    """A tiny Qwen3-Omni release checkpoint of the thinker-only kind (``-Thinking``, ``-Captioner``:
-    ``model_type: qwen3_omni_moe`` with a ``thinker_config`` and ``enable_audio_output: false``), from
-    the thinker of ``thinker_dir``, saved by transformers' stock ``Qwen3OmniMoeForConditionalGeneration``
-    under the release's tensor names (``thinker.model.layers.*``, ``thinker.audio_tower.*``, experts one
-    by one), with the tokenizer, generation config and preprocessor (Qwen2-VL image keys added)."""
+def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path, *, talker: bool = False) -> Path:
+    """A tiny Qwen3-Omni release checkpoint from the thinker of ``thinker_dir``: the thinker-only kind
+    (``-Thinking``, ``-Captioner``: ``model_type: qwen3_omni_moe`` with a ``thinker_config`` and
+    ``enable_audio_output: false``), or with ``talker`` the ``-Instruct`` kind, which also holds a talker
+    (its MoE text model and code predictor) and code2wav, here from tiny configs with random weights.
+    Saved by transformers' stock ``Qwen3OmniMoeForConditionalGeneration`` under the release's tensor
+    names (``thinker.model.layers.*``, ``thinker.audio_tower.*``, experts one by one, ``talker.*``,
+    ``code2wav.*``), with the tokenizer, generation config and preprocessor (Qwen2-VL image keys added)."""
 
     import torch
     from transformers import (
@@ -167,14 +169,39 @@ def write_qwen3_omni_release(thinker_dir: str | Path, out_dir: str | Path) -> Pa
 
     thinker_dir, out_dir = Path(thinker_dir), Path(out_dir)
     thinker = json.loads((thinker_dir / "config.json").read_text())
+    extra = {"enable_audio_output": False}
+    if talker:
+        extra = {"enable_audio_output": True, "talker_config": _tiny_qwen3_talker(thinker), "code2wav_config": {
+            "codebook_size": 64, "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "num_key_value_heads": 2, "intermediate_size": 128, "num_quantizers": 4, "upsample_rates": [2, 2],
+            "upsampling_ratios": [2], "decoder_dim": 32, "sliding_window": 8}}
     torch.manual_seed(0)
-    model = Qwen3OmniMoeForConditionalGeneration(Qwen3OmniMoeConfig(thinker_config=thinker, enable_audio_output=False))
+    model = Qwen3OmniMoeForConditionalGeneration(Qwen3OmniMoeConfig(thinker_config=thinker, **extra))
     trained = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(thinker_dir, local_files_only=True)
     model.thinker.load_state_dict(trained.state_dict())  # the very thinker of thinker_dir
     remove(out_dir)
     model.save_pretrained(out_dir)
     _copy_processing_files(thinker_dir, out_dir)
     return out_dir
+
+
+def _tiny_qwen3_talker(thinker: dict) -> dict:
+    """A tiny Qwen3-Omni talker config wired to ``thinker``'s token ids. ``spatial_merge_size`` is not a
+    declared field of the talker's config, but its model reads it (as the thinker's reads
+    ``vision_start_token_id``, FACTS.md)."""
+    ids = ("audio_token_id", "image_token_id", "video_token_id", "vision_start_token_id", "audio_start_token_id")
+    mrope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6], "interleaved": True}
+    return {"thinker_hidden_size": thinker["text_config"]["hidden_size"], "spatial_merge_size": 2,
+            "num_code_groups": 4, "accept_hidden_layer": 1, "codec_pad_id": 58, "codec_bos_id": 59,
+            "codec_eos_token_id": 60, "codec_nothink_id": 61, "codec_think_bos_id": 62, "codec_think_eos_id": 63,
+            **{k: thinker[k] for k in ids},
+            "text_config": {"vocab_size": 64, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                            "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "num_experts": 2,
+                            "num_experts_per_tok": 1, "moe_intermediate_size": 32,
+                            "shared_expert_intermediate_size": 32, "rope_parameters": mrope},
+            "code_predictor_config": {"vocab_size": 64, "hidden_size": 64, "intermediate_size": 128,
+                                      "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+                                      "head_dim": 32, "num_code_groups": 4}}
 
 
 def write_nemotron_omni_release(tiny_dir: str | Path, out_dir: str | Path) -> Path:

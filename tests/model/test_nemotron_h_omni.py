@@ -139,7 +139,14 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tm
 
 
 def test_fsdp_classes_and_full_fine_tuning_freeze_what_the_audio_path_never_uses(nemotron_dir):
+    import yaml
+
+    from nabra.config import CONFIG_DIR, load_config
+
     model = trainable(load(nemotron_dir).model, "full")
     assert set(NEMOTRON_H_OMNI.fsdp_layer_classes) <= {type(m).__name__ for m in model.modules()}
+    shipped = yaml.safe_load((CONFIG_DIR / "accelerate" / "fsdp-nemotron-omni.yaml").read_text())
+    assert tuple(shipped["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"].split(",")) == NEMOTRON_H_OMNI.fsdp_layer_classes
+    assert load_config("nemotron-omni-lora-ads").model.family == "nemotron_h_omni"
     frozen = {n.split(".")[0] for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {"vision_model", "multi_modal_projector"}

@@ -63,6 +63,22 @@ def test_tiny_model_is_saved_in_the_real_layout(qwen3_dir, qwen3, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_instruct_release_loads_its_thinker_and_leaves_the_talker_unread(qwen3_dir, qwen3, tmp_path):
+    from transformers import Qwen3OmniMoeForConditionalGeneration
+
+    folder = write_qwen3_omni_release(qwen3_dir, tmp_path / "instruct", talker=True)
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        prefixes = {k.split(".")[0] for k in f.keys()}
+    assert prefixes == {"thinker", "talker", "code2wav"}  # what an -Instruct release holds
+    full = Qwen3OmniMoeForConditionalGeneration.from_pretrained(folder)  # the stock class reads all of it
+    assert full.has_talker and sum(p.numel() for p in full.talker.parameters()) > 0
+    release = load(folder)
+    assert release.layout == "release" and type(release.model).__name__ == "Qwen3OmniMoeThinkerForConditionalGeneration"
+    a, b = qwen3.model.state_dict(), release.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not [n for n, _ in release.model.named_parameters() if "talker" in n or "code2wav" in n]
+
+
 def test_an_encoder_with_another_window_is_refused(qwen3_dir, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(qwen3_dir, other)

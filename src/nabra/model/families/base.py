@@ -198,7 +198,11 @@ def loading(path: Path, what: str):
     except NabraError:
         raise
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a bad folder
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        first = lines[0] if lines else ""
+        if first.endswith(":") and len(lines) > 1:  # a validator's header: the reason is on the next line
+            first = f"{first} {lines[1]}"
+        first = first[:300]
         if "ignore_mismatched_sizes" in first:
             first = "tensor sizes differ from config.json; transformers' load report above lists them"
         raise NabraError(f"{path}: cannot load the {what} ({type(e).__name__}: {first})") from e

@@ -3,7 +3,7 @@ code2wav of the Instruct release are never loaded.
 
 Layouts: the release (``model_type: qwen3_omni_moe`` with a ``thinker_config``; keys ``thinker.*``,
 and in the Instruct release also ``talker.*`` and ``code2wav.*``, which the thinker class should
-leave unread — checked here on a thinker-only release, not yet on one with a talker) and a
+leave unread — checked on tiny releases of both kinds) and a
 thinker-only folder (``qwen3_omni_moe_thinker``: what ``nabra model init-tiny --family qwen3_omni``
 and ``nabra model merge`` write). Audio: Whisper log-mel as Qwen2.5-Omni (128 bins, 16 kHz, a 300-s
 window), but the encoder works in 100-frame chunks (``n_window`` 50) and makes 13 tokens of each:
