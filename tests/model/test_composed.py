@@ -169,6 +169,13 @@ def test_a_nemotron_tower_composes_with_its_own_features_and_counts(tmp_path, co
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.no_grad():
         assert torch.isfinite(bundle.model(**inputs).loss)
+    from nabra.model.embeddings import aligner_parameters
+
+    model = trainable(bundle.model, "lora", LoraSettings(train_aligner=True))
+    saved = {n.split(".modules_to_save.")[0].rsplit(".", 1)[-1] for n in trainable_parameter_names(model)
+             if ".modules_to_save." in n}
+    assert saved == {"embed_audio", "projector"}  # the tower's own projector and the new one
+    assert {n.split(".")[2] for n, _ in aligner_parameters(model)} >= {"audio_tower", "embed_audio", "projector"}
 
 
 def test_compose_refuses_what_it_cannot_use(tmp_path, tiny_dir, lm_dir):
@@ -182,4 +189,14 @@ def test_compose_refuses_what_it_cannot_use(tmp_path, tiny_dir, lm_dir):
         compose(tiny_dir, lm_dir, tmp_path / "full", log=lambda *_: None)
     with pytest.raises(NabraError, match="unknown projector"):
         compose(tiny_dir, lm_dir, tmp_path / "c", projector="mlp9", log=lambda *_: None)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    with pytest.raises(NabraError, match="unknown dtype 'int8'"):
+        compose(tiny_dir, lm_dir, tmp_path / "d", dtype="int8", log=lambda *_: None)
+    assert not any((tmp_path / n).exists() for n in "acd")
+
+
+def test_a_composed_model_lends_its_audio_encoder_to_another_lm(composed_dir, tmp_path):
+    out = compose(composed_dir, write_causal_lm(tmp_path / "lm", "qwen3"), tmp_path / "again", log=lambda *_: None)
+    bundle, first = load(out), load(composed_dir)
+    assert bundle.family.tower is QWEN2_5_OMNI and bundle.model.config.text_config.model_type == "qwen3"
+    a, b = first.model.audio_tower.state_dict(), bundle.model.audio_tower.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -34,6 +34,8 @@ from nabra.model import tokens
 
 MODEL_TYPE = "nabra_composed"
 PROJECTORS = ("mlp2", "linear")
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16",
+          "fp16": "float16"}
 COMPOSE_TOKENS = (tokens.IM_START, tokens.IM_END, tokens.AUDIO_BOS, tokens.AUDIO, tokens.AUDIO_EOS)
 """The tokens the composed prompt layout needs (added to the LM's tokenizer when missing)."""
 IDS_ONLY_EMBEDDING_SCALE = {"falcon_h1": "embedding_multiplier"}
@@ -205,13 +207,22 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
 
     from nabra.files import remove, temp_path
     from nabra.model.families.base import loading
+    from nabra.model.families import FAMILIES
     from nabra.model.load import load, read_json
 
     if projector not in PROJECTORS:
         raise NabraError(f"unknown projector {projector!r}; choose one of {', '.join(PROJECTORS)}")
+    if dtype not in DTYPES:
+        raise NabraError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     audio_from, lm, out = Path(audio_from), Path(lm), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NabraError(f"{out}: exists and is not an empty folder; a composed model is written to a new folder")
+    lm_config = lm / "config.json"
+    if not lm_config.is_file():
+        raise NabraError(f"{lm}: no config.json: not a causal LM folder")
+    model_type = read_json(lm_config).get("model_type")
+    if any(f.layout_of(read_json(lm_config)) for f in FAMILIES.values()):
+        raise NabraError(f"{lm}: is an audio LLM ({model_type}); --lm takes a text causal LM (Jais-2, Falcon-H1, Qwen3 ...)")
     source = load(audio_from, dtype=dtype)
     parts = source.family.audio_parts(source.model)
     if not parts:
@@ -219,15 +230,7 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     audio_config, width = source.family.audio_config(source.model.config)
     tower = getattr(source.family, "tower", source.family)  # a composed source: its own audio family
 
-    lm_config = lm / "config.json"
-    if not lm_config.is_file():
-        raise NabraError(f"{lm}: no config.json: not a causal LM folder")
-    model_type = read_json(lm_config).get("model_type")
-    from nabra.model.families import FAMILIES
-
-    if any(f.layout_of(read_json(lm_config)) for f in FAMILIES.values()):
-        raise NabraError(f"{lm}: is an audio LLM ({model_type}); --lm takes a text causal LM (Jais-2, Falcon-H1, Qwen3 ...)")
-    torch_dtype = getattr(torch, {"bf16": "bfloat16", "fp32": "float32", "fp16": "float16"}.get(dtype, dtype))
+    torch_dtype = getattr(torch, DTYPES[dtype])
     with loading(lm, "causal LM"):
         language_model = AutoModelForCausalLM.from_pretrained(lm, dtype=torch_dtype, local_files_only=True,
                                                               use_safetensors=True)

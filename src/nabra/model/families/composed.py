@@ -53,6 +53,9 @@ class Composed(Family):
         self.title = f"composed audio LLM ({tower.title} audio encoder)"
         self.feature_mask_key = tower.feature_mask_key
         self.window_seconds = tower.window_seconds
+        # The new projector, and the tower's own one where it has one outside the encoder (Nemotron's
+        # embed_audio): trained with lora.train_aligner, and part of ADS's embedding fingerprint.
+        self.aligner_modules = (*(m for m in tower.aligner_modules if m == "embed_audio"), "projector")
         self.fsdp_layer_classes = tower.fsdp_layer_classes[-1:]  # the encoder layer; the LM's are the model's own
 
     def layout_of(self, config: dict) -> str | None:
