@@ -99,7 +99,8 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Fa
     cfg = load_config("demo-base", [f"output_dir={final.parent}", f"data.manifest={base_manifest}",
                                     f"model.path={tiny}", f"train.max_steps={plan['base_steps']}",
                                     f"train.eval_every={max(50, plan['base_steps'] // 4)}",
-                                    f"train.save_every={max(50, plan['base_steps'] // 4)}"])
+                                    f"train.save_every={max(50, plan['base_steps'] // 4)}",
+                                    *([f"train.lr={fam.tiny_lr}"] if fam.tiny_lr else [])])
     with torch_threads(BASE_THREADS):
         train(cfg, log=console.print)
     return final

@@ -49,6 +49,9 @@ class Family:
     transformers 5 fused: PEFT 0.21 resolves a regex target there to its leaf names (``q_proj``...),
     which also match the audio encoder's attention (``peft/utils/transformers_weight_conversion.py``,
     ``_resolve_string_target_modules``)."""
+    tiny_lr: float | None = None
+    """Learning rate of the demo's base (full fine-tuning of this family's tiny model from random
+    weights) when the recipe's ``demo-base`` rate does not suit the family; ``None``: the recipe's."""
     chat_template: str = ""
     """The family's chat template reduced to text and audio (a tiny tokenizer ships it)."""
 
