@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -206,8 +205,8 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     from transformers import AutoTokenizer
 
     from nabra.files import remove, temp_path
-    from nabra.model.families.base import loading
     from nabra.model.families import FAMILIES
+    from nabra.model.families.base import loading
     from nabra.model.load import load, read_json
 
     if projector not in PROJECTORS:

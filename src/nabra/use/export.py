@@ -24,7 +24,7 @@ from nabra.errors import NabraError
 from nabra.evaluate.runner import run_config, run_folder
 from nabra.files import atomic_path, remove, write_text
 from nabra.model import load
-from nabra.model.load import inspect_family, inspect_checkpoint, read_json
+from nabra.model.load import inspect_checkpoint, inspect_family, read_json
 from nabra.model.lora import load_adapter
 from nabra.progress import progress_bar
 
