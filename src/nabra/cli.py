@@ -93,7 +93,7 @@ def cmd_model_init_tiny(args) -> int:
 
 
 def cmd_model_compose(args) -> int:
-    from nabra.model.composed import compose
+    from nabra.model.compose import compose
 
     out = compose(args.audio_from, args.lm, args.out, projector=args.projector, dtype=args.dtype, seed=args.seed)
     return cmd_model_info(argparse.Namespace(path=out))

@@ -15,7 +15,7 @@ from nabra.errors import NabraError
 from nabra.evaluate.runner import generate_batch
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.composed import compose
+from nabra.model.compose import compose
 from nabra.model.config import LoraSettings
 from nabra.model.families import detect, family, family_of_model
 from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI

@@ -17,6 +17,7 @@ from typing import Any
 from nabra.errors import NabraError
 from nabra.model import tokens
 from nabra.model.families.base import Family, loading
+from nabra.model.families.towers import tower
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "in_proj", "out_proj")
 """Projection names LoRA may target in a composed model's LM (those it has)."""
@@ -64,12 +65,8 @@ class Composed(Family):
         return "composed" if config.get("model_type") == "nabra_composed" else None
 
     def specialize(self, config: Any) -> Family:
-        from nabra.model.families import family
-
         name = config.get("audio_family") if isinstance(config, dict) else getattr(config, "audio_family", None)
-        if not isinstance(name, str) or name == self.name:
-            raise NabraError(f"a composed model's config.json needs audio_family (one of the audio LLM families), got {name!r}")
-        return composed(family(name))
+        return composed(tower(name))
 
     def expected(self) -> str:
         return "'nabra_composed' (nabra model compose)"
