@@ -26,15 +26,20 @@ IMPORTERS: dict[str, str] = {
     "hf": "a Hugging Face dataset saved on disk (save_to_disk folder or parquet)",
     "swift": "ms-swift / LLaMA-Factory chat JSONL",
     "lhotse": "Lhotse recordings + supervisions manifests",
+    "librispeech": "LibriSpeech subsets (English read speech; SPEAKERS.TXT for gender)",
+    "l2arctic": "L2-ARCTIC (English of 24 speakers of six L1s: l1 and gender fields)",
+    "csv": "a CSV/TSV table of audio paths with label, transcript or other columns (ANAD, SADA, ...)",
 }
-"""Kind -> what it reads. The kind is also the module name under this package."""
+"""Kind -> what it reads. The kind is also the module name under this package (but :data:`MODULES`)."""
+MODULES = {"csv": "table"}
+"""Kinds whose module has another name (``csv`` would shadow the standard library's module)."""
 
 
 def importer(kind: str) -> ModuleType:
     """The module implementing ``kind`` (imported on first use: some need optional extras)."""
     if kind not in IMPORTERS:
         raise NabraError(f"unknown import kind {kind!r}; kinds: {', '.join(IMPORTERS)}")
-    return importlib.import_module(f"{__name__}.{kind}")
+    return importlib.import_module(f"{__name__}.{MODULES.get(kind, kind)}")
 
 
 def import_corpus(kind: str, src: str | os.PathLike, out: str | os.PathLike, *,

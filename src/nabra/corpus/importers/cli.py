@@ -116,9 +116,33 @@ def _lhotse_arguments(p) -> None:
     _split_arg(p)
 
 
+def _librispeech_arguments(p) -> None:
+    p.add_argument("--subsets", help="subsets to import, comma-separated, each required (default: all SRC holds)")
+
+
+def _l2arctic_arguments(p) -> None:
+    p.add_argument("--speaker-split", help="speaker-disjoint splits: 'l1' (per L1 one dev and one test speaker, "
+                                           "both sexes in each) or 'test=ABA,BWC;dev=SKA' (the others train)")
+    p.add_argument("--suitcase", action="store_true", help="also the spontaneous suitcase_corpus recordings")
+
+
+def _csv_arguments(p) -> None:
+    p.add_argument("--columns", required=True,
+                   help="field=column pairs: audio (required), transcript, summary, dialect, emotion, speaker, "
+                        "language, split, id, start, end (s: a segment), e.g. 'audio=name,emotion=Emotion'")
+    p.add_argument("--keep", help="extra fields to keep, name=column pairs, e.g. 'gender=SpeakerGender'")
+    p.add_argument("--audio-dir", help="folder the audio paths are relative to (default: the table's folder)")
+    p.add_argument("--audio-suffix", help="appended to audio names without one, e.g. .wav")
+    p.add_argument("--label-map", help="rename labels: JSON file or inline 'ang=angry,hap=happy'")
+    _split_arg(p)
+
+
 _KIND_ARGUMENTS = {"commonvoice": _commonvoice_arguments, "mgb2": _mgb2_arguments, "adi": _adi_arguments,
                    "folder": _folder_arguments, "hf": _hf_arguments, "swift": _swift_arguments,
-                   "lhotse": _lhotse_arguments}
+                   "lhotse": _lhotse_arguments, "librispeech": _librispeech_arguments,
+                   "l2arctic": _l2arctic_arguments, "csv": _csv_arguments}
+DEFAULT_LANGUAGE = {"librispeech": "en", "l2arctic": "en"}
+"""The speech's language where a kind's corpus is not Arabic (``--language`` overrides it)."""
 
 
 def _kind_options(args, opts) -> dict:
@@ -126,7 +150,7 @@ def _kind_options(args, opts) -> dict:
     labels = {"dialects": opts.dialects, "emotions": opts.emotions}
     common = {"source": args.source} if args.source else {}
     if args.kind != "lhotse" or args.language:
-        common["language"] = args.language or "ar"
+        common["language"] = args.language or DEFAULT_LANGUAGE.get(args.kind, "ar")
     split = {"split": args.split} if hasattr(args, "split") else {}
     if args.kind == "commonvoice":
         return common | {"tsvs": [t.strip() for t in args.tsv.split(",") if t.strip()] if args.tsv else None,
@@ -151,6 +175,17 @@ def _kind_options(args, opts) -> dict:
         return common | split | labels | {"columns": parse_columns(args.columns), "audio_dir": args.out.parent / "audio"}
     if args.kind == "swift":
         return common | split | labels | {"task": args.task}
+    if args.kind == "librispeech":
+        return common | {"subsets": [x.strip() for x in args.subsets.split(",") if x.strip()] if args.subsets else None}
+    if args.kind == "csv":
+        from nabra.corpus.importers.folder import parse_label_map
+        from nabra.corpus.importers.table import FIELDS, parse_pairs
+
+        return common | split | labels | {"columns": parse_pairs(args.columns, "--columns", FIELDS),
+                                          "keep": parse_pairs(args.keep, "--keep"), "audio_dir": args.audio_dir,
+                                          "audio_suffix": args.audio_suffix, "label_map": parse_label_map(args.label_map)}
+    if args.kind == "l2arctic":
+        return common | {"speaker_split": args.speaker_split, "suitcase": args.suitcase}
     return common | split | labels | {"recordings": args.recordings, "supervisions": args.supervisions,
                                       "cuts": args.cuts, "relative_to": args.relative_to}
 
