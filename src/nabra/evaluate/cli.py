@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nabra.corpus.manifest import SPLITS, TASKS
 from nabra.errors import NabraError
+from nabra.text.arabic import SCHEMES
 
 # Metrics the evaluate table shows per task (all of them are in metrics.json).
 SHOWN = {"asr": ("wer", "cer", "wer_leaderboard", "cer_leaderboard"),
@@ -27,7 +28,7 @@ def register(top_subparsers) -> None:
     ev.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} (default: the run's tasks)")
     ev.add_argument("--out", type=Path, help="output folder (default RUN/eval-SPLIT)")
     ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--scheme", default="default", choices=("default", "leaderboard"),
+    ev.add_argument("--scheme", default="default", choices=SCHEMES,
                     help="normalization of the headline WER/CER and ROUGE (the leaderboard's is always added)")
     ev.add_argument("--max-new-tokens", type=int, help="cap on every answer (default: per task)")
     ev.add_argument("--keep-loops", action="store_true",

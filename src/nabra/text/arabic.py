@@ -4,9 +4,13 @@ Two named schemes:
 
 - ``default``: strip diacritics and tatweel, fold alef variants to ا and ى to ي (optionally ة to ه),
   map Arabic-Indic and Persian digits to ASCII, drop Arabic and Latin punctuation, collapse whitespace.
-- ``leaderboard``: the normalization of the Open Universal Arabic ASR Leaderboard (arXiv 2412.13788),
-  step for step, so that WER/CER can be compared with its published numbers. It leaves ى, ة and
-  tatweel as they are, removes only U+064B–U+0652 and only strips the ends.
+- ``leaderboard``: the normalization of the Open Universal Arabic ASR Leaderboard (arXiv 2412.13788)
+  as its ``eval.py`` does it today (commit 8fce859, 2026-07-27), step for step: ASCII and ، ؛ ؟
+  punctuation removed, U+064B–U+0652 removed, hamza seats folded, Eastern Arabic digits mapped, a
+  standalone و attached to the next word, whitespace collapsed. It leaves ى, ة and tatweel as they are.
+- ``leaderboard-2024``: the same code at its first commit (7185c3b, 2024-12-10), which the paper's
+  table used: its punctuation regex removes nothing from ordinary text (a bug fixed on 2026-07-27),
+  no و attachment, only the ends stripped.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 import string
 import unicodedata
 
-SCHEMES = ("default", "leaderboard")
+SCHEMES = ("default", "leaderboard", "leaderboard-2024")
 
 TATWEEL = "\u0640"
 # Harakat, tanween, shadda, sukun, maddah/hamza marks, other Quranic combining marks and the
@@ -31,9 +35,15 @@ _DEFAULT_TABLE = str.maketrans(
 )
 _WS = re.compile(r"\s+")
 
-# Exactly the leaderboard's character classes (its eval.py).
-_LB_PUNCT = re.compile("[" + re.escape(string.punctuation) + "،؛؟]")
+# The leaderboard's eval.py (github.com/Natural-Language-Processing-Elm/open_universal_arabic_asr_leaderboard),
+# its regexes verbatim. HEAD (8fce859, 2026-07-27): the punctuation class as fixed in 64b4732, then the
+# conjunction و attached to the next word and whitespace collapsed. The first commit (7185c3b,
+# 2024-12-10), which the paper's numbers used: an unescaped ']' closes its class after '\\', so the
+# pattern is "[...]^_`{" | "}~،؛؟]" and removes no punctuation from ordinary text; only the ends stripped.
+_LB_PUNCT = re.compile(r'[!"#$%&\'()*+,\-./:;<=>?@\[\\\]^_`{|}~،؛؟]')
+_LB2024_PUNCT = re.compile(r'[!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~،؛؟]')
 _LB_DIACRITICS = re.compile("[\u064b-\u0652]")
+_LB_WAW = re.compile(r"(^|\s)و\s+")
 _LB_TABLE = str.maketrans(
     {"پ": "ب", "ڤ": "ف", "آ": "ا", "أ": "ا", "إ": "ا", "ؤ": "و", "ئ": "ي", "ء": None}
     | {chr(0x0660 + i): str(i) for i in range(10)}
@@ -52,7 +62,7 @@ _PUNCT = _punct_class()
 
 
 def normalize(text: str, scheme: str = "default", *, ta_marbuta: bool = False) -> str:
-    """Normalize Arabic ``text`` under ``scheme`` (``default`` or ``leaderboard``).
+    """Normalize Arabic ``text`` under ``scheme`` (``default``, ``leaderboard`` or ``leaderboard-2024``).
 
     ``ta_marbuta=True`` also folds ة to ه (default scheme only; the leaderboard keeps ة).
     """
@@ -62,9 +72,10 @@ def normalize(text: str, scheme: str = "default", *, ta_marbuta: bool = False) -
             text = text.replace("\u0629", "\u0647")
         return _WS.sub(" ", _PUNCT.sub(" ", text)).strip()
     if scheme == "leaderboard":
-        text = _LB_PUNCT.sub("", text)
-        text = _LB_DIACRITICS.sub("", text)
-        return text.translate(_LB_TABLE).strip()
+        text = _LB_DIACRITICS.sub("", _LB_PUNCT.sub("", text)).translate(_LB_TABLE)
+        return _WS.sub(" ", _LB_WAW.sub(r"\1و", text)).strip()
+    if scheme == "leaderboard-2024":
+        return _LB_DIACRITICS.sub("", _LB2024_PUNCT.sub("", text)).translate(_LB_TABLE).strip()
     raise ValueError(f"unknown normalization scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
