@@ -114,3 +114,27 @@ def test_csv_errors_name_the_file_and_the_columns(tmp_path, capsys):
                              ("audio=path,gender=label", "unknown field 'gender'")):
         assert main(["data", "import", "csv", str(tmp_path / "t.csv"), "--columns", columns, *out]) != 0
         assert message in capsys.readouterr().err
+
+
+def test_nemo_manifests_as_the_leaderboard_ships_its_test_sets(tmp_path):
+    """The leaderboard's datasets/*.json lines: audio_filepath with a {data_folder} placeholder,
+    duration, text, and an id (but in Casablanca's)."""
+    audio = tmp_path / "wavs"
+    write_clip(audio / "sada_test" / "6k_SBA_107_0-seg_3_990-14_890.wav", 0.5)
+    write_clip(audio / "casablanca_test" / "11175_3.wav", 0.4)
+    lines = [
+        {"audio_filepath": "{data_folder}/sada_test/6k_SBA_107_0-seg_3_990-14_890.wav", "duration": 0.5,
+         "text": "ووضح كلامك يا مغيث", "id": "6k_SBA_107_0-seg_3_990-14_890"},
+        {"audio_filepath": "{data_folder}/casablanca_test/11175_3.wav", "duration": 0.4, "text": "واش كاين شي"},
+        {"audio_filepath": "{data_folder}/casablanca_test/missing.wav", "duration": 1.0, "text": "لا"},
+        {"audio_filepath": "{data_folder}/casablanca_test/11175_3.wav", "duration": 0.4, "text": "  "},
+    ]
+    manifest = tmp_path / "leaderboard.json"
+    manifest.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n{not json\n", encoding="utf-8")
+    rows, skipped = _import(["nemo", str(manifest), "--data-folder", str(audio), "--split", "test"], tmp_path, "lb")
+    assert {r["id"]: r["transcript"] for r in rows.values()} == {"6k_SBA_107_0-seg_3_990-14_890": "ووضح كلامك يا مغيث",
+                                                                "11175_3": "واش كاين شي"}
+    assert {r["split"] for r in rows.values()} == {"test"}
+    assert sorted(s["reason"] for s in skipped) == ["audio file not found", "empty transcript", "not a JSON object"]
+    out = tmp_path / "x.jsonl"
+    assert main(["data", "import", "nemo", str(manifest), "--out", str(out), "--quiet"]) != 0  # the placeholder unfilled

@@ -28,6 +28,7 @@ IMPORTERS: dict[str, str] = {
     "lhotse": "Lhotse recordings + supervisions manifests",
     "librispeech": "LibriSpeech subsets (English read speech; SPEAKERS.TXT for gender)",
     "l2arctic": "L2-ARCTIC (English of 24 speakers of six L1s: l1 and gender fields)",
+    "nemo": "a NeMo ASR manifest (audio_filepath, duration, text): the Arabic ASR leaderboard's test sets",
     "csv": "a CSV/TSV table of audio paths with label, transcript or other columns (ANAD, SADA, ...)",
 }
 """Kind -> what it reads. The kind is also the module name under this package (but :data:`MODULES`)."""

@@ -126,6 +126,11 @@ def _l2arctic_arguments(p) -> None:
     p.add_argument("--suitcase", action="store_true", help="also the spontaneous suitcase_corpus recordings")
 
 
+def _nemo_arguments(p) -> None:
+    p.add_argument("--data-folder", help="what the manifest's {data_folder} placeholder stands for (the leaderboard's sets)")
+    _split_arg(p)
+
+
 def _csv_arguments(p) -> None:
     p.add_argument("--columns", required=True,
                    help="field=column pairs: audio (required), transcript, summary, dialect, emotion, speaker, "
@@ -140,7 +145,7 @@ def _csv_arguments(p) -> None:
 _KIND_ARGUMENTS = {"commonvoice": _commonvoice_arguments, "mgb2": _mgb2_arguments, "adi": _adi_arguments,
                    "folder": _folder_arguments, "hf": _hf_arguments, "swift": _swift_arguments,
                    "lhotse": _lhotse_arguments, "librispeech": _librispeech_arguments,
-                   "l2arctic": _l2arctic_arguments, "csv": _csv_arguments}
+                   "l2arctic": _l2arctic_arguments, "csv": _csv_arguments, "nemo": _nemo_arguments}
 DEFAULT_LANGUAGE = {"librispeech": "en", "l2arctic": "en"}
 """The speech's language where a kind's corpus is not Arabic (``--language`` overrides it)."""
 
@@ -177,6 +182,8 @@ def _kind_options(args, opts) -> dict:
         return common | split | labels | {"task": args.task}
     if args.kind == "librispeech":
         return common | {"subsets": [x.strip() for x in args.subsets.split(",") if x.strip()] if args.subsets else None}
+    if args.kind == "nemo":
+        return common | split | {"data_folder": args.data_folder}
     if args.kind == "csv":
         from nabra.corpus.importers.folder import parse_label_map
         from nabra.corpus.importers.table import FIELDS, parse_pairs
