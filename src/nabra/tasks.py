@@ -55,6 +55,20 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+SPEECH_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "asr": (
+            "Transcribe the English speech.",
+            "Write down exactly what is said in this recording.",
+            "Convert the speech to English text.",
+            "اكتب ما يقال في هذا التسجيل باللغة الإنجليزية.",
+            "فرّغ هذا المقطع الصوتي الإنجليزي نصياً.",
+        ),
+    },
+}
+"""Templates of a task for speech in another language than Arabic (the utterance's ``language``):
+English ASR asks for English text, in English or Arabic prompts alike."""
+
 METRICS: dict[str, tuple[str, ...]] = {
     "asr": ("wer", "cer"),
     "ssum": ("rouge1", "rouge2", "rougeL"),
@@ -84,6 +98,8 @@ class Example:
     label: str | None = None
     """Canonical label for ``did``/``ser``."""
     split: str | None = None
+    language: str | None = None
+    """The speech's language (the utterance's), for per-language WER and English normalization."""
 
 
 def choose(seed: int, key: str, n: int) -> int:
@@ -104,7 +120,7 @@ def make_example(
 
 def _example(utt: Utterance, task: str, seed: int, language: str | None, dialects: LabelSet,
              emotions: LabelSet) -> Example:
-    templates = _templates(task, language)
+    templates = _templates(task, language, speech_language(utt.language))
     template = templates[choose(seed, f"{utt.id}#{task}", len(templates))]
     label = getattr(utt, LABEL_FIELDS[task]) if task in LABEL_FIELDS else None
     target = {"asr": utt.transcript, "ssum": utt.summary, "tsum": utt.summary}.get(task, label)
@@ -118,7 +134,7 @@ def _build(utt: Utterance, task: str, template: str, labels: LabelSet | None, ta
         instruction = _instruction(template, labels.names if labels else ())
     audio = utt.audio if task in AUDIO_TASKS else None
     return Example(f"{utt.id}#{task}", utt.id, task, instruction, target, audio, utt.offset if audio else 0.0,
-                   utt.duration if audio else None, label, utt.split)
+                   utt.duration if audio else None, label, utt.split, utt.language)
 
 
 def prompt_example(utt: Utterance, task: str, *, language: str | None = "ar", dialects: LabelSet = DIALECTS,
@@ -130,8 +146,8 @@ def prompt_example(utt: Utterance, task: str, *, language: str | None = "ar", di
         raise ValueError(f"utterance {utt.id!r}: task {task!r} needs audio")
     if task == "tsum" and not utt.transcript:
         raise ValueError(f"utterance {utt.id!r}: tsum summarizes a transcript, and it has none")
-    return _build(utt, task, _templates(task, language)[0], {"did": dialects, "ser": emotions}.get(task), target,
-                  target or None)
+    return _build(utt, task, _templates(task, language, speech_language(utt.language))[0],
+                  {"did": dialects, "ser": emotions}.get(task), target, target or None)
 
 
 def iter_examples(utterances, *, tasks=TASKS, split: str | None = None, seed: int = 0, language: str | None = None,
@@ -151,11 +167,18 @@ def _instruction(template: str, labels: tuple[str, ...]) -> str:
     return template.format(labels=", ".join(labels))
 
 
+def speech_language(language: str | None) -> str | None:
+    """The key of :data:`SPEECH_TEMPLATES` for an utterance's language (``en``, ``en-US`` -> ``en``), or
+    ``None`` for Arabic and any language without templates of its own."""
+    base = (language or "").split("-")[0].split("_")[0].lower()
+    return base if base in SPEECH_TEMPLATES else None
+
+
 @lru_cache(maxsize=64)
-def _templates(task: str, language: str | None) -> tuple[str, ...]:
+def _templates(task: str, language: str | None, speech: str | None = None) -> tuple[str, ...]:
     if task not in TEMPLATES:
         raise ValueError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
-    templates = TEMPLATES[task]
+    templates = SPEECH_TEMPLATES.get(speech, {}).get(task, TEMPLATES[task])
     if language is None:
         return templates
     arabic = [t for t in templates if any("\u0600" <= ch <= "\u06ff" for ch in t.split("{")[0])]

@@ -29,6 +29,7 @@ from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.text.arabic import normalize
+from nabra.text.english import is_english, normalize_english
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Prediction:
     """Generation stopped at its ``max_new_tokens`` budget, not at the end token: the answer may be cut."""
     looped: bool = False
     """The answer is caught in a repetition loop (:func:`repetition_loop`)."""
+    language: str | None = None
+    """The speech's language (English ASR is scored under Whisper's English normalizer)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,8 +176,9 @@ def asr_metrics(preds: Sequence[Prediction], *, scheme: str = "default") -> dict
     """Corpus-level WER/CER under ``scheme`` and the leaderboard's, plus a per-dialect breakdown."""
     refs = [p.reference for p in preds]
     hyps = [_text(p) for p in preds]
-    main = error_rates(refs, hyps, scheme)
-    board = main if scheme == "leaderboard" else error_rates(refs, hyps, "leaderboard")
+    languages = [p.language for p in preds]
+    main = error_rates(refs, hyps, scheme, languages)
+    board = main if scheme == "leaderboard" else error_rates(refs, hyps, "leaderboard", languages)
     out = {"wer": main.wer, "cer": main.cer, "wer_leaderboard": board.wer, "cer_leaderboard": board.cer,
            "n": len(preds), "ref_words": main.ref_words, "substitutions": main.substitutions,
            "deletions": main.deletions, "insertions": main.insertions}
@@ -184,6 +188,11 @@ def asr_metrics(preds: Sequence[Prediction], *, scheme: str = "default") -> dict
             groups.setdefault(p.dialect, []).append(i)
     if groups:
         out["by_dialect"] = {d: main.subset(idx) for d, idx in sorted(groups.items())}
+    by_language: dict[str, list[int]] = {}
+    for i, p in enumerate(preds):
+        by_language.setdefault("en" if is_english(p.language) else (p.language or "ar"), []).append(i)
+    if len(by_language) > 1:  # English under Whisper's normalizer, Arabic under the scheme's
+        out["by_language"] = {lang: main.subset(idx) for lang, idx in sorted(by_language.items())}
     return out
 
 
@@ -210,13 +219,20 @@ class ErrorRates:
                 "cer": _ratio(sum(self.char_errors[i] for i in indices), chars), "n": len(indices)}
 
 
-def error_rates(references: Sequence[str], hypotheses: Sequence[str], scheme: str = "default") -> ErrorRates:
+def error_rates(references: Sequence[str], hypotheses: Sequence[str], scheme: str = "default",
+                languages: Sequence[str | None] | None = None) -> ErrorRates:
     """WER and CER (jiwer, corpus level) of ``hypotheses`` against ``references`` after
-    normalization under ``scheme``. An empty hypothesis is all deletions, not an error."""
+    normalization: under ``scheme`` (Arabic), or Whisper's English normalizer for the utterances
+    whose entry in ``languages`` is English. An empty hypothesis is all deletions, not an error."""
     import jiwer
 
-    refs = [normalize(r, scheme) for r in references]
-    hyps = [normalize(h, scheme) for h in hypotheses]
+    english = [is_english(x) for x in languages] if languages is not None else [False] * len(references)
+
+    def norm(text: str, en: bool) -> str:
+        return normalize_english(text) if en else normalize(text, scheme)
+
+    refs = [norm(r, en) for r, en in zip(references, english, strict=True)]
+    hyps = [norm(h, en) for h, en in zip(hypotheses, english, strict=True)]
     if not any(refs):
         raise NabraError(f"every ASR reference is empty after {scheme!r} normalization")
     # The normalizer already stripped and collapsed whitespace: jiwer need only split.

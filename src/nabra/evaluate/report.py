@@ -368,6 +368,25 @@ def loop_sentence(groups: dict[str, list[Run]]) -> str | None:
             + ", ".join(parts) + ".")
 
 
+def language_sentence(groups: dict[str, list[Run]]) -> str | None:
+    """WER per speech language of each schedule (mean over seeds), when the test set mixes languages
+    (``by_language`` in the ASR metrics): English under Whisper's English normalizer, Arabic under the
+    run's scheme. ``None`` for a one-language test set."""
+    parts = []
+    for schedule, runs in groups.items():
+        tables = [m["by_language"] for r in runs if (m := (r.final or {}).get("metrics", {}).get("asr"))
+                  and "by_language" in m]
+        if tables:
+            langs = sorted({lang for t in tables for lang in t})
+            wers = ", ".join(f"{lang} {100 * float(np.mean([t[lang]['wer'] for t in tables if lang in t])):.1f}%"
+                             for lang in langs)
+            parts.append(f"{schedule}: {wers}")
+    if not parts:
+        return None
+    return "ASR WER per language of the speech (English normalised as Whisper's evaluations do, Arabic by the " \
+           "run's scheme), mean over seeds — " + "; ".join(parts) + "."
+
+
 def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
     """The groups that compete: every schedule but the baselines."""
     return {name: runs for name, runs in groups.items() if name not in BASELINES}
@@ -386,6 +405,8 @@ def summary(groups: dict[str, list[Run]]) -> list[str]:
     lines += baseline_sentences(groups)
     if loops := loop_sentence(groups):
         lines.append(loops)
+    if languages := language_sentence(groups):
+        lines.append(languages)
     vol = volatility_sentence(groups)
     if vol:
         lines.append(vol)

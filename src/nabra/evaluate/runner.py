@@ -127,7 +127,8 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
     return [Prediction(id=ex.id, task=ex.task, prompt=ex.instruction, prediction=outputs.get(i, ("", False))[0],
                        reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ("", False))[0], **labels),
                        label=ex.label, dialect=dialect_of.get(ex.utt_id), truncated=outputs.get(i, ("", False))[1],
-                       looped=ex.task in GENERATIVE and repetition_loop(outputs.get(i, ("", False))[0]))
+                       looped=ex.task in GENERATIVE and repetition_loop(outputs.get(i, ("", False))[0]),
+                       language=ex.language)
             for i, ex in enumerate(examples)]
 
 
