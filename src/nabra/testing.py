@@ -268,6 +268,25 @@ def audio_example(uid: str, task: str, seconds: float):
     return make_example(utt, task)
 
 
+def check_left_padded_generation(bundle, seed: int = 1) -> None:
+    """Assert that two clips of other lengths generated in one left-padded batch give what each gives
+    alone (a recurrent state must ignore the padding; the attention must mask it)."""
+    import numpy as np
+
+    from nabra.evaluate.runner import generate_batch
+    from nabra.model.collate import Collator
+
+    examples = [audio_example("g0", "asr", 1.0), audio_example("g1", "asr", 4.0)]
+    rng = np.random.default_rng(seed)
+    waves = [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
+    collator = Collator.for_bundle(bundle)
+    both = generate_batch(bundle.model, bundle.tokenizer, collator, list(zip(examples, waves, strict=True)), 12,
+                          stop_loops=False)
+    alone = [generate_batch(bundle.model, bundle.tokenizer, collator, [(e, w)], 12, stop_loops=False)[0]
+             for e, w in zip(examples, waves, strict=True)]
+    assert [both[0], both[1]] == alone
+
+
 def check_cached_label_scoring(run: str | Path, manifest: str | Path, n: int = 5) -> None:
     """Assert that analyze's cached label scoring equals whole-sequence scoring on ``n`` test clips
     of ``manifest`` (batches of other sizes: other padding), for DID and SER."""

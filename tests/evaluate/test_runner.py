@@ -127,6 +127,25 @@ def test_evaluate_run_folder_with_adapter(tmp_path, tiny_dir, corpus):
     assert saved["metrics"]["did"]["confusion"]["columns"][-1] == "unparsed"
 
 
+def test_a_manifest_mixing_arabic_and_english_gets_wer_per_language(tmp_path, tiny_dir, corpus):
+    from nabra.corpus.manifest import write_manifest
+    from nabra.tasks import SPEECH_TEMPLATES
+    from nabra.testing import write_clip
+
+    utts = list(read_manifest(corpus))
+    english = [Utterance(f"en{i}", audio=str(write_clip(tmp_path / f"en{i}.flac", 1.0)), duration=1.0, language="en",
+                         transcript=text, split="test", source="librispeech")
+               for i, text in enumerate(("HELLO WORLD", "GO DO YOU HEAR"))]
+    mixed = tmp_path / "mixed.jsonl"
+    write_manifest(mixed, utts + english)
+    run = _run_folder(tmp_path, tiny_dir, mixed)
+    result = evaluate(run, mixed, batch_size=4, max_new_tokens=4, progress=False, log=lambda *_: None)
+    by_language = result["metrics"]["asr"]["by_language"]
+    assert set(by_language) == {"ar", "en"} and by_language["en"]["n"] == 2 and by_language["ar"]["n"] == 3
+    preds = {p.id: p for p in read_predictions(run / "eval-test" / "predictions.jsonl")}
+    assert preds["en0#asr"].language == "en" and preds["en0#asr"].prompt in SPEECH_TEMPLATES["en"]["asr"]
+
+
 def test_evaluate_uses_the_runs_composite_weights(tmp_path, tiny_dir, corpus, monkeypatch):
     # best/ is chosen under train.composite_weights: the final evaluation must score the same way.
     run = _run_folder(tmp_path, tiny_dir, corpus, weights={"asr": 0.0, "ser": 0.0})

@@ -12,7 +12,6 @@ import torch
 
 from nabra.cli import main
 from nabra.errors import NabraError
-from nabra.evaluate.runner import generate_batch
 from nabra.model import load
 from nabra.model.collate import Collator
 from nabra.model.compose import compose
@@ -22,7 +21,7 @@ from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
 from nabra.model.tiny import TinyConfig, init_tiny
-from nabra.testing import audio_example, lora_steps, write_causal_lm
+from nabra.testing import audio_example, check_left_padded_generation, lora_steps, write_causal_lm
 
 LMS = ("falcon_h1", "jais2")
 
@@ -145,15 +144,7 @@ def test_the_adapter_and_the_projector_round_trip(composed_dir, tmp_path):
 
 
 def test_left_padded_generation_equals_generation_alone(composed_dir):
-    bundle = load(composed_dir)
-    examples = [audio_example("g0", "asr", 1.0), audio_example("g1", "asr", 4.0)]
-    waves = _waves(examples, seed=1)
-    collator = Collator.for_bundle(bundle)
-    both = generate_batch(bundle.model, bundle.tokenizer, collator, list(zip(examples, waves, strict=True)), 12,
-                          stop_loops=False)
-    alone = [generate_batch(bundle.model, bundle.tokenizer, collator, [(e, w)], 12, stop_loops=False)[0]
-             for e, w in zip(examples, waves, strict=True)]
-    assert [both[0], both[1]] == alone
+    check_left_padded_generation(load(composed_dir))
 
 
 def test_a_nemotron_tower_composes_with_its_own_features_and_counts(tmp_path, corpus):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from nabra.evaluate.runner import generate_batch
 from nabra.model import load
 from nabra.model.collate import Collator
 from nabra.model.config import LoraSettings
@@ -19,6 +18,7 @@ from nabra.model.tiny import TinyConfig, init_tiny
 from nabra.testing import (
     audio_example,
     check_collator_equals_processor,
+    check_left_padded_generation,
     lora_steps,
     write_nemotron_omni_release,
 )
@@ -104,14 +104,7 @@ def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
 
 def test_left_padded_generation_equals_generation_alone(nemotron):
     # Mamba carries a state: padding on the left must leave it as it is (the mask zeroes those steps).
-    examples = [audio_example("g0", "asr", 1.0), audio_example("g1", "asr", 4.0)]
-    waves = _waves(examples, seed=1)
-    collator = Collator.for_bundle(nemotron)
-    both = generate_batch(nemotron.model, nemotron.tokenizer, collator, list(zip(examples, waves, strict=True)), 12,
-                          stop_loops=False)
-    alone = [generate_batch(nemotron.model, nemotron.tokenizer, collator, [(e, w)], 12, stop_loops=False)[0]
-             for e, w in zip(examples, waves, strict=True)]
-    assert [both[0], both[1]] == alone
+    check_left_padded_generation(nemotron)
 
 
 def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tmp_path):
