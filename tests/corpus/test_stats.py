@@ -32,3 +32,18 @@ def test_stats_cli_json_and_table(tmp_path, capsys):
     assert main(["data", "stats", str(path)]) == 0
     out = capsys.readouterr().out
     assert "per task" in out and "tsum" in out and "surprised" in out
+
+
+def test_stats_count_languages_and_label_like_extra_fields(tmp_path, capsys):
+    rows = [{"id": f"u{i}", "audio": f"{i}.wav", "duration": 1.0, "transcript": "x", "language": "en" if i % 2 else "ar",
+             "l1": ("Arabic", "Hindi", "Korean")[i % 3], "gender": "female" if i < 4 else "male",
+             "annotation": f"/c/{i}.TextGrid", "split": "train" if i < 20 else "test"} for i in range(24)]
+    path = write_lines(tmp_path / "m.jsonl", rows)
+    st = manifest_stats(path)
+    assert dict(st.languages) == {"ar": 12, "en": 12}
+    assert dict(st.fields["l1"]) == {"Arabic": 8, "Hindi": 8, "Korean": 8}
+    assert dict(st.fields["gender"]) == {"female": 4, "male": 20}
+    assert "annotation" not in st.fields  # 24 distinct values: not a label
+    assert main(["data", "stats", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "per l1" in out and "per gender" in out and "per language" in out

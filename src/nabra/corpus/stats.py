@@ -16,6 +16,9 @@ import numpy as np
 from nabra.corpus.manifest import TASKS, iter_manifest
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
+MAX_FIELD_VALUES = 20
+"""An extra field is counted like a label (``l1``, ``gender``, ``style``) while it has at most this many
+distinct values; one with more (paths, chapter numbers) is not shown."""
 
 
 @dataclass
@@ -31,6 +34,9 @@ class ManifestStats:
     emotions: Counter = field(default_factory=Counter)
     label_splits: Counter = field(default_factory=Counter)
     """(field, label, split) -> count: shows whether every split is balanced."""
+    languages: Counter = field(default_factory=Counter)
+    fields: dict[str, Counter] = field(default_factory=dict)
+    """Label-like extra fields (at most :data:`MAX_FIELD_VALUES` values): name -> value -> count."""
     speakers: int = 0
     long_utterances: int = 0
     """Utterances over 30 s (split into segments for the model)."""
@@ -51,6 +57,8 @@ class ManifestStats:
             "splits": dict(sorted(self.splits.items())),
             "dialects": dict(sorted(self.dialects.items())),
             "emotions": dict(sorted(self.emotions.items())),
+            "languages": dict(sorted(self.languages.items())),
+            "fields": {name: dict(sorted(c.items())) for name, c in sorted(self.fields.items())},
             "duration_percentiles": self.duration_percentiles,
         }
 
@@ -60,8 +68,19 @@ def manifest_stats(path: str | os.PathLike) -> ManifestStats:
     st = ManifestStats()
     durations = array("f")
     speakers: set[str] = set()
+    too_many: set[str] = set()
     for utt in iter_manifest(path, resolve=False):
         st.utterances += 1
+        st.languages[utt.language or "(none)"] += 1
+        for name, value in utt.extra.items():
+            if name in too_many or not isinstance(value, str | bool):
+                continue
+            counts = st.fields.setdefault(name, Counter())
+            counts[str(value)] += 1
+            st.label_splits[name, str(value), utt.split or "(none)"] += 1
+            if len(counts) > MAX_FIELD_VALUES:
+                too_many.add(name)
+                del st.fields[name]
         st.tasks.update(utt.tasks())
         st.splits[utt.split or "(none)"] += 1
         if utt.dialect is not None:
@@ -102,7 +121,9 @@ def render_stats(st: ManifestStats, title: str) -> None:
     console.print(head)
     console.print(_counts_table("task", {t: st.tasks.get(t, 0) for t in TASKS}, st.utterances))
     splits = sorted(st.splits) if len(st.splits) > 1 else []
-    for name, counts in (("dialect", st.dialects), ("emotion", st.emotions)):
+    if len(st.languages) > 1:
+        console.print(_counts_table("language", dict(sorted(st.languages.items())), st.utterances))
+    for name, counts in (("dialect", st.dialects), ("emotion", st.emotions), *sorted(st.fields.items())):
         if counts:
             by_split = {label: [st.label_splits[name, label, s] for s in splits] for label in counts}
             console.print(_counts_table(name, dict(sorted(counts.items())), sum(counts.values()), splits, by_split))
