@@ -20,3 +20,21 @@ def test_disk_full_is_said_by_errno_and_not_guessed_from_stream_errors(tmp_path)
     # torch's C++ stream error on a disk with room: not called a full disk
     assert disk_full(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos"), tmp_path) is None
     assert disk_full(ValueError("something else"), tmp_path) is None
+
+
+def test_staged_folder_moves_in_on_success_only(tmp_path):
+    import pytest
+
+    from nabra.files import staged_folder, temp_path
+
+    out = tmp_path / "model"
+    with pytest.raises(RuntimeError), staged_folder(out) as tmp:
+        (tmp / "model.safetensors").write_text("half")
+        raise RuntimeError("killed while writing")
+    assert not out.exists() and not temp_path(out).exists()
+    out.mkdir()  # an existing empty folder (a mount point) stays the folder it is
+    with staged_folder(out) as tmp:
+        (tmp / "config.json").write_text("{}")
+        (tmp / "model.safetensors").write_text("w")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert not temp_path(out).exists()

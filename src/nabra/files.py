@@ -140,3 +140,22 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+@contextmanager
+def staged_folder(final: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``final`` to write a model into; on success its files are moved into
+    ``final`` (created if absent), ``config.json`` last, so a kill never leaves a folder that looks like
+    a model, and an existing empty folder (a mount point, a symlink) stays the folder it is. The
+    temporary folder is removed either way."""
+    final = Path(final)
+    tmp = temp_path(final)
+    remove(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        final.mkdir(parents=True, exist_ok=True)
+        for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
+            os.replace(path, final / path.name)
+    finally:
+        remove(tmp)

@@ -268,17 +268,22 @@ def audio_example(uid: str, task: str, seconds: float):
     return make_example(utt, task)
 
 
+def noise_waves(examples, seed: int = 0) -> list:
+    """Gaussian noise (16 kHz, float32) as long as each example's duration: audio for shape tests."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
+
+
 def check_left_padded_generation(bundle, seed: int = 1) -> None:
     """Assert that two clips of other lengths generated in one left-padded batch give what each gives
     alone (a recurrent state must ignore the padding; the attention must mask it)."""
-    import numpy as np
-
     from nabra.evaluate.runner import generate_batch
     from nabra.model.collate import Collator
 
     examples = [audio_example("g0", "asr", 1.0), audio_example("g1", "asr", 4.0)]
-    rng = np.random.default_rng(seed)
-    waves = [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
+    waves = noise_waves(examples, seed)
     collator = Collator.for_bundle(bundle)
     both = generate_batch(bundle.model, bundle.tokenizer, collator, list(zip(examples, waves, strict=True)), 12,
                           stop_loops=False)

@@ -6,7 +6,6 @@ and its adapter round-trips."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,14 +20,15 @@ from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
 from nabra.model.tiny import TinyConfig, init_tiny
-from nabra.testing import audio_example, check_left_padded_generation, lora_steps, write_causal_lm
+from nabra.testing import (
+    audio_example,
+    check_left_padded_generation,
+    lora_steps,
+    noise_waves,
+    write_causal_lm,
+)
 
 LMS = ("falcon_h1", "jais2")
-
-
-def _waves(examples, seed=0):
-    rng = np.random.default_rng(seed)
-    return [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
 
 
 @pytest.fixture(scope="module", params=LMS)
@@ -76,7 +76,7 @@ def test_compose_keeps_the_tower_and_the_lm_and_adds_the_layout_tokens(composed_
 def test_the_collator_works_as_for_the_audio_family(composed_dir, tiny_dir):
     bundle, source = load(composed_dir), load(tiny_dir)
     examples = [audio_example(f"e{i}", t, s) for i, (t, s) in enumerate([("asr", 1.0), ("did", 12.0), ("ssum", 45.0)])]
-    waves = _waves(examples)
+    waves = noise_waves(examples)
     ours = Collator.for_bundle(bundle)(list(zip(examples, waves, strict=True)))
     theirs = Collator.for_bundle(source)(list(zip(examples, waves, strict=True)))
     assert torch.equal(ours["input_features"], theirs["input_features"])
@@ -111,7 +111,7 @@ def test_lora_targets_the_lm_only_mamba_included_and_the_projector_trains(compos
 
 def _batch(bundle):
     examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
-    batch = Collator.for_bundle(bundle)(list(zip(examples, _waves(examples, 2), strict=True)))
+    batch = Collator.for_bundle(bundle)(list(zip(examples, noise_waves(examples, 2), strict=True)))
     return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
 
@@ -155,7 +155,7 @@ def test_a_nemotron_tower_composes_with_its_own_features_and_counts(tmp_path, co
     assert bundle.family.tower is NEMOTRON_H_OMNI and bundle.family.feature_mask_key == "input_features_mask"
     assert set(bundle.family.audio_parts(bundle.model)) == {"audio_tower", "embed_audio"}
     examples = [audio_example("n0", "asr", 2.0), audio_example("n1", "ser", 5.0)]
-    batch = Collator.for_bundle(bundle)(list(zip(examples, _waves(examples), strict=True)))
+    batch = Collator.for_bundle(bundle)(list(zip(examples, noise_waves(examples), strict=True)))
     assert (batch["input_ids"] == bundle.audio_token_id).sum(1).tolist() == [26, 63]  # Parakeet's 8x
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.no_grad():

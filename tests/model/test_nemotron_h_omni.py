@@ -4,7 +4,6 @@ training, left-padded generation and the adapter round trip."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -20,6 +19,7 @@ from nabra.testing import (
     check_collator_equals_processor,
     check_left_padded_generation,
     lora_steps,
+    noise_waves,
     write_nemotron_omni_release,
 )
 
@@ -33,11 +33,6 @@ def nemotron_dir(tmp_path_factory, corpus):
 def nemotron(nemotron_dir):
     return load(nemotron_dir)
 
-
-
-def _waves(examples, seed=0):
-    rng = np.random.default_rng(seed)
-    return [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
 
 
 def test_layouts_and_token_count_follow_the_processor():
@@ -73,7 +68,7 @@ def test_tiny_model_loads_and_the_release_form_loads_to_the_same_weights(nemotro
 def test_collator_equals_transformers_processor(nemotron):
     examples = [audio_example(f"e{i}", task, s) for i, (task, s) in
                 enumerate([("asr", 1.0), ("did", 12.0), ("ssum", 45.0), ("asr", 1.37), ("ser", 3.05)])]
-    waves = _waves(examples)
+    waves = noise_waves(examples)
     ours = check_collator_equals_processor(nemotron, examples, waves)  # same ids, logits within 1e-5
     assert ours["input_features"].shape[-1] == 128 and "input_features_mask" in ours  # time-major Parakeet features
     audio = nemotron.model.config.audio_token_id
@@ -112,7 +107,7 @@ def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tm
     bundle = load(nemotron_dir)
     model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
     examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
-    batch = Collator.for_bundle(bundle)(list(zip(examples, _waves(examples, 2), strict=True)))
+    batch = Collator.for_bundle(bundle)(list(zip(examples, noise_waves(examples, 2), strict=True)))
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     losses = lora_steps(model, inputs)
     assert losses[-1] < 0.85 * losses[0], losses

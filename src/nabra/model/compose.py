@@ -7,12 +7,11 @@ import json
 import os
 from pathlib import Path
 
-import torch
 from transformers import AutoModelForCausalLM
 
 from nabra.errors import NabraError
 from nabra.model import tokens
-from nabra.model.composed import DTYPES, PROJECTORS, ComposedAudioLMConfig, add_layout_tokens, from_parts
+from nabra.model.composed import PROJECTORS, ComposedAudioLMConfig, add_layout_tokens, from_parts
 
 
 def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.PathLike, *, projector: str = "mlp2",
@@ -21,23 +20,23 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     new projector, and the causal LM of the folder ``lm`` (its tokenizer gets the layout's tokens)."""
     from transformers import AutoTokenizer
 
-    from nabra.files import remove, temp_path
+    from nabra.files import staged_folder
     from nabra.model.families import FAMILIES
     from nabra.model.families.base import loading
-    from nabra.model.load import load, read_json
+    from nabra.model.load import load, read_json, torch_dtype
 
     if projector not in PROJECTORS:
         raise NabraError(f"unknown projector {projector!r}; choose one of {', '.join(PROJECTORS)}")
-    if dtype not in DTYPES:
-        raise NabraError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    dtype_ = torch_dtype(dtype)  # a clear error for an unknown name, before anything is read
     audio_from, lm, out = Path(audio_from), Path(lm), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NabraError(f"{out}: exists and is not an empty folder; a composed model is written to a new folder")
     lm_config = lm / "config.json"
     if not lm_config.is_file():
         raise NabraError(f"{lm}: no config.json: not a causal LM folder")
-    model_type = read_json(lm_config).get("model_type")
-    if any(f.layout_of(read_json(lm_config)) for f in FAMILIES.values()):
+    lm_json = read_json(lm_config)
+    model_type = lm_json.get("model_type")
+    if any(f.layout_of(lm_json) for f in FAMILIES.values()):
         raise NabraError(f"{lm}: is an audio LLM ({model_type}); --lm takes a text causal LM (Jais-2, Falcon-H1, Qwen3 ...)")
     source = load(audio_from, dtype=dtype)
     parts = source.family.audio_parts(source.model)
@@ -46,9 +45,8 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     audio_config, width = source.family.audio_config(source.model.config)
     tower = getattr(source.family, "tower", source.family)  # a composed source: its own audio family
 
-    torch_dtype = getattr(torch, DTYPES[dtype])
     with loading(lm, "causal LM"):
-        language_model = AutoModelForCausalLM.from_pretrained(lm, dtype=torch_dtype, local_files_only=True,
+        language_model = AutoModelForCausalLM.from_pretrained(lm, dtype=dtype_, local_files_only=True,
                                                               use_safetensors=True)
     with loading(lm, "tokenizer"):
         tokenizer = AutoTokenizer.from_pretrained(lm, local_files_only=True)
@@ -62,20 +60,13 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(tokens.IM_END)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None
-    tmp = temp_path(out)
-    remove(tmp)
-    try:
+    with staged_folder(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         source.feature_extractor.save_pretrained(tmp)
         (tmp / "nabra_compose.json").write_text(json.dumps({
             "audio_from": str(audio_from), "audio_family": tower.name, "lm": str(lm), "lm_model_type": model_type,
             "projector": projector, "tokens_added": added, "seed": seed}, indent=2, ensure_ascii=False) + "\n")
-        out.mkdir(parents=True, exist_ok=True)
-        for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
-            os.replace(path, out / path.name)
-    finally:
-        remove(tmp)
     n = sum(p.numel() for p in model.projector.parameters())
     log(f"composed {tower.title} audio encoder + {model_type} LM -> {out} (projector {projector}: {n:,} new "
         f"parameters; tokens added: {', '.join(added) or 'none'})")

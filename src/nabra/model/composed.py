@@ -29,8 +29,6 @@ from nabra.model.families.towers import tower
 
 MODEL_TYPE = "nabra_composed"
 PROJECTORS = ("mlp2", "linear")
-DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16",
-          "fp16": "float16"}
 COMPOSE_TOKENS = (tokens.IM_START, tokens.IM_END, tokens.AUDIO_BOS, tokens.AUDIO, tokens.AUDIO_EOS)
 """The tokens the composed prompt layout needs (added to the LM's tokenizer when missing)."""
 IDS_ONLY_EMBEDDING_SCALE = {"falcon_h1": "embedding_multiplier"}
@@ -186,7 +184,4 @@ def from_parts(config: ComposedAudioLMConfig, audio_parts: dict[str, nn.Module],
     model.language_model = language_model
     torch.manual_seed(seed)
     model.projector = Projector(config.projector, config.audio_width, config.text_config.hidden_size)
-    dtype = next(language_model.parameters()).dtype
-    model.projector.to(dtype)
-    model.to(dtype)
-    return model
+    return model.to(next(language_model.parameters()).dtype)

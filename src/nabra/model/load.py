@@ -102,18 +102,25 @@ def check_safetensors(path: Path) -> None:
         raise NabraError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
 
 
+def torch_dtype(dtype: str):
+    """The torch dtype named ``dtype`` (``float32``/``fp32``, ``bfloat16``/``bf16``, ``float16``/``fp16``),
+    or ``"auto"``; a NabraError listing the names otherwise."""
+    import torch
+
+    if dtype not in _DTYPES:
+        raise NabraError(f"unknown dtype {dtype!r}; choose one of {', '.join(sorted(_DTYPES))}")
+    return _DTYPES[dtype] if _DTYPES[dtype] == "auto" else getattr(torch, _DTYPES[dtype])
+
+
 def load(path: str | os.PathLike, *, dtype: str = "float32", device: str | None = None) -> ModelBundle:
     """Load the model, its tokenizer and feature extractor from ``path`` (local files only)."""
-    import torch
 
     path = Path(path)
     fam, layout, _ = inspect_family(path)
-    if dtype not in _DTYPES:
-        raise NabraError(f"unknown dtype {dtype!r}; choose one of {', '.join(sorted(_DTYPES))}")
-    torch_dtype = _DTYPES[dtype] if _DTYPES[dtype] == "auto" else getattr(torch, _DTYPES[dtype])
+    dtype_ = torch_dtype(dtype)
     # The files parse (checked above); what transformers still refuses (a config of the wrong shape,
     # weights that do not fit it, a tokenizer of another kind) is the user's folder too: one line.
-    model, tokenizer, feature_extractor = fam.load(path, layout, torch_dtype)
+    model, tokenizer, feature_extractor = fam.load(path, layout, dtype_)
     if device is not None:
         model.to(device)
     return ModelBundle(model.eval(), tokenizer, feature_extractor, path, layout, fam)

@@ -6,7 +6,6 @@ one takes."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.errors import NabraError
-from nabra.files import remove, temp_path
+from nabra.files import staged_folder
 from nabra.model.families import Family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI, whisper_feature_extractor
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
@@ -132,20 +131,11 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | 
     model = family.new_model(family.tiny_config(cfg, ids))
     model.generation_config.eos_token_id = ids[family.special_tokens["im_end"]]
     model.generation_config.pad_token_id = ids[family.special_tokens["eos_token"]]
-    # Written beside, then moved in with config.json last: a kill leaves no folder that looks like a
-    # model, and an existing empty folder (a mount point, a symlink) stays the folder it is.
-    tmp = temp_path(out_dir)
-    remove(tmp)
-    try:
+    with staged_folder(out_dir) as tmp:  # config.json moved in last: a kill leaves no half model
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         family.new_feature_extractor().save_pretrained(tmp)
         (tmp / "nabra_tiny.json").write_text(json.dumps({"family": family.name, **vars(cfg)}, indent=2) + "\n")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
-            os.replace(path, out_dir / path.name)
-    finally:
-        remove(tmp)
     return out_dir
 
 
