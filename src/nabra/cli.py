@@ -28,7 +28,15 @@ def cmd_data_validate(args) -> int:
     from nabra.corpus.validate import ValidationConfig, ValidationReport, reason_key, validate_manifest
 
     dialects, emotions = label_sets(args.dialects, args.emotions)
-    cfg = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=args.check_audio,
+    declared = ()
+    if args.config:  # the recipe's label sets and declared tasks, unless --dialects/--emotions say otherwise
+        from nabra.config import load_config
+
+        task_set = load_config(args.config).task_set()
+        dialects = dialects if args.dialects else task_set.labels("did")
+        emotions = emotions if args.emotions else task_set.labels("ser")
+        declared = task_set.declared()
+    cfg = ValidationConfig(dialects=dialects, emotions=emotions, declared=declared, check_audio=args.check_audio,
                            min_duration=args.min_duration, workers=args.workers, max_line_bytes=args.max_line_bytes)
     report = ValidationReport()
     problems, shown = 0, Counter()
@@ -150,9 +158,9 @@ def cmd_export(args) -> int:
 
 def cmd_analyze(args) -> int:
     from nabra.files import atomic_path
-    from nabra.use.analyze import ANALYZE_TASKS, analyze, render
+    from nabra.use.analyze import analyze, render
 
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else list(ANALYZE_TASKS)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     results, skipped = analyze(args.inputs, args.model, tasks=tasks, language=args.language,
                                batch_size=args.batch_size, segment_seconds=args.segment_seconds, device=args.device,
                                progress=not args.quiet)
@@ -197,7 +205,7 @@ def _add_use_verbs(sub) -> None:
                          description="Inputs: audio files, folders (walked), manifests (.jsonl; labels not needed).")
     ana.add_argument("inputs", nargs="+", help="audio files, folders or manifests")
     ana.add_argument("--model", required=True, help="run folder, its final/ or best/, a checkpoint or an adapter")
-    ana.add_argument("--tasks", help="comma-separated (default asr,ssum,did,ser)")
+    ana.add_argument("--tasks", help="comma-separated (default: asr, ssum and every label task of the model's run: did, ser, declared ones)")
     out = ana.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the results as JSON")
     out.add_argument("--out", type=Path, help="write one JSON line per recording to this file")
@@ -315,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--min-duration", type=float, default=0.1, help="shortest acceptable audio in s (default 0.1)")
     val.add_argument("--dialects", help="comma-separated dialect label set (default EGY,GLF,LAV,NOR,MSA)")
     val.add_argument("--emotions", help="comma-separated emotion label set (default neutral,happy,sad,angry,surprised)")
+    val.add_argument("--config", help="a recipe (file or shipped name): check its label sets and its declared "
+                     "tasks' fields (tasks: section)")
     val.add_argument("--workers", type=int, default=4, help="threads reading audio (default 4)")
     val.add_argument("--max-line-bytes", type=_positive_int, default=MAX_LINE_BYTES,
                      help=f"longest line accepted (default {MAX_LINE_BYTES:,})")

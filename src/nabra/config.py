@@ -17,11 +17,14 @@ from typing import Any
 
 import yaml
 
-from nabra.corpus.manifest import MAX_LINE_BYTES, TASKS
+from nabra.corpus.labels import label_sets
+from nabra.corpus.manifest import MAX_LINE_BYTES
 from nabra.errors import NabraError
 from nabra.model.config import CollatorConfig, LoraSettings
 from nabra.model.families import AUTO, family
 from nabra.schedule import SCHEDULES
+from nabra.schedule.config import DEFAULT_STAGES
+from nabra.tasks import COMPOSITE_PARTS, TaskSet, declared_task
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -34,8 +37,8 @@ class DataConfig:
     """Utterance manifest (JSONL); its ``train`` split is trained on."""
     dev_manifest: str | None = None
     """Manifest for the dev evaluation (default: the ``dev`` split of ``manifest``)."""
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))
-    """Tasks to train (asr, ssum, tsum, did, ser)."""
+    tasks: list[str] | None = None
+    """Tasks to train (asr, ssum, tsum, did, ser and the run's declared ``tasks:``); null: all of them."""
     language: str | None = None
     """Instruction templates: ``ar``, ``en`` or both (null)."""
     dialects: list[str] | None = None
@@ -57,9 +60,8 @@ class DataConfig:
     """Longest manifest line accepted (bytes; default 1 MiB); a longer one is an invalid line."""
 
     def __post_init__(self):
-        bad = [t for t in self.tasks if t not in TASKS]
-        if bad or not self.tasks:
-            raise NabraError(f"data.tasks: unknown task(s) {bad}; tasks are {', '.join(TASKS)}")
+        if self.tasks is not None and not self.tasks:
+            raise NabraError("data.tasks: an empty list trains nothing (null: every task)")
         if self.max_line_bytes < 1:
             raise NabraError(f"data.max_line_bytes must be a positive number of bytes, got {self.max_line_bytes}")
         if self.language not in (None, "ar", "en"):
@@ -173,6 +175,25 @@ ScheduleConfig.__doc__ = ("Which data schedule (``name``), with the settings of 
 
 
 @dataclass
+class TaskConfig:
+    """A classification task declared by the run (``tasks.<name>``, e.g. ``aid`` for accent, ``gid`` for
+    gender): everything downstream treats it as DID and SER are treated (label-balanced ADS slots,
+    macro-F1 and confusion in evaluation and report, probabilities in ``nabra analyze``)."""
+
+    field: str = ""
+    """Manifest field holding the label: an extra field (``l1``, ``gender``) or one of the manifest's own."""
+    labels: dict[str, list[str]] | list[str] = dataclasses.field(default_factory=dict)
+    """Label names, each with its other spellings (``female: [F, أنثى]``): the field may hold any of them,
+    and a generated answer spelling one is parsed to the name. A plain list: names without aliases."""
+    description: str = ""
+    """What the label is, in English (``the speaker's native language``): the default templates are made from it."""
+    description_ar: str = ""
+    """The same in Arabic (``اللغة الأم للمتحدث``): adds Arabic default templates."""
+    templates: list[str] = dataclasses.field(default_factory=list)
+    """Instruction templates instead of the generated ones; ``{labels}`` is replaced by the label names."""
+
+
+@dataclass
 class RunConfig:
     """A whole training run."""
 
@@ -183,6 +204,51 @@ class RunConfig:
     collate: CollatorConfig = field(default_factory=CollatorConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tasks: dict[str, TaskConfig] = field(default_factory=dict)
+    """Classification tasks declared by the run, by name (see :class:`TaskConfig`); the five built-in
+    tasks need no declaration."""
+
+    def __post_init__(self):
+        self.tasks = {str(name): t if isinstance(t, TaskConfig) else from_dict(TaskConfig, t or {}, f"tasks.{name}")
+                      for name, t in (self.tasks or {}).items()}
+        task_set = self.task_set()  # checks every declaration
+        if self.data.tasks is None:
+            self.data.tasks = list(task_set.names)
+        _check_task_names(self, task_set)
+
+    def task_set(self) -> TaskSet:
+        """The run's tasks: the built-in five with the run's DID/SER label sets, then the declared ones."""
+        dialects, emotions = label_sets(self.data.dialects, self.data.emotions)
+        declared = tuple(declared_task(name, field=t.field, labels=t.labels, description=t.description,
+                                       description_ar=t.description_ar, templates=t.templates)
+                         for name, t in self.tasks.items())
+        return TaskSet.default(dialects, emotions, declared)
+
+
+def _check_task_names(cfg: RunConfig, task_set: TaskSet) -> None:
+    """Every task a section names is one of the run's; TPC's default stages take the declared tasks
+    into their second stage (with did and ser: labels after the ASR foundation)."""
+    known = ", ".join(task_set.names)
+
+    def check(where: str, names) -> None:
+        bad = [t for t in names if t not in task_set]
+        if bad:
+            raise NabraError(f"{where}: unknown task(s) {bad}; tasks are {known}")
+
+    check("data.tasks", cfg.data.tasks)
+    declared = [s.name for s in task_set.declared()]
+    sched = cfg.schedule
+    for where, tpc in (("schedule.tpc", sched.tpc), ("schedule.tpc_ads.tpc", sched.tpc_ads.tpc)):
+        if declared and tpc.stages == [list(s) for s in DEFAULT_STAGES]:
+            tpc.stages = [s if i == 0 else [*s[:3], *declared, *s[3:]] for i, s in enumerate(tpc.stages)]
+        for stage in tpc.stages:
+            check(f"{where}.stages", stage)
+    check("schedule.uniform.weights", sched.uniform.weights)
+    check("schedule.tpc_ads.plateau_task", [sched.tpc_ads.plateau_task])
+    parts = (*COMPOSITE_PARTS, *declared)
+    bad = sorted(set(cfg.train.composite_weights) - set(parts))
+    if bad:
+        raise NabraError(f"train.composite_weights: unknown part(s) {bad}; parts are {', '.join(parts)}")
 
 
 # -- building dataclasses from plain data ------------------------------------------------------

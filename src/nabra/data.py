@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from nabra.config import RunConfig
-from nabra.corpus.labels import LabelSet, label_sets
 from nabra.corpus.manifest import Utterance, display_line, iter_lines, resolve_audio
 from nabra.corpus.validate import ValidationConfig, reason_key, validate_manifest
 from nabra.errors import NabraError
@@ -30,18 +29,14 @@ from nabra.tasks import Example, iter_examples
 Log = Callable[[str], None]
 
 
-def run_label_sets(cfg: RunConfig) -> tuple[LabelSet, LabelSet]:
-    """The dialect and emotion label sets of a run."""
-    return label_sets(cfg.data.dialects, cfg.data.emotions)
-
-
 def read_valid(manifest: str, cfg: RunConfig, run_dir: Path | None, log: Log,
                where: dict[str, str] | None = None) -> list[Utterance]:
     """The manifest's utterances after validation: invalid lines stop the run, or with
     ``data.skip_invalid`` go to ``quarantine.jsonl`` with their reasons. With ``data.check_audio``
     every audio file is also decoded now. ``where`` is filled with ``id -> "FILE:LINE"``."""
-    dialects, emotions = run_label_sets(cfg)
-    checks = ValidationConfig(dialects=dialects, emotions=emotions, check_audio=cfg.data.check_audio,
+    task_set = cfg.task_set()
+    checks = ValidationConfig(dialects=task_set.labels("did"), emotions=task_set.labels("ser"),
+                              declared=task_set.declared(), check_audio=cfg.data.check_audio,
                               workers=cfg.data.load_workers, max_line_bytes=cfg.data.max_line_bytes)
     parsed: list[tuple[int, Utterance]] = []
     problems, warnings = [], []
@@ -83,9 +78,8 @@ def _quarantine(manifest: str, problems, path: Path, max_bytes: int) -> None:
 
 def examples(utts: list[Utterance], cfg: RunConfig, split: str, tasks=None) -> list[Example]:
     """The examples of ``split`` for ``tasks`` (default: the run's), with the run's templates and labels."""
-    dialects, emotions = run_label_sets(cfg)
     return list(iter_examples(utts, tasks=tuple(tasks or cfg.data.tasks), split=split, seed=cfg.train.seed,
-                              language=cfg.data.language, dialects=dialects, emotions=emotions))
+                              language=cfg.data.language, task_set=cfg.task_set()))
 
 
 def missing_tasks(found: list[Example], tasks, split: str) -> list[str]:
@@ -97,7 +91,7 @@ def missing_tasks(found: list[Example], tasks, split: str) -> list[str]:
 
 def dev_subset(examples: list[Example], per_task: int, seed: int = 0) -> list[Example]:
     """``per_task`` dev examples of each task, drawn with ``seed`` and stratified by label: the labels
-    of did/ser take turns (a label with fewer examples gives its turns to the others), so a manifest
+    of a label task (did, ser, a declared one) take turns (a label with fewer examples gives its turns to the others), so a manifest
     sorted by label folder still gives a balanced subset. Fixed for a run, so dev losses and the
     ``best/`` choice compare across steps; returned in the input order."""
     chosen: list[int] = []
@@ -218,8 +212,8 @@ def prepare(cfg: RunConfig, collator: Collator, manifests: Manifests, log: Log) 
     dev.sort(key=lambda ex: ex.duration or 0.0)  # similar lengths batched together: less padding
     counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
     log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")
-    dialects, emotions = run_label_sets(cfg)
-    table = ExampleTable.from_examples(train, labels={"did": dialects, "ser": emotions})
+    task_set = cfg.task_set()
+    table = ExampleTable.from_examples(train, labels=task_set.label_sets(), task_names=task_set.names)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     dialect_of = {u.id: u.dialect for u in dev_utts if u.dialect}
     used = {ex.utt_id for ex in train}

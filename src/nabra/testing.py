@@ -304,9 +304,12 @@ def check_cached_label_scoring(run: str | Path, manifest: str | Path, n: int = 5
     analyzer = Analyzer(run)
     try:
         utts = [u for u in read_manifest(manifest) if u.split == "test"][:n]
-        for task, labels in (("did", analyzer.dialects), ("ser", analyzer.emotions)):
-            examples = [prompt_example(u, task) for u in utts]
-            args = (analyzer.model, analyzer.bundle, analyzer.collator, analyzer.store, examples, labels.names)
+        for task in analyzer.task_set.label_tasks():
+            examples = [prompt_example(u, task, task_set=analyzer.task_set) for u in utts]
+            if not examples:
+                continue
+            args = (analyzer.model, analyzer.bundle, analyzer.collator, analyzer.store, examples,
+                    analyzer.task_set.labels(task).names)
             ref = label_probabilities(*args, batch_size=2, progress=False)
             got = label_probabilities_cached(*args, batch_size=3, progress=False)
             for r, g in zip(ref, got, strict=True):

@@ -101,7 +101,7 @@ class Recipe:
         self.model, self.optimizer = self.acc.prepare(AnswerLoss(model), optimizer)
         self.tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in self.data.train)]
         self.diagnostics = Diagnostics(cfg.train.volatility_window)
-        self.dialects, self.emotions = run_data.run_label_sets(cfg)
+        self.task_set = cfg.task_set()
         self.filler = self._filler_batch()
 
     def _planned_steps(self) -> int:
@@ -132,7 +132,7 @@ class Recipe:
         bundle = load(path, dtype=cfg.model.dtype)
         check_family(cfg.model.family, bundle.family, str(path))
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
-        labels = label_token_ids(bundle.tokenizer, run_data.run_label_sets(cfg)) if cfg.model.lora.train_label_tokens else None
+        labels = label_token_ids(bundle.tokenizer, cfg.task_set().label_sets().values()) if cfg.model.lora.train_label_tokens else None
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,
                                  gradient_checkpointing=cfg.model.gradient_checkpointing, label_token_ids=labels)
 
@@ -322,8 +322,8 @@ class Recipe:
             return
         mark = len(self.collator.skipped)
         metrics, composite = score_examples(
-            self.trained, self.bundle, self.collator, self.data.dev, self.data.store, dialects=self.dialects,
-            emotions=self.emotions, batch_size=self.cfg.train.eval_batch_size, dialect_of=self.data.dialect_of,
+            self.trained, self.bundle, self.collator, self.data.dev, self.data.store, task_set=self.task_set,
+            batch_size=self.cfg.train.eval_batch_size, dialect_of=self.data.dialect_of,
             weights=self.cfg.train.composite_weights)
         self._quarantine(mark, self.step, split="dev")
         self.run.log({"step": self.step, "event": "dev_eval", "metrics": headline(metrics), "composite": composite})

@@ -4,6 +4,7 @@ import jiwer
 import pytest
 from rouge_score.rouge_scorer import RougeScorer
 
+from nabra.corpus.labels import EMOTIONS
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import (
     ArabicTokenizer,
@@ -14,6 +15,7 @@ from nabra.evaluate.metrics import (
     error_rates,
     repetition_loop,
 )
+from nabra.tasks import TaskSet
 
 REF = "ذهب إلى المدرسة"
 HYP = "ذَهَبَ الى المدرسه"  # diacritics, bare alef, ه for ة
@@ -114,7 +116,7 @@ def test_macro_f1_with_missing_classes_and_unparsed():
 
 def test_label_set_is_configurable():
     preds = [label("ser", "happy", "happy", 0), label("ser", "sad", None, 1)]
-    m = compute_metrics(preds, emotions=["happy", "sad"])["ser"]
+    m = compute_metrics(preds, task_set=TaskSet.default(emotions=EMOTIONS.with_names(["happy", "sad"])))["ser"]
     assert list(m["per_class"]) == ["happy", "sad"] and m["macro_f1"] == pytest.approx(0.5)
 
 

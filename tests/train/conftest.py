@@ -46,7 +46,7 @@ def make_config(tmp_path, synth_corpus, tiny):
             else:
                 cfg[section] = values
         path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))  # label order is code order
         return path
 
     return make

@@ -51,6 +51,8 @@ class ValidationConfig:
     """Allowed dialect labels."""
     emotions: LabelSet = EMOTIONS
     """Allowed emotion labels."""
+    declared: tuple = ()
+    """The run's declared tasks (:class:`nabra.tasks.TaskSpec`): their fields' values must be in their label sets."""
     check_audio: bool = False
     """Also open every audio file: validation decodes it (slow: reads all audio), an import reads its
     header (missing/unreadable files and segments past the end are skipped, missing durations filled in)."""
@@ -95,9 +97,15 @@ def check_utterance(utt: Utterance, cfg: ValidationConfig) -> list[str]:
         reasons.append(f"dialect {utt.dialect!r} is not in the label set ({', '.join(cfg.dialects.names)})")
     if utt.emotion is not None and utt.emotion not in cfg.emotions:
         reasons.append(f"emotion {utt.emotion!r} is not in the label set ({', '.join(cfg.emotions.names)})")
-    if all(v is None for v in (utt.transcript, utt.summary, utt.dialect, utt.emotion)):
-        reasons.append("no annotation (needs at least one of transcript, summary, dialect, emotion)")
-    elif not utt.tasks():
+    declared = [(spec, spec.value(utt)) for spec in cfg.declared]
+    for spec, raw in declared:
+        if raw is not None and spec.labels.lookup(raw) is None:
+            reasons.append(f"{spec.field} {raw!r} is not in the {spec.name} label set ({', '.join(spec.labels.names)})")
+    labelled = [raw for _, raw in declared if raw is not None]
+    if all(v is None for v in (utt.transcript, utt.summary, utt.dialect, utt.emotion)) and not labelled:
+        names = ", ".join(["transcript", "summary", "dialect", "emotion", *(s.field for s in cfg.declared)])
+        reasons.append(f"no annotation (needs at least one of {names})")
+    elif not utt.tasks() and not (labelled and utt.audio is not None):
         reasons.append("serves no task: dialect/emotion/summary-only annotations need an audio file")
     if utt.duration is not None and utt.duration < cfg.min_duration:
         reasons.append(f"duration {utt.duration} s is shorter than the minimum {cfg.min_duration} s")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nabra.corpus.manifest import TASKS
-from nabra.evaluate.metrics import PRIMARY
+from nabra.evaluate.metrics import primary
 
 # The schedules the paper's claims are about (registered names: tests/evaluate/test_claims.py checks).
 ADS = "ads"
@@ -111,13 +111,25 @@ def steps_to_reach(steps: np.ndarray, loss: np.ndarray, level: float) -> float |
     return float(s0 + (s1 - s0) * (l0 - level) / (l0 - l1))
 
 
+def run_tasks(groups) -> tuple[str, ...]:
+    """The built-in tasks, then the declared label tasks of the runs (any other task with a macro-F1
+    in a final or a dev evaluation, or a dev loss), by name."""
+    extra: set[str] = set()
+    for runs in groups.values():
+        for r in runs:
+            extra |= {t for e in r.dev for t in (e.get("dev_loss") or {}) if t not in TASKS}
+            for metrics in [(r.final or {}).get("metrics") or {}, *((e.get("metrics") or {}) for e in r.dev_eval)]:
+                extra |= {t for t, m in metrics.items() if t not in TASKS and isinstance(m, dict) and "macro_f1" in m}
+    return (*TASKS, *sorted(extra))
+
+
 def claim_converges_faster(groups) -> Claim:
     text = "ADS converges faster early than uniform (steps to a fixed dev-loss level per task)"
     if "ads" not in groups or "uniform" not in groups:
         return _missing("a", text, "needs ads and uniform runs")
     pair = {s: groups[s] for s in (ADS, UNIFORM)}
     parts, votes = [], []
-    for task in TASKS:
+    for task in run_tasks(pair):
         series = {s: [dev_losses(r, task) for r in runs] for s, runs in pair.items()}
         series = {s: [x for x in xs if len(x[0]) >= 2] for s, xs in series.items()}
         if not all(series.values()):
@@ -224,11 +236,11 @@ def _first_stage(run) -> str:
 def _stage_tasks(stage: str) -> set[str]:
     """The tasks a TPC stage label names (``tpc:2/3 asr+did+ser``); empty for other labels."""
     head, _, tasks = stage.partition(" ")
-    return set(tasks.split("+")) & set(TASKS) if head.startswith("tpc:") else set()
+    return {t for t in tasks.split("+") if t.isidentifier()} if head.startswith("tpc:") else set()
 
 
 def _dev_metric(run, task: str) -> list[tuple[int, float]]:
-    key = PRIMARY[task][0]
+    key = primary(task)[0]
     return sorted((int(r["step"]), float(r["metrics"][task][key])) for r in run.dev_eval
                   if isinstance((r.get("metrics") or {}).get(task, {}).get(key), int | float))
 
@@ -243,12 +255,12 @@ def transfer_changes(run) -> dict[tuple[int, str], float]:
         earlier = [_first_stage(run), *(stage for s, stage in starts if s < start)]
         trained = {t for stage in earlier for t in _stage_tasks(stage)} or {
             t for r in run.train if r["step"] < start for t in (r.get("task_loss") or {})}
-        for task in sorted(trained & set(TASKS)):
+        for task in sorted(trained):
             series = _dev_metric(run, task)
             before = [v for s, v in series if s < start]
             after = [v for s, v in series if s >= start]
             if before and after:
-                out[(k, task)] = (before[-1] - after[0]) * (1 if PRIMARY[task][1] else -1)
+                out[(k, task)] = (before[-1] - after[0]) * (1 if primary(task)[1] else -1)
     return out
 
 
@@ -263,7 +275,7 @@ def claim_negative_transfer(groups) -> Claim:
     for key in keys:
         side = Side([c[key] for c in changes if key in c])
         stage, task = key
-        metric = PRIMARY[task][0]
+        metric = primary(task)[0]
         zero = Side([0.0] * max(len(side.values), 2)) if len(side.values) > 1 else Side([0.0])
         v, _ = verdict(side, zero, higher=True)
         if v == SUPPORTED:
@@ -309,8 +321,8 @@ def claim_best_balance(groups) -> Claim:
 def worst_task_ranks(groups) -> dict[str, tuple[int, str]]:
     """Each schedule's worst rank over the tasks (on mean primary metric), with that task."""
     ranks: dict[str, list[tuple[int, str]]] = {}
-    for task in TASKS:
-        key, higher = PRIMARY[task]
+    for task in run_tasks(groups):
+        key, higher = primary(task)
         means = {s: side.mean for s, runs in groups.items()
                  if (side := _side(runs, lambda r, t=task, k=key: r.value(t, k)))}
         if len(means) < 2:

@@ -6,7 +6,7 @@
 - ``ssum``/``tsum``: ROUGE-1/2/L F1 (rouge-score, mean over examples) on normalized,
   whitespace-split text: rouge-score's own tokenizer keeps only ``[a-z0-9]`` and scores every
   Arabic text 0.0, even against itself. Optionally BERTScore with a local model.
-- ``did``/``ser``: accuracy, macro-F1 over the configured label set, per-class precision/recall/F1,
+- ``did``/``ser`` and every declared label task: accuracy, macro-F1 over the configured label set, per-class precision/recall/F1,
   the confusion matrix (with an ``unparsed`` column) and the unparsed rate. An output that parses to
   no label (empty, ambiguous, off-set) is wrong: it is counted and shown, never dropped.
 
@@ -25,9 +25,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
-from nabra.corpus.labels import DIALECTS, EMOTIONS, LabelSet
-from nabra.corpus.manifest import TASKS
+from nabra.corpus.labels import LabelSet
 from nabra.errors import NabraError
+from nabra.tasks import COMPOSITE_PARTS, DEFAULT_TASKS, TaskSet
 from nabra.text.arabic import normalize
 from nabra.text.english import is_english, normalize_english
 
@@ -36,11 +36,14 @@ log = logging.getLogger(__name__)
 UNPARSED = "unparsed"
 """Column of the confusion matrix for outputs that parse to no label."""
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-COMPOSITE_PARTS = ("asr", "sum", "did", "ser")
 PRIMARY = {"asr": ("wer", False), "ssum": ("rougeL", True), "tsum": ("rougeL", True), "did": ("macro_f1", True),
            "ser": ("macro_f1", True), "composite": ("composite", True)}
 """The metric that decides who "wins" a task in reports and claims, and whether higher is better."""
-"""Parts of the composite score: 1 - WER, ROUGE-L (mean of ssum/tsum), macro-F1 of DID, of SER."""
+
+
+def primary(task: str) -> tuple[str, bool]:
+    """``PRIMARY`` of a task; a declared (label) task is decided by its macro-F1."""
+    return PRIMARY.get(task, ("macro_f1", True))
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Prediction:
     parsed: str | None = None
     """:func:`nabra.tasks.parse_output` of the prediction: a label (``None`` = unparsed) or the text."""
     label: str | None = None
-    """Reference label (``did``/``ser``)."""
+    """Reference label (label tasks: did, ser, declared ones)."""
     dialect: str | None = None
     """Dialect of the utterance, when known (for the per-dialect ASR breakdown)."""
     truncated: bool = False
@@ -83,25 +86,24 @@ class Prediction:
 # ============================================================================================
 
 def compute_metrics(
-    predictions: Iterable[Prediction], *, scheme: str = "default",
-    dialects: LabelSet | Sequence[str] = DIALECTS, emotions: LabelSet | Sequence[str] = EMOTIONS,
+    predictions: Iterable[Prediction], *, scheme: str = "default", task_set: TaskSet = DEFAULT_TASKS,
     bertscore_model: str | None = None, skipped: list[str] | None = None,
 ) -> dict[str, dict]:
     """Metrics of every task present in ``predictions``: ``{task: {metric: value, ...}}``.
 
     ``scheme`` is the normalization of the headline WER/CER and ROUGE (``default`` or
-    ``leaderboard``); ``dialects``/``emotions`` are the label sets macro-F1 runs over.
+    ``leaderboard``); ``task_set`` holds the tasks, and the label sets macro-F1 runs over.
     ``bertscore_model`` (a local model folder) adds ``bertscore_f1`` to summaries. Tasks without
     references are left out; a line saying so is appended to ``skipped`` and logged.
     """
     by_task: dict[str, list[Prediction]] = {}
     for p in predictions:
         by_task.setdefault(p.task, []).append(p)
-    unknown = sorted(set(by_task) - set(TASKS))
+    unknown = sorted(set(by_task) - set(task_set))
     if unknown:
-        raise NabraError(f"unknown task(s) {unknown} in predictions; tasks are {', '.join(TASKS)}")
+        raise NabraError(f"unknown task(s) {unknown} in predictions; tasks are {', '.join(task_set)}")
     out: dict[str, dict] = {}
-    for task in (t for t in TASKS if t in by_task):
+    for task in (t for t in task_set if t in by_task):
         preds = by_task[task]
         scored = [p for p in preds if _reference(p)]
         if not scored:
@@ -112,7 +114,7 @@ def compute_metrics(
         elif task in ("ssum", "tsum"):
             out[task] = summary_metrics(scored, scheme=scheme, bertscore_model=bertscore_model)
         else:
-            out[task] = classification_metrics(scored, _names(dialects if task == "did" else emotions))
+            out[task] = classification_metrics(scored, _names(task_set.labels(task)))
         if len(scored) < len(preds):
             out[task]["n_without_reference"] = len(preds) - len(scored)
         out[task]["truncated"] = sum(p.truncated for p in preds)  # answers that ran into their token budget
@@ -137,17 +139,20 @@ def repetition_loop(text: str) -> bool:
     return bool(LOOP_SHORT.search(text) or LOOP_LONG.search(text))
 
 
-def composite_score(metrics: dict[str, dict], weights: dict[str, float] | None = None) -> float:
+def composite_score(metrics: dict[str, dict], weights: dict[str, float] | None = None,
+                    task_set: TaskSet = DEFAULT_TASKS) -> float:
     """Weighted mean of the parts present: ``asr`` (1 - WER, clipped at 0), ``sum`` (ROUGE-L, the
-    mean of ssum and tsum), ``did`` and ``ser`` (macro-F1). Higher is better.
+    mean of ssum and tsum), ``did``, ``ser`` and each declared label task (macro-F1). Higher is better.
 
-    ``weights`` overrides the default weight 1.0 of named parts. NaN when no part is present.
+    ``weights`` overrides the default weight 1.0 of named parts (``task_set``'s declared tasks are
+    parts too). NaN when no part is present.
     """
-    weights = {**dict.fromkeys(COMPOSITE_PARTS, 1.0), **(weights or {})}
-    bad = sorted(set(weights) - set(COMPOSITE_PARTS))
-    if bad:
-        raise NabraError(f"unknown composite weight(s) {bad}; parts are {', '.join(COMPOSITE_PARTS)}")
+    names = (*COMPOSITE_PARTS, *(s.name for s in task_set.declared()))
     parts = composite_parts(metrics)
+    weights = {**dict.fromkeys([*names, *parts], 1.0), **(weights or {})}
+    bad = sorted(set(weights) - set(names) - set(parts))
+    if bad:
+        raise NabraError(f"unknown composite weight(s) {bad}; parts are {', '.join(names)}")
     total = sum(weights[k] for k in parts)
     if not parts or total <= 0:
         return math.nan
@@ -162,9 +167,9 @@ def composite_parts(metrics: dict[str, dict]) -> dict[str, float]:
     rouge = [metrics[t]["rougeL"] for t in ("ssum", "tsum") if t in metrics]
     if rouge:
         parts["sum"] = sum(rouge) / len(rouge)
-    for task in ("did", "ser"):
-        if task in metrics:
-            parts[task] = metrics[task]["macro_f1"]
+    for task, m in metrics.items():  # did, ser, then declared label tasks, as evaluated
+        if isinstance(m, dict) and "macro_f1" in m:
+            parts[task] = m["macro_f1"]
     return parts
 
 
@@ -363,8 +368,8 @@ def classification_metrics(preds: Sequence[Prediction], labels: Sequence[str]) -
 # ============================================================================================
 
 def _reference(p: Prediction) -> str | None:
-    """The reference of a prediction: its label for did/ser, else its reference text."""
-    ref = p.label if p.task in ("did", "ser") and p.label else p.reference
+    """The reference of a prediction: its label for a label task, else its reference text."""
+    ref = p.label if p.label else p.reference
     return ref if ref and ref.strip() else None
 
 

@@ -28,7 +28,8 @@ import numpy as np
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.evaluate.claims import check_claims
-from nabra.evaluate.metrics import PRIMARY
+from nabra.evaluate.claims import run_tasks as report_tasks
+from nabra.evaluate.metrics import primary
 from nabra.files import read_records, write_text
 from nabra.schedule import SCHEDULE_NAMES
 
@@ -43,6 +44,19 @@ TABLE_ROWS = (
       (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False))),
     ("composite", "composite", "composite score", True),
 )
+"""The rows of the built-in tasks; a declared label task gets did/ser's three rows (:func:`table_rows`)."""
+
+
+def label_tasks(groups: dict[str, list[Run]]) -> tuple[str, ...]:
+    """did, ser and the declared label tasks of the runs."""
+    return ("did", "ser", *report_tasks(groups)[len(TASKS):])
+
+
+def table_rows(groups: dict[str, list[Run]]) -> tuple:
+    """:data:`TABLE_ROWS` with the rows of the runs' declared label tasks before the composite."""
+    declared = tuple((t, k, name, up) for t in report_tasks(groups)[len(TASKS):] for k, name, up in
+                     (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False)))
+    return (*TABLE_ROWS[:-1], *declared, TABLE_ROWS[-1])
 SCHEDULE_ORDER = SCHEDULE_NAMES
 """Tables and legends list schedules in the registry's order (others after them, by name)."""
 TIE = 5e-4
@@ -217,14 +231,14 @@ CHANCE_MARGIN = 0.05
 
 def not_learned(task: str, stat: Stat, groups: dict[str, list[Run]]) -> str | None:
     """Why ``task`` counts as not learned at ``stat`` (the schedule's mean), or ``None`` (learned)."""
-    key, _ = PRIMARY[task]
+    key, _ = primary(task)
     if task == "asr" and stat.mean >= WER_NOT_LEARNED:
         why = f"WER {pct(stat.mean)}% ≥ {pct(WER_NOT_LEARNED)}%"
         base = schedule_stats({n: r for n, r in groups.items() if n == "base"}, task, key).get("base")
         if base is not None and base.mean < WER_NOT_LEARNED:  # it knew ASR: the fine-tuning broke it
             why += f", the pretrained base's {pct(base.mean)}% before fine-tuning"
         return why
-    if task in ("did", "ser"):
+    if key == "macro_f1":  # did, ser, a declared label task
         chance = 1 / n_labels(groups, task)
         if stat.mean <= chance + max(stat.std, CHANCE_MARGIN):
             return f"macro-F1 {pct(stat.mean)}% within {pct(max(stat.std, CHANCE_MARGIN))} of chance {pct(chance)}%"
@@ -252,7 +266,7 @@ def n_labels(groups: dict[str, list[Run]], task: str) -> int:
 def winner_sentence(task: str, stats: dict[str, Stat], failed: dict[str, str] | None = None) -> str | None:
     """One sentence: who wins ``task`` on its primary metric, by how much, and whether it is noise.
     ``failed``: schedules that did not learn the task (with why): never named the winner."""
-    key, higher = PRIMARY[task]
+    key, higher = primary(task)
     if not stats:
         return None
     failed = {name: why for name, why in (failed or {}).items() if name in stats}
@@ -395,8 +409,8 @@ def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
 def summary(groups: dict[str, list[Run]]) -> list[str]:
     """The report's summary sentences. The baselines are compared with, never ranked."""
     lines = []
-    for task in ("composite", *TASKS):
-        stats = schedule_stats(ranked(groups), task, PRIMARY[task][0])
+    for task in ("composite", *report_tasks(groups)):
+        stats = schedule_stats(ranked(groups), task, primary(task)[0])
         failed = {n: why for n, st in stats.items() if task != "composite" and (why := not_learned(task, st, groups))}
         if sentence := winner_sentence(task, stats, failed):
             lines.append(sentence)
@@ -429,7 +443,7 @@ def dev_loss_series(run: Run, task: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dev_metric_series(run: Run, task: str) -> tuple[np.ndarray, np.ndarray]:
-    key = PRIMARY[task][0]
+    key = primary(task)[0]
     pts = [(r["step"], r["metrics"][task][key]) for r in run.dev_eval
            if isinstance((r.get("metrics") or {}).get(task, {}).get(key), int | float)]
     return _arrays(pts)
@@ -520,7 +534,7 @@ def _plot_band(ax, groups, make_series, *, smoothed: bool = False, log: bool = F
 
 def plot_curves(groups: dict[str, list[Run]], task: str, out: Path) -> bool:
     """``curves-<task>.png``: train loss (smoothed), dev loss, dev metric; False when no data."""
-    key, higher = PRIMARY[task]
+    key, higher = primary(task)
     panels = [("train loss (smoothed)", lambda r: train_loss_series(r, task), True),
               ("dev loss", lambda r: dev_loss_series(r, task), False),
               (f"dev {key} ({'higher' if higher else 'lower'} is better)", lambda r: dev_metric_series(r, task), False)]
@@ -566,7 +580,7 @@ def plot_task_weights(groups: dict[str, list[Run]], out: Path) -> list[str] | No
         return None
     fig, axes = _figure(len(shown))
     for ax, (schedule, runs) in zip(axes, shown.items(), strict=True):
-        tasks = [t for t in TASKS if any(t in (e.get("weights") or {}) for r in runs for e in r.schedule_events)]
+        tasks = list(dict.fromkeys(t for r in runs for e in r.schedule_events for t in (e.get("weights") or {})))
         for task in tasks:
             series = [_arrays([(e["step"], e["weights"][task]) for e in r.schedule_events
                                if task in (e.get("weights") or {})]) for r in runs]
@@ -623,7 +637,7 @@ def plot_confusions(groups: dict[str, list[Run]], task: str, out: Path) -> list[
 
 def _tables(groups: dict[str, list[Run]]) -> list[tuple]:
     """The per-schedule and per-run final-metric tables (values in %)."""
-    rows = [(t, k, name, up) for t, k, name, up in TABLE_ROWS
+    rows = [(t, k, name, up) for t, k, name, up in table_rows(groups)
             if any(r.value(t, k) is not None for runs in groups.values() for r in runs)]
     if not rows:
         return [("p", "No final metrics to tabulate.")]
@@ -677,7 +691,7 @@ def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
         ("h2", "Final metrics"), *_tables(groups),
         ("h2", "Learning curves"),
     ]
-    for task in TASKS:
+    for task in report_tasks(groups):
         if plot_curves(groups, task, out / f"curves-{task}.png"):
             blocks.append(("img", f"curves-{task}.png", f"{task}: learning curves, seeds averaged (band: ± 1 std)"))
     if plot_volatility(groups, out / "grad-norm-volatility.png"):
@@ -688,7 +702,7 @@ def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
         blocks += [("h2", "Task shares of the adaptive schedules"),
                    ("img", "task-weights.png", f"{', '.join(adaptive)}: share of each task in a batch at each dev "
                     "evaluation, seeds averaged (band: ± 1 std)")]
-    confusion = [(t, plot_confusions(groups, t, out / f"confusion-{t}.png")) for t in ("did", "ser")]
+    confusion = [(t, plot_confusions(groups, t, out / f"confusion-{t}.png")) for t in label_tasks(groups)]
     if any(names for _, names in confusion):
         blocks.append(("h2", "Confusion matrices (best run of each schedule)"))
         blocks += [("img", f"confusion-{t}.png", f"{t}: {', '.join(names)}; colour = share of the reference row")

@@ -19,7 +19,6 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from nabra import data
 from nabra.config import RunConfig, load_config
-from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import (
     GENERATIVE,
@@ -36,12 +35,12 @@ from nabra.model.load import read_json
 from nabra.model.loader import AudioStore
 from nabra.model.lora import load_adapter
 from nabra.progress import progress_bar
-from nabra.tasks import Example, parse_output
+from nabra.tasks import DEFAULT_TASKS, Example, TaskSet, parse_output
 
 AUDIO_TOKENS_PER_SECOND = 25
 """Whisper frames (100/s) after the thinker's two stride-2 stages."""
 LABEL_NEW_TOKENS = 16
-"""did/ser: a label word takes 3-9 BPE tokens; room for an alias or a short phrase."""
+"""Label tasks (did, ser, declared ones): a label word takes 3-9 BPE tokens; room for an alias or a short phrase."""
 ASR_TOKENS_PER_SECOND = 10
 """asr: ~3 words/s of speech x ~3 tokens per Arabic word, with margin."""
 SUMMARY_TOKENS_PER_SECOND = 4
@@ -62,7 +61,7 @@ def answer_budget(ex: Example, reference_tokens: int | None = None) -> int:
     """Default ``max_new_tokens`` of an example: fixed for labels; for transcripts and summaries
     the most of what its audio duration (asr, ssum), its source text (tsum) and its reference
     (``reference_tokens``, with a margin) call for — a 20-minute episode is not cut at a fixed cap."""
-    if ex.task in ("did", "ser"):
+    if ex.label is not None or ex.task in ("did", "ser"):
         return LABEL_NEW_TOKENS
     sizes = [math.ceil(REFERENCE_MARGIN * reference_tokens) + MIN_NEW_TOKENS // 2] if reference_tokens else []
     if ex.task == "asr" and ex.duration:
@@ -85,7 +84,7 @@ def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool 
     for i, ex in enumerate(examples):
         by_task.setdefault(ex.task, []).append(i)
     batches = []
-    for task in sorted(by_task, key=lambda t: TASKS.index(t) if t in TASKS else len(TASKS)):
+    for task in by_task:  # in order of first appearance
         order = by_task[task]
         if sort_by_length:
             order = sorted(order, key=lambda i: -prompt_length(examples[i]))
@@ -95,17 +94,16 @@ def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool 
 
 def generate_predictions(model, bundle, collator, examples: list[Example], store, *, batch_size: int = 16,
                          max_new_tokens: int | None = None, sort_by_length: bool = True, progress: bool = True,
-                         dialect_of: dict[str, str] | None = None, dialects=None, emotions=None,
+                         dialect_of: dict[str, str] | None = None, task_set: TaskSet = DEFAULT_TASKS,
                          stop_loops: bool = True) -> list[Prediction]:
     """Greedy answers of ``model`` to ``examples``, parsed, in the order of ``examples``.
 
     ``max_new_tokens`` (default: :func:`answer_budget` of each example, the largest of its batch)
     caps every answer. ``dialect_of`` maps utterance ids to dialects (for the per-dialect ASR
-    breakdown); ``dialects``/``emotions`` are the label sets outputs are parsed against. An example
+    breakdown); ``task_set`` has the label sets outputs are parsed against. An example
     the collator leaves out (longer than ``max_length``) gets an empty answer: it counts as wrong.
     ``stop_loops``: an answer caught in a repetition loop ends there (:class:`LoopStop`).
     """
-    labels = {k: v for k, v in (("dialects", dialects), ("emotions", emotions)) if v is not None}
     outputs: dict[int, str] = {}
     batches = plan_batches(examples, batch_size, sort_by_length)
     was_training = model.training
@@ -125,7 +123,7 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
         model.train(was_training)
     dialect_of = dialect_of or {}
     return [Prediction(id=ex.id, task=ex.task, prompt=ex.instruction, prediction=outputs.get(i, ("", False))[0],
-                       reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ("", False))[0], **labels),
+                       reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ("", False))[0], task_set=task_set),
                        label=ex.label, dialect=dialect_of.get(ex.utt_id), truncated=outputs.get(i, ("", False))[1],
                        looped=ex.task in GENERATIVE and repetition_loop(outputs.get(i, ("", False))[0]),
                        language=ex.language)
@@ -205,15 +203,15 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return {int(i) for i in ids | {tokenizer.eos_token_id} if i is not None}
 
 
-def score_examples(model, bundle, collator, examples: list[Example], store, *, dialects, emotions,
+def score_examples(model, bundle, collator, examples: list[Example], store, *, task_set: TaskSet,
                    batch_size: int = 16, dialect_of: dict[str, str] | None = None, weights: dict | None = None,
                    progress: bool = False) -> tuple[dict, float]:
     """Generate on ``examples`` and score the answers: ``(metrics per task, composite score)`` with the
     composite's part ``weights`` (default equal). The dev evaluation of a training run."""
     preds = generate_predictions(model, bundle, collator, examples, store, batch_size=batch_size, progress=progress,
-                                 dialect_of=dialect_of, dialects=dialects, emotions=emotions)
-    metrics = compute_metrics(preds, dialects=dialects, emotions=emotions)
-    return metrics, composite_score(metrics, weights or None)
+                                 dialect_of=dialect_of, task_set=task_set)
+    metrics = compute_metrics(preds, task_set=task_set)
+    return metrics, composite_score(metrics, weights or None, task_set)
 
 
 def headline(metrics: dict) -> dict:
@@ -318,10 +316,9 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
     cfg = run_config(path)
+    task_set = cfg.task_set()
     tasks = list(tasks or cfg.data.tasks)
-    bad = [t for t in tasks if t not in TASKS]
-    if bad:
-        raise NabraError(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
+    task_set.check(tasks)
     where: dict[str, str] = {}
     utts = data.read_valid(str(manifest), cfg, None, log, where)
     examples = data.examples(utts, cfg, split, tasks)
@@ -331,13 +328,12 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     if not examples:
         raise NabraError(f"{manifest}: no {split} examples for task(s) {', '.join(tasks)}")
     model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device)
-    dialects, emotions = data.run_label_sets(cfg)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     try:
         preds = generate_predictions(
             model, bundle, Collator.for_bundle(bundle, cfg.collate), examples, store,
-            batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, dialects=dialects,
-            emotions=emotions, dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops)
+            batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, task_set=task_set,
+            dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops)
     finally:
         store.close()
     # Audio that failed to decode: its examples have no answer and count as wrong; named here.
@@ -345,11 +341,11 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
                          for ex, reason in store.take_failures()})
     for line in unreadable:
         log(f"audio failed to decode, its examples count as wrong: {line}")
-    metrics = compute_metrics(preds, scheme=scheme, dialects=dialects, emotions=emotions,
+    metrics = compute_metrics(preds, scheme=scheme, task_set=task_set,
                               bertscore_model=bertscore_model, skipped=skipped)
     result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
               "stop_loops": stop_loops,
-              "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None),
+              "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None, task_set),
               "skipped": skipped, "unreadable_audio": unreadable}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
     out = Path(out_dir) if out_dir else (run_folder(path) or Path(path)) / f"eval-{split}"

@@ -80,7 +80,7 @@ def output_module_name(model) -> str:
 
 
 def label_token_ids(tokenizer, label_sets) -> list[int]:
-    """Every token id that spells a canonical label name of ``label_sets`` (the answer text of did/ser)."""
+    """Every token id that spells a canonical label name of ``label_sets`` (the answers of did, ser, declared tasks)."""
     ids: set[int] = set()
     for labels in label_sets:
         for name in labels.names:

@@ -12,8 +12,8 @@ task's share ever falls below ``floor``. This is DoReMi's domain-weight update (
 update by the per-domain excess loss, then mixing with the uniform distribution), with the loss
 relative to its own start in place of the excess loss over a reference model — Nabra has no
 reference model to train first. Each batch gives task ``t`` ``share_t * batch_size`` slots (rounded
-with a carry, so the shares hold exactly over steps); inside did/ser the slots are shared equally by
-label and each is filled at random, as in ``balanced``.
+with a carry, so the shares hold exactly over steps); inside a label task (did, ser, a declared one) the
+slots are shared equally by label and each is filled at random, as in ``balanced``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``ads``: Aligner-Based Diverse Sampling. Balanced slots, each filled with the most novel candidate.
 
-Per batch: the slots are shared equally by the tasks present, then inside ``did``/``ser`` equally
-by label and inside ``asr``/``ssum``/``tsum`` equally by k-means cluster of the aligner embeddings;
+Per batch: the slots are shared equally by the tasks present, then inside each label task (``did``,
+``ser``, declared ones) equally by label and inside ``asr``/``ssum``/``tsum`` equally by k-means cluster of the aligner embeddings;
 each slot takes, from a random pool of its group, the candidate farthest (cosine) from the examples
 already in the batch. The per-batch cost is O(batch_size · pool_size · D), whatever the table size.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nabra.errors import NabraError
-from nabra.schedule.balanced import LABELLED, BalancedSchedule, n_groups
+from nabra.schedule.balanced import BalancedSchedule, n_groups
 from nabra.schedule.config import ADSConfig
 
 CHUNK = 65_536
@@ -69,7 +69,7 @@ class ADSSchedule(BalancedSchedule):
             seed = int(np.random.SeedSequence([self.seed, self.refreshes]).generate_state(1)[0])
             clusters = {t: kmeans_labels(self.embeddings, self.table.task_indices(t), self.config.n_clusters,
                                          self.config.cluster_sample, seed)
-                        for t in self.tasks if t not in LABELLED}
+                        for t in self.tasks if t not in self.labelled}
             group, self.groups = self._group_rows(clusters)
             self.queues.regroup(group, n_groups(self.groups))
             self.draws = [0] * len(self.queues)  # new groups: the cap's window counts start again

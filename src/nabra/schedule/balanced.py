@@ -1,7 +1,7 @@
 """``balanced``: ADS's task- and label-balanced slots, filled at random (the ablation of ADS).
 
-Per batch the slots are shared equally by the tasks present and, inside ``did``/``ser``, equally by
-label, exactly as ADS shares them; each slot then takes a random unused example of its group, where
+Per batch the slots are shared equally by the tasks present and, inside the label tasks (``did``,
+``ser`` and any declared one), equally by label, exactly as ADS shares them; each slot then takes a random unused example of its group, where
 ADS takes the most novel one in the aligner space. ``ads − balanced`` is the value of diversity,
 ``balanced − uniform`` the value of balance. No aligner embeddings, no model pass.
 """
@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nabra.corpus.manifest import TASKS
 from nabra.schedule.base import Schedule
 from nabra.schedule.config import BalancedConfig
 from nabra.schedule.queues import GroupQueues
 
-LABELLED = ("did", "ser")
-"""Tasks whose groups are their labels; the other tasks are one group each (ADS: embedding clusters)."""
-
 
 class BalancedSchedule(Schedule):
-    """Balanced slots: equal per task, equal per label inside did/ser, each filled at random.
+    """Balanced slots: equal per task, equal per label inside a label task, each filled at random.
 
     Each example is used once per epoch of its group (per-group shuffled queues; a group that runs
     out starts its next epoch, so small labels are revisited more often: that is the balancing).
@@ -34,8 +30,11 @@ class BalancedSchedule(Schedule):
     def __init__(self, table, **kwargs):
         super().__init__(table, **kwargs)
         self.tasks = table.tasks_present()
+        self.labelled = table.label_tasks()
+        """Tasks whose groups are their labels (did, ser, declared ones); the others are one group each
+        (ADS: embedding clusters)."""
         self._task_rot = 0
-        self._group_rot = [0] * len(TASKS)
+        self._group_rot = [0] * len(table.task_names)
         group, self.groups = self._group_rows(None)
         self.queues = GroupQueues(group, n_groups(self.groups))
         self.window = max(1, -(-len(table) // self.batch_size))
@@ -51,12 +50,12 @@ class BalancedSchedule(Schedule):
         return np.array([self.queues.take(g, self.rng) for g in plan], np.int64)
 
     def _group_rows(self, clusters: dict[str, np.ndarray] | None) -> tuple[np.ndarray, dict[str, list[int]]]:
-        """Group id per row, and each task's group ids: labels for did/ser, clusters (or one group) else."""
+        """Group id per row, and each task's group ids: labels for label tasks, clusters (or one group) else."""
         group = np.full(len(self.table), -1, np.int64)
         groups, n = {}, 0
         for t in self.tasks:
             rows = self.table.task_indices(t)
-            key = self.table.label[rows] if t in LABELLED else (clusters or {}).get(t, np.zeros(len(rows)))
+            key = self.table.label[rows] if t in self.labelled else (clusters or {}).get(t, np.zeros(len(rows)))
             values, local = np.unique(key, return_inverse=True)
             group[rows] = n + local
             groups[t] = list(range(n, n + len(values)))
@@ -130,7 +129,7 @@ class BalancedSchedule(Schedule):
 
     def _group_slots(self, task: str, n: int, open_groups: dict[str, list[int]] | None = None) -> list[int]:
         """``n`` slots shared equally by ``task``'s (open) groups; the remainder rotates across batches."""
-        gs, ti = (open_groups or self.groups)[task], TASKS.index(task)
+        gs, ti = (open_groups or self.groups)[task], self.table.code(task)
         rot = self._group_rot[ti]
         out = [g for g in gs for _ in range(n // len(gs))]
         out += [gs[(rot + j) % len(gs)] for j in range(n % len(gs))]
@@ -138,14 +137,15 @@ class BalancedSchedule(Schedule):
         return out
 
     def _state_dict(self) -> dict:
-        return {"queues": self.queues.state_dict(), "groups": [len(self.groups.get(t, ())) for t in TASKS],
+        return {"queues": self.queues.state_dict(),
+                "groups": [len(self.groups.get(t, ())) for t in self.table.task_names],
                 "task_rot": self._task_rot, "group_rot": list(self._group_rot),
                 "draws": list(self.draws)}
 
     def _load_state_dict(self, state: dict) -> None:
         self.queues.load_state_dict(state["queues"])
         sizes, n, self.groups = [int(s) for s in state["groups"]], 0, {}
-        for t, size in zip(TASKS, sizes, strict=True):
+        for t, size in zip(self.table.task_names, sizes, strict=True):
             if size:
                 self.groups[t] = list(range(n, n + size))
                 n += size

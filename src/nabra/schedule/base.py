@@ -15,7 +15,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.schedule.config import make_config
 from nabra.schedule.table import ExampleTable
@@ -144,7 +143,7 @@ def check_audio(table: ExampleTable, batch_size: int, min_audio: int) -> tuple[s
 
 def table_fingerprint(table: ExampleTable) -> list[int]:
     """Row count and per-task counts: a saved state only fits the table it was drawn from."""
-    return [len(table), *(len(table.task_indices(t)) for t in TASKS)]
+    return [len(table), *(len(table.task_indices(t)) for t in table.task_names)]
 
 
 def task_probs(counts: dict[str, int], weights: dict[str, float], temperature: float) -> np.ndarray:
@@ -217,7 +216,7 @@ def group_by_length(batch: np.ndarray, lengths: np.ndarray, world: int, micro: i
 
 def task_groups(table: ExampleTable, tasks: tuple[str, ...]) -> np.ndarray:
     """Per row: the index of its task in ``tasks`` (``-1`` for other tasks), for :class:`GroupQueues`."""
-    lut = np.full(len(TASKS), -1, dtype=np.int64)
+    lut = np.full(len(table.task_names), -1, dtype=np.int64)
     for i, t in enumerate(tasks):
-        lut[TASKS.index(t)] = i
+        lut[table.code(t)] = i
     return lut[table.task]

@@ -35,10 +35,9 @@ class UniformConfig:
 
 
 def check_weights(weights: dict[str, float]) -> None:
-    """Task weights name known tasks and are >= 0."""
-    unknown = sorted(set(weights) - set(TASKS))
-    if unknown:
-        raise NabraError(f"weights for unknown task(s) {', '.join(unknown)}; tasks are {', '.join(TASKS)}")
+    """Task weights are >= 0 and name tasks (a run's config checks they are its tasks; a schedule
+    ignores tasks its table does not have)."""
+    check_names("weights", weights)
     if any(not w >= 0 for w in weights.values()):
         raise NabraError(f"task weights must be >= 0 (got {weights})")
 
@@ -67,9 +66,9 @@ class TPCConfig:
         if not self.stages or any(not s for s in self.stages):
             raise NabraError("tpc: stages must be a non-empty list of non-empty task lists")
         for s in self.stages:
-            bad = sorted(set(s) - set(TASKS))
-            if bad or len(set(s)) != len(s):
-                raise NabraError(f"tpc: stage {s} has unknown or repeated tasks; tasks are {', '.join(TASKS)}")
+            check_names("tpc: stage", s)
+            if len(set(s)) != len(s):
+                raise NabraError(f"tpc: stage {s} has repeated tasks")
         self._check_lengths()
         if not (self.replay >= 0 and self.temperature > 0 and (self.blend_steps is None or self.blend_steps >= 0)):
             raise NabraError("tpc: replay must be >= 0, temperature > 0, blend_steps >= 0")
@@ -177,13 +176,19 @@ class TPCADSConfig:
             raise NabraError(f"tpc_ads: max_switch must lie strictly between 0 and 1 (got {self.max_switch})")
         if self.plateau_window < 1 or self.plateau_threshold < 0:
             raise NabraError("tpc_ads: plateau_window must be >= 1 and plateau_threshold >= 0")
-        if self.plateau_task not in TASKS:
-            raise NabraError(f"tpc_ads: plateau_task must be one of {', '.join(TASKS)}, got {self.plateau_task!r}")
+        check_names("tpc_ads: plateau_task", [self.plateau_task])
         # Plain mappings (Python callers' knobs) become the typed settings, checked now, not at the switch.
         if isinstance(self.tpc, dict):
             self.tpc = make_config(TPCConfig, dict(self.tpc))
         if isinstance(self.ads, dict):
             self.ads = make_config(ADSConfig, dict(self.ads))
+
+
+def check_names(where: str, names) -> None:
+    """Task names are plain identifiers (``asr``, ``aid``): a typo of a known one is the run config's to name."""
+    bad = [t for t in names if not (isinstance(t, str) and t.isidentifier())]
+    if bad:
+        raise NabraError(f"{where}: {bad} are not task names (built-in: {', '.join(TASKS)})")
 
 
 def make_config(cls: type, knobs: dict):

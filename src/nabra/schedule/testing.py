@@ -13,24 +13,28 @@ LABEL_NAMES = {"did": ("EGY", "GLF", "LAV", "NOR", "MSA"), "ser": ("neutral", "h
 
 
 def random_table(n: int, *, tasks: Sequence[str] = TASKS, probs: Sequence[float] | None = None,
-                 n_labels: int = 5, balanced: bool = False, seed: int = 0) -> ExampleTable:
+                 n_labels: int = 5, balanced: bool = False, seed: int = 0,
+                 label_tasks: Sequence[str] = ()) -> ExampleTable:
     """``n`` examples of ``tasks``: with ``probs`` (default equal) at random, or, when ``balanced``,
-    round-robin over tasks and over ``n_labels`` labels inside did/ser (exact shares when ``n`` fits)."""
+    round-robin over tasks and over ``n_labels`` labels inside did/ser and the declared
+    ``label_tasks`` (tasks not built in; exact shares when ``n`` fits)."""
     rng = np.random.default_rng(seed)
-    codes = np.array([TASKS.index(t) for t in tasks], dtype=np.int8)
+    names = (*TASKS, *label_tasks)
+    codes = np.array([names.index(t) for t in tasks], dtype=np.int8)
     if balanced:
         task = codes[np.arange(n) % len(codes)]
         label_draw = (np.arange(n) // len(codes)) % n_labels
     else:
         task = rng.choice(codes, size=n, p=probs)
         label_draw = rng.integers(0, n_labels, size=n)
-    labelled = np.isin(task, [TASKS.index("did"), TASKS.index("ser")])
+    labelled_tasks = ("did", "ser", *label_tasks)
+    labelled = np.isin(task, [names.index(t) for t in labelled_tasks])
     label = np.where(labelled, label_draw, TEXT_ONLY).astype(np.int16)
-    ids = [f"u{i:07d}#{TASKS[c]}" for i, c in enumerate(task.tolist())]
-    names = {t: tuple(f"{t}{j}" for j in range(n_labels)) if n_labels > 5 else LABEL_NAMES[t][:n_labels]
-             for t in ("did", "ser")}
+    ids = [f"u{i:07d}#{names[c]}" for i, c in enumerate(task.tolist())]
+    label_names = {t: tuple(f"{t}{j}" for j in range(n_labels)) if n_labels > 5 or t not in LABEL_NAMES
+                   else LABEL_NAMES[t][:n_labels] for t in labelled_tasks}
     return ExampleTable.from_arrays(ids, task, label=label, duration=rng.uniform(1, 20, n).astype(np.float32),
-                                    label_names=names)
+                                    label_names=label_names, task_names=names)
 
 
 def clustered_embeddings(n: int, dim: int = 16, n_clusters: int = 8, spread: float = 0.1,

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.schedule.base import Schedule, draw_tasks, task_groups, task_probs
 from nabra.schedule.config import AUTO_BLEND, TPCConfig
@@ -24,7 +23,7 @@ class Stage:
     start: int
     end: int
     probs: np.ndarray
-    """p(task) over ``TASKS``."""
+    """p(task) over the table's ``task_names``."""
 
 
 class TPCSchedule(Schedule):
@@ -40,12 +39,13 @@ class TPCSchedule(Schedule):
 
     def __init__(self, table, **kwargs):
         super().__init__(table, **kwargs)
-        self.stages = resolve_stages(self.config, table.counts(), self.total_steps)
+        self.stages = resolve_stages(self.config, table.counts(), self.total_steps, table.task_names)
         self.blend_width = blend_width(self.stages, self.config.blend_steps)
         """Steps of each boundary's blend window (0: hard switches)."""
         self._starts = [s.start for s in self.stages]
-        self._audio = np.array([t in self.audio_tasks for t in TASKS])
-        self.queues = GroupQueues(task_groups(table, TASKS), len(TASKS))
+        names = table.task_names
+        self._audio = np.array([t in self.audio_tasks for t in names])
+        self.queues = GroupQueues(task_groups(table, names), len(names))
 
     @property
     def boundaries(self) -> list[int]:
@@ -59,7 +59,7 @@ class TPCSchedule(Schedule):
 
     def mix(self, step: int | None = None) -> dict[str, float]:
         """p(task) at ``step``, blend included."""
-        return dict(zip(TASKS, self._probs(self.step if step is None else step).tolist(), strict=True))
+        return dict(zip(self.table.task_names, self._probs(self.step if step is None else step).tolist(), strict=True))
 
     def stage(self, step: int | None = None) -> str:
         step = self.step if step is None else step
@@ -97,8 +97,13 @@ class TPCSchedule(Schedule):
         self.queues.load_state_dict(state["queues"])
 
 
-def resolve_stages(config: TPCConfig, counts: dict[str, int], total_steps: int) -> list[Stage]:
-    """The stages as they run on this data: absent tasks dropped, empty stages merged, mixes computed."""
+def resolve_stages(config: TPCConfig, counts: dict[str, int], total_steps: int,
+                   task_names: tuple[str, ...]) -> list[Stage]:
+    """The stages as they run on this data: absent tasks dropped, empty stages merged, mixes computed
+    (over ``task_names``, the table's task codes)."""
+    unknown = sorted({t for s in config.stages for t in s} - set(task_names))
+    if unknown:
+        raise NabraError(f"tpc: stages name unknown task(s) {', '.join(unknown)}; tasks are {', '.join(task_names)}")
     kept: list[list] = []  # [tasks, length]
     carry = 0
     for i, (tasks, length) in enumerate(zip(config.stages, _lengths(config, total_steps), strict=True)):
@@ -117,8 +122,8 @@ def resolve_stages(config: TPCConfig, counts: dict[str, int], total_steps: int) 
     for tasks, length in kept:
         weights = {t: config.replay if t in seen else 1.0 for t in tasks}
         p = task_probs({t: counts[t] for t in tasks}, weights, config.temperature)
-        probs = np.zeros(len(TASKS))
-        probs[[TASKS.index(t) for t in tasks]] = p
+        probs = np.zeros(len(task_names))
+        probs[[task_names.index(t) for t in tasks]] = p
         stages.append(Stage(tuple(tasks), start, start + length, probs))
         seen.update(tasks)
         start += length

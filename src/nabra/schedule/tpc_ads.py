@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nabra.errors import NabraError
 from nabra.schedule.ads import ADSSchedule
 from nabra.schedule.base import Schedule
 from nabra.schedule.config import TPCADSConfig
@@ -32,6 +33,9 @@ class TPCADSSchedule(Schedule):
         super().__init__(table, batch_size=batch_size, seed=seed, total_steps=total_steps,
                          min_audio=min_audio, **knobs)
         self.plateau = self.config.switch == "plateau"
+        if self.plateau and self.config.plateau_task not in table.task_names:
+            raise NabraError(f"tpc_ads: plateau_task must be one of {', '.join(table.task_names)}, "
+                             f"got {self.config.plateau_task!r}")
         share = self.config.max_switch if self.plateau else self.config.switch
         self.switch_step = max(1, round(share * total_steps))
         """The first ADS step (with ``plateau``: the guard until the loss plateaus)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nabra.errors import NabraError
 from nabra.schedule.base import Schedule, draw_tasks, task_groups, task_probs
 from nabra.schedule.config import UniformConfig
 from nabra.schedule.queues import GroupQueues
@@ -24,6 +25,10 @@ class UniformSchedule(Schedule):
     def __init__(self, table, **kwargs):
         super().__init__(table, **kwargs)
         counts = table.counts()
+        unknown = sorted(set(self.config.weights) - set(table.task_names))
+        if unknown:
+            raise NabraError(f"uniform: weights for unknown task(s) {', '.join(unknown)}; "
+                             f"tasks are {', '.join(table.task_names)}")
         self.tasks = tuple(counts)
         self.probs = task_probs(counts, self.config.weights, self.config.temperature)
         weights = {self.config.weights.get(t, 1.0) for t in self.tasks}

@@ -24,7 +24,6 @@ import torch
 from nabra.corpus.audio import audio_info
 from nabra.corpus.importers.common import AUDIO_SUFFIXES, audio_files
 from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
-from nabra.data import run_label_sets
 from nabra.errors import AudioError, NabraError
 from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
 from nabra.model.collate import Collator, to_device
@@ -150,18 +149,20 @@ class Analyzer:
         if cfg.collate.max_length < room:
             collator = Collator.for_bundle(self.bundle, replace(cfg.collate, max_length=room))
         self.collator = collator
-        self.dialects, self.emotions = run_label_sets(cfg)
+        self.task_set = cfg.task_set()
+        self.tasks = analyze_tasks(self.task_set)
+        """What this model can be asked: asr, ssum and every label task of its run (declared ones too)."""
         # Every task of a run reads the same windows: each is decoded once per run (cleared after it).
         self.store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
 
     def close(self) -> None:
         self.store.close()
 
-    def run(self, recordings: list[Recording], tasks=ANALYZE_TASKS, *, batch_size: int = 8,
+    def run(self, recordings: list[Recording], tasks=None, *, batch_size: int = 8,
             progress: bool = False) -> list[dict]:
-        """One result per recording (``plan_windows`` done), in order."""
-        tasks = check_tasks(tasks)
-        language, dialects, emotions = self.language, self.dialects, self.emotions
+        """One result per recording (``plan_windows`` done), in order; ``tasks`` default: all of :attr:`tasks`."""
+        tasks = check_tasks(tasks or self.tasks, self.tasks)
+        language, task_set = self.language, self.task_set
         model, bundle, collator, store = self.model, self.bundle, self.collator, self.store
         results = {rec.id: _header(rec, self.model_path, language, self.window) for rec in recordings}
         mark = len(collator.skipped)
@@ -172,10 +173,10 @@ class Analyzer:
             _transcribe(model, bundle, collator, store, windows, results, language, batch_size, progress)
         if "ssum" in tasks:
             _summarize(model, bundle, collator, store, recordings, results, language, batch_size, progress)
-        for task, labels in (("did", dialects), ("ser", emotions)):
+        for task in task_set.label_tasks():
             if task in tasks:
-                examples = [prompt_example(u, task, language=language, dialects=dialects, emotions=emotions)
-                            for _, _, u in windows]
+                labels = task_set.labels(task)
+                examples = [prompt_example(u, task, language=language, task_set=task_set) for _, _, u in windows]
                 probs = label_probabilities_cached(model, bundle, collator, store, examples, labels.names,
                                                    batch_size=batch_size, progress=progress)
                 _classify(task, windows, probs, labels.names, results)
@@ -194,19 +195,26 @@ class Analyzer:
         return list(results.values())
 
 
-def check_tasks(tasks) -> tuple[str, ...]:
+def analyze_tasks(task_set) -> tuple[str, ...]:
+    """The tasks ``analyze`` answers for a run's :class:`~nabra.tasks.TaskSet`: asr, ssum, its label tasks."""
+    return ("asr", "ssum", *task_set.label_tasks())
+
+
+def check_tasks(tasks, allowed=ANALYZE_TASKS) -> tuple[str, ...]:
     tasks = tuple(tasks)
-    bad = [t for t in tasks if t not in ANALYZE_TASKS]
+    bad = [t for t in tasks if t not in allowed]
     if bad or not tasks:
-        raise NabraError(f"tasks: unknown task(s) {', '.join(bad) or '(none)'}; analyze does {', '.join(ANALYZE_TASKS)}")
+        raise NabraError(f"tasks: unknown task(s) {', '.join(bad) or '(none)'}; analyze does {', '.join(allowed)}")
     return tasks
 
 
-def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, tasks=ANALYZE_TASKS,
+def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, tasks=None,
             language: str | None = None, batch_size: int = 8, segment_seconds: float | None = None,
             device: str | None = None, progress: bool = True, log=print) -> tuple[list[dict], list[str]]:
-    """``(one result per recording, the inputs skipped with their reasons)``."""
-    tasks = check_tasks(tasks)
+    """``(one result per recording, the inputs skipped with their reasons)``; ``tasks`` default: all
+    the model's (:func:`analyze_tasks` of its run)."""
+    allowed = analyze_tasks(run_config(model_path).task_set())
+    tasks = check_tasks(tasks or allowed, allowed)
     skipped: list[str] = []
     recordings = collect(list(paths), skipped)
     if not recordings:
@@ -388,8 +396,9 @@ def render(results: list[dict]) -> str:
             lines.append(f"  transcript: {r['asr']['text']}")
         if "ssum" in r:
             lines.append(f"  summary ({r['ssum']['source']}): {r['ssum']['text']}")
-        for task, name in (("did", "dialect"), ("ser", "emotion")):
-            if task in r:
+        for task, value in r.items():
+            if isinstance(value, dict) and "probabilities" in value:
+                name = {"did": "dialect", "ser": "emotion"}.get(task, task)
                 probs = sorted(r[task]["probabilities"].items(), key=lambda kv: -kv[1])
                 lines.append(f"  {name}: {r[task]['label']}  (" + ", ".join(f"{k} {v:.2f}" for k, v in probs) + ")")
     return "\n".join(lines)

@@ -199,7 +199,9 @@ def model_card(run: Path, cfg: RunConfig, trained: Path, base: Path, layout: str
              f"loss reduction {cfg.train.loss_reduction}, seed {cfg.train.seed}",
              f"- prompts: {cfg.data.language or 'Arabic and English'}; dialect labels: "
              f"{', '.join(cfg.data.dialects or ['EGY', 'GLF', 'LAV', 'NOR', 'MSA'])}; emotion labels: "
-             f"{', '.join(cfg.data.emotions or ['neutral', 'happy', 'sad', 'angry', 'surprised'])}", ""]
+             f"{', '.join(cfg.data.emotions or ['neutral', 'happy', 'sad', 'angry', 'surprised'])}",
+             *[f"- declared task `{s.name}` (field `{s.field}`): {', '.join(s.labels.names)}"
+               for s in cfg.task_set().declared()], ""]
     lines += ["## Data", "", *_data_summary(cfg), ""]
     lines += ["## Evaluation", "", *_metrics_table(run), ""]
     lines += ["## Use", "",
@@ -239,7 +241,9 @@ def _metrics_table(run: Path) -> list[str]:
         if path.is_file():
             result = read_json(path)
             metrics = result.get("metrics", {})
-            cells = [(label, metrics.get(task, {}).get(key)) for task, key, label in _COLUMNS]
+            columns = [*_COLUMNS, *((t, "macro_f1", f"{t.upper()} F1") for t, m in metrics.items()
+                                    if t not in ("did", "ser") and isinstance(m, dict) and "macro_f1" in m)]
+            cells = [(label, metrics.get(task, {}).get(key)) for task, key, label in columns]
             cells = [(label, v) for label, v in cells if isinstance(v, int | float)]
             if not cells:
                 break

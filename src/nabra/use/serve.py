@@ -30,7 +30,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from nabra.errors import NabraError
-from nabra.use.analyze import ANALYZE_TASKS, Analyzer, Recording, check_tasks, plan_windows
+from nabra.use.analyze import Analyzer, Recording, check_tasks, plan_windows
 from nabra.use.page import DOCS_HTML, PAGE_HTML
 
 CHUNK = 1 << 16
@@ -136,14 +136,15 @@ def build_app(analyzer: Analyzer, limits: Limits | None = None):
         return {"status": "ok", "model": analyzer.model_path, "queued": engine.jobs.qsize(),
                 "batches": len(engine.batches), "requests": sum(engine.batches),
                 "window_seconds": analyzer.window,
-                "tasks": list(ANALYZE_TASKS), "limits": vars(limits)}
+                "tasks": list(analyzer.tasks), "limits": vars(limits)}
 
     @app.post("/v1/analyze")
     async def analyze(file: Annotated[UploadFile, File(description="the audio (any format the loader reads)")],
-                      tasks: Annotated[str, Form(description="comma-separated tasks")] = ",".join(ANALYZE_TASKS)):
+                      tasks: Annotated[str, Form(description="comma-separated tasks (default: all the model's, "
+                                                 "as /healthz lists them)")] = ""):
         """The answers for one recording: the JSON of ``nabra analyze --json``."""
         try:
-            chosen = check_tasks(t.strip() for t in tasks.split(",") if t.strip())
+            chosen = check_tasks([t.strip() for t in tasks.split(",") if t.strip()] or analyzer.tasks, analyzer.tasks)
         except NabraError as e:
             raise HTTPException(400, str(e)) from None
         path = await _receive(file, limits.max_upload_mb)
