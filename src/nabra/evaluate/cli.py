@@ -25,7 +25,8 @@ def register(top_subparsers) -> None:
                     help="a run folder, a thinker checkpoint folder or a PEFT adapter folder")
     ev.add_argument("--manifest", type=Path, required=True)
     ev.add_argument("--split", default="test", choices=SPLITS)
-    ev.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} (default: the run's tasks)")
+    ev.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} and the run's declared tasks "
+                    "(default: the run's tasks)")
     ev.add_argument("--out", type=Path, help="output folder (default RUN/eval-SPLIT)")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--scheme", default="default", choices=SCHEMES,

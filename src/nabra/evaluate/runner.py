@@ -19,6 +19,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from nabra import data
 from nabra.config import RunConfig, load_config
+from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import (
     GENERATIVE,
@@ -84,7 +85,7 @@ def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool 
     for i, ex in enumerate(examples):
         by_task.setdefault(ex.task, []).append(i)
     batches = []
-    for task in by_task:  # in order of first appearance
+    for task in sorted(by_task, key=lambda t: TASKS.index(t) if t in TASKS else len(TASKS)):  # declared ones last
         order = by_task[task]
         if sort_by_length:
             order = sorted(order, key=lambda i: -prompt_length(examples[i]))
