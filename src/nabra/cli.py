@@ -343,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train (or resume) a run from a YAML recipe",
                            description="Rerunning the same command on the same run folder resumes it.")
-    train.add_argument("config", help="YAML file, or a shipped recipe: demo, omni7b-lora-{uniform,tpc,ads,tpc_ads}")
+    train.add_argument("config", help="YAML file, or a shipped recipe: "
+                       + ", ".join(sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))))
     train.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     train.add_argument("--skip-invalid", action="store_true", help="quarantine invalid manifest lines instead of stopping")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -72,7 +72,8 @@ def print_table(result: dict) -> None:
     for col, justify in (("task", "left"), ("n", "right"), ("metrics", "left")):
         table.add_column(col, justify=justify)
     for task, m in result["metrics"].items():
-        shown = "  ".join(f"{k} {100 * m[k]:.1f}" for k in SHOWN[task] if m.get(k) is not None)
+        keys = SHOWN.get(task, SHOWN["did"])  # a declared task is a label task
+        shown = "  ".join(f"{k} {100 * m[k]:.1f}" for k in keys if m.get(k) is not None)
         table.add_row(task, f"{m['n']:,}", shown)
     composite = result.get("composite")
     if composite is not None and composite == composite:  # not NaN
