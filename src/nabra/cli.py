@@ -24,6 +24,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def declared_exports(recipe: str, language: str):
+    """A recipe's declared tasks for ``nabra data export swift --config`` (each with its first
+    template of ``language``, or its first at all), and its DID and SER label sets."""
+    from nabra.config import load_config
+    from nabra.corpus.importers.swift import ExtraTask
+    from nabra.corpus.manifest import Utterance
+    from nabra.tasks import prompt_example
+
+    task_set = load_config(recipe).task_set()
+    extra = []
+    for spec in task_set.declared():
+        probe = Utterance("probe", audio="-")
+        prompt = "<audio>" + prompt_example(probe, spec.name, language=language, task_set=task_set).instruction
+        extra.append(ExtraTask(spec.name, {language: prompt}, spec.label_of))
+    return extra, (task_set.labels("did"), task_set.labels("ser"))
+
+
 def cmd_data_validate(args) -> int:
     from nabra.corpus.validate import ValidationConfig, ValidationReport, reason_key, validate_manifest
 
@@ -335,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(func=cmd_data_stats)
     # Verbs of other areas register themselves here (one line each).
-    register_data_io(data, sub)
+    register_data_io(data, sub, declared_exports)
     register_evaluate(sub)
     _add_use_verbs(sub)
 

@@ -47,6 +47,15 @@ def test_a_declared_accent_task_trains_is_scored_reported_and_analyzed(make_conf
     cfg = load_config(path)
     assert cfg.data.tasks == ["asr", "ssum", "tsum", "did", "ser", "aid", "gid"]
     assert main(["data", "validate", str(manifest), "--config", str(path)]) == 0
+    # The declared tasks go to ms-swift too: one chat row per (utterance, task), the label as the answer.
+    swift = tmp_path / "swift.jsonl"
+    assert main(["data", "export", "swift", str(manifest), "--out", str(swift), "--split", "test", "--config", str(path),
+                 "--prompt-language", "en"]) == 0
+    rows = [json.loads(line) for line in swift.read_text().splitlines()]
+    aid = [r for r in rows if r["messages"][0]["content"].startswith("<audio>What is the speaker's native language")]
+    assert len(aid) == 6 and {r["messages"][1]["content"] for r in aid} == {"Arabic", "Mandarin", "Hindi"}
+    assert all(r["audios"][0].endswith(".wav") and "Arabic, Mandarin, Hindi" in r["messages"][0]["content"] for r in aid)
+    assert sum("gender" in r["messages"][0]["content"] for r in rows) == 6
     run = train(cfg, progress=False, log=lambda *_: None)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "task_loss" in r]

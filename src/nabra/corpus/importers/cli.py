@@ -11,12 +11,14 @@ from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import SPLITS, TASKS
 
 
-def register(data_subparsers, top_subparsers) -> None:
+def register(data_subparsers, top_subparsers, declared_tasks=None) -> None:
     """Add ``import``, ``export`` and ``merge`` to ``nabra data``, and ``nabra ssum build``
-    (``top_subparsers``: the top-level verbs)."""
+    (``top_subparsers``: the top-level verbs). ``declared_tasks(recipe, language)``: the recipe's
+    declared tasks as :class:`~nabra.corpus.importers.swift.ExtraTask` (``export swift --config``;
+    given by the CLI, which may read configs)."""
     _add_ssum(top_subparsers)
     _add_import(data_subparsers)
-    _add_export(data_subparsers)
+    _add_export(data_subparsers, declared_tasks)
     merge = data_subparsers.add_parser("merge", help="merge manifests into one (ids must not collide)")
     merge.add_argument("manifests", nargs="+", type=Path)
     merge.add_argument("--out", type=Path, required=True, help="output manifest")
@@ -229,14 +231,17 @@ def cmd_data_import(args) -> int:
 
 # ----------------------------------------------------------------------------- export, merge
 
-def _add_export(data) -> None:
+def _add_export(data, declared_tasks=None) -> None:
     formats = data.add_parser("export", help="write a manifest in a peer toolkit's format").add_subparsers(
         dest="format", required=True, metavar="FORMAT")
     swift = formats.add_parser("swift", help="ms-swift / LLaMA-Factory chat JSONL, one row per (utterance, task)",
                                parents=[_labels_parent()])
     swift.add_argument("manifest", type=Path)
     swift.add_argument("--out", type=Path, required=True, help="output JSONL")
-    swift.add_argument("--tasks", default=",".join(TASKS), help="tasks to export, comma-separated (default all)")
+    swift.add_argument("--tasks", help="tasks to export, comma-separated (default: all, a --config's declared ones too)")
+    swift.add_argument("--config", help="a recipe (file or shipped name): also export its declared tasks "
+                       "(tasks: section), with its DID/SER label sets")
+    swift.set_defaults(declared_tasks=declared_tasks)
     _split_arg(swift)
     swift.add_argument("--prompt-language", choices=("ar", "en"), default="ar", help="language of the prompts")
     swift.set_defaults(func=cmd_data_export)
@@ -254,11 +259,15 @@ def cmd_data_export(args) -> int:
         from nabra.corpus.importers import swift
 
         dialects, emotions = label_sets(args.dialects, args.emotions)
-        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        extra = []
+        if args.config:
+            extra, (did, ser) = args.declared_tasks(args.config, args.prompt_language)
+            dialects, emotions = (dialects if args.dialects else did), (emotions if args.emotions else ser)
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else [*TASKS, *(e.name for e in extra)]
         skips = skipped_path(args.out)
         with skip_sink(skips) as report:
             swift.export(args.manifest, args.out, report, tasks=tasks, split=args.split,
-                         language=args.prompt_language, dialects=dialects, emotions=emotions)
+                         language=args.prompt_language, dialects=dialects, emotions=emotions, extra=extra)
         written = str(args.out)
     else:
         from nabra.corpus.importers import lhotse

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,17 @@ SWIFT_PROMPTS: dict[str, dict[str, str]] = {
     "ser": {"en": "<audio>What emotion does the speaker express? Answer with one of: {labels}.",
             "ar": "<audio>ما الشعور الذي يعبر عنه المتحدث؟ أجب بواحدة من: {labels}."},
 }
+
+@dataclass(frozen=True)
+class ExtraTask:
+    """A task this module does not know — a run's declared label task (``aid`` on ``l1``) — for the
+    export: its instruction per prompt language (``<audio>`` first) and its answer for an utterance
+    (``None``: the utterance does not serve it). Built from a recipe by ``nabra data export --config``."""
+
+    name: str
+    prompts: dict[str, str]
+    answer: Callable[[Utterance], str | None]
+
 
 # Instruction keywords per task, in normalized form (diacritics stripped, alef and ta marbuta
 # folded, case-folded). "sum" becomes ssum with audio, tsum without.
@@ -235,8 +246,9 @@ def _first_line(text: str) -> str:
 
 def export(manifest: str | os.PathLike, out: str | os.PathLike, report: SkipReport, *,
            tasks: Sequence[str] = TASKS, split: str | None = None, language: str = "ar",
-           dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS) -> int:
+           dialects: LabelSet = DIALECTS, emotions: LabelSet = EMOTIONS, extra: Sequence[ExtraTask] = ()) -> int:
     """Write one chat row per (utterance, task) of ``manifest`` to ``out``; returns rows written.
+    ``extra``: declared tasks, exported when ``tasks`` names them.
 
     ``report`` counts utterances: those filtered out by ``split`` are not counted as seen.
     """
@@ -250,7 +262,7 @@ def export(manifest: str | os.PathLike, out: str | os.PathLike, report: SkipRepo
             if split is not None and utt.split != split:
                 continue
             report.seen += 1
-            rows = _export_rows(utt, tasks, language, labels, cut_dir, report)
+            rows = _export_rows(utt, tasks, language, labels, cut_dir, report, extra)
             if rows:
                 report.imported += 1
                 report.utterances += len(rows)
@@ -261,13 +273,15 @@ def export(manifest: str | os.PathLike, out: str | os.PathLike, report: SkipRepo
 
 
 def _export_rows(utt: Utterance, tasks: Sequence[str], language: str, labels: dict[str, str],
-                 cut_dir: Path, report: SkipReport) -> list[dict]:
+                 cut_dir: Path, report: SkipReport, extra: Sequence[ExtraTask] = ()) -> list[dict]:
     chosen = [t for t in utt.tasks() if t in tasks]
-    if not chosen:
-        report.skip(utt.id, "serves none of the exported tasks", ", ".join(utt.tasks()) or "no task")
+    answers = {e.name: a for e in extra if e.name in tasks and utt.audio is not None and (a := e.answer(utt))}
+    if not chosen and not answers:
+        served = [*utt.tasks(), *(e.name for e in extra if utt.audio is not None and e.answer(utt))]
+        report.skip(utt.id, "serves none of the exported tasks", ", ".join(served) or "no task")
         return []
     audio = None
-    if any(t != "tsum" for t in chosen):
+    if answers or any(t != "tsum" for t in chosen):
         try:
             audio = _whole_file(utt, cut_dir)
         except AudioError as e:
@@ -283,6 +297,10 @@ def _export_rows(utt: Utterance, tasks: Sequence[str], language: str, labels: di
         if task != "tsum":
             row["audios"] = [audio]
         rows.append(row)
+    prompts = {e.name: e.prompts[language] for e in extra}
+    rows += [{"id": utt.id, "messages": [{"role": "user", "content": prompts[name]},
+                                         {"role": "assistant", "content": answer}], "audios": [audio]}
+             for name, answer in answers.items()]
     return rows
 
 
