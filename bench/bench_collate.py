@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from figures import record
 
 from nabra.corpus.manifest import Utterance
 from nabra.model import load
@@ -92,6 +93,10 @@ def run(bundle, n_clips: int, lo: float, hi: float, repeats: int) -> None:
     print(f"{'':24} {'nabra':>10} {'transformers':>13} {'ratio':>7}")
     print(f"{'collate (ms)':24} {c_ours:>10.1f} {c_theirs:>13.1f} {c_theirs / c_ours:>6.1f}x")
     print(f"{'collate + step (ms)':24} {s_ours:>10.1f} {s_theirs:>13.1f} {s_theirs / s_ours:>6.1f}x")
+    where = f"{n_clips} clips of {lo:g}-{hi:g} s"
+    record("collate", f"collate, {where}: nabra", c_ours, "ms")
+    record("collate", f"collate, {where}: transformers processor / nabra", c_theirs / c_ours, "x", at_least=1)
+    record("collate", f"collate + step, {where}: transformers processor / nabra", s_theirs / s_ours, "x", at_least=1)
     ref_frames = reference_batch(processor, SYSTEM_PROMPT, examples[:1], waves[:1])["input_features"].shape[-1]
     print(f"features: {tuple(ours_batch['input_features'].shape)} vs (..., {ref_frames}) frames: the stock path pads "
           f"every clip to the checkpoint's {bundle.feature_extractor.chunk_length} s window")

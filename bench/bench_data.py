@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import record
+
 CHILD = r"""
 import resource, sys, time, json
 from nabra.corpus.validate import ValidationReport, validate_manifest
@@ -72,6 +74,8 @@ def bench_manifest(n_lines: int) -> None:
                 r = run_child(path, what)
                 assert r["lines"] == n and r["problems"] == 0, r
                 print(f"{n:>10,} {what:>9} {n / r['seconds']:>12,.0f} {r['peak_rss_mb']:>12.0f}")
+                record("data", f"{what} of {n:,} manifest lines", n / r["seconds"], "lines/s")
+                record("data", f"{what} of {n:,} manifest lines: peak RSS", r["peak_rss_mb"], "MB")
 
 
 def bench_synth(n: int) -> None:
@@ -83,6 +87,7 @@ def bench_synth(n: int) -> None:
         dt = time.perf_counter() - t
         print(f"synth: {result.utterances} clips ({result.paragraphs} paragraphs, {result.audio_seconds / 60:.1f} min "
               f"of audio) in {dt:.1f} s = {result.utterances / dt:.0f} clips/s with 2 workers")
+    record("data", "nabra synth (eSpeak NG, 2 workers)", result.utterances / dt, "clips/s")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from figures import record
 
 from nabra.corpus.manifest import Utterance
 from nabra.evaluate.metrics import Prediction, compute_metrics
@@ -51,6 +52,7 @@ def bench_wer(n: int) -> None:
     dt = time.perf_counter() - t
     print(f"WER+CER, {n:,} utterances (default + leaderboard, per dialect): {dt:.2f} s (target ≤ 2 s); "
           f"WER {m['wer']:.3f}, CER {m['cer']:.3f}")
+    record("eval", f"WER+CER of {n:,} ASR predictions", dt * 10_000 / n, "s per 10k", at_most=2)
 
 
 def bench_rouge(n: int) -> None:
@@ -64,6 +66,7 @@ def bench_rouge(n: int) -> None:
     m = compute_metrics(preds)["ssum"]
     dt = time.perf_counter() - t
     print(f"ROUGE-1/2/L, {n:,} summaries: {dt:.2f} s (target ≤ 5 s); ROUGE-L {m['rougeL']:.3f}")
+    record("eval", f"ROUGE-1/2/L of {n:,} summaries", dt * 1_000 / n, "s per 1k", at_most=5)
 
 
 class MemoryStore:
@@ -98,6 +101,8 @@ def bench_generation(n_clips: int, batch_size: int, new_tokens: int, repeats: in
     s, u = max(rates[True]), max(rates[False])
     print(f"tiny thinker, {n_clips} clips of 1-20 s, batch {batch_size}, {new_tokens} new tokens: "
           f"sorted {s:.1f} utt/s, unsorted {u:.1f} utt/s, ratio {s / u:.2f}x")
+    record("eval", f"generation, {n_clips} clips of 1-20 s: length-sorted batches", s, "utt/s")
+    record("eval", "generation: length-sorted / input-order batches", s / u, "x", at_least=1)
 
 
 def main() -> None:

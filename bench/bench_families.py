@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_collate import median_ms  # run from the repository root: bench/ is on the path
+from figures import record
 
 from nabra.corpus.manifest import Utterance
 from nabra.model import load
@@ -81,6 +82,9 @@ def main() -> None:
         ratios = ", ".join(f"{k.split()[0]} {r[k] / ref[k]:.2f}x" for k in ("collate ms", "full steps/s", "lora steps/s"))
         print(f"{name:<14} {r['parameters']:>9,} {r['collate ms']:>11.1f} {r['full steps/s']:>13.2f} "
               f"{r['lora steps/s']:>13.2f}  {ratios}")
+        record("families", f"{name}: LoRA training", r["lora steps/s"], "steps/s")
+        if name != "qwen2_5_omni":
+            record("families", f"{name} / qwen2_5_omni: LoRA steps/s", r["lora steps/s"] / ref["lora steps/s"], "x")
 
 
 if __name__ == "__main__":

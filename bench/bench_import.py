@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import record
+
 HEADER = ("client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender"
           "\taccents\tvariant\tlocale\tsegment")
 WORDS = ("مرحبا", "كيف", "حالك", "اليوم", "الجو", "جميل", "في", "القاهرة", "والرياض", "وبيروت", "والرباط",
@@ -71,6 +73,7 @@ def bench_ssum(docs: int, tmp: Path) -> None:
     assert result.report.utterances == docs and not result.report.skipped, result.report.summary()
     print(f"ssum build (eSpeak NG, 2 workers): {docs} documents of 6 sentences "
           f"({result.audio_seconds / docs:.1f} s of audio each) in {dt:.2f} s = {60 * docs / dt:,.0f} documents/min")
+    record("import", "nabra ssum build (eSpeak NG, 2 workers)", 60 * docs / dt, "documents/min")
 
 
 def main() -> None:
@@ -94,6 +97,7 @@ def main() -> None:
     rate = args.rows / dt
     print(f"commonvoice import: {args.rows:,} rows in {dt:.2f} s = {rate:,.0f} rows/s "
           f"(target >= 20,000) {'OK' if rate >= 20_000 else 'BELOW TARGET'}")
+    record("import", f"commonvoice import, {args.rows:,} rows (metadata)", rate, "rows/s", at_least=20_000)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import torch
+from figures import record
 
 from nabra.schedule import SCHEDULE_NAMES, build_schedule
 from nabra.schedule.testing import random_table
@@ -109,6 +110,14 @@ def main() -> None:
     for r in rows:
         print(f"N {r['n']:,}: ADS embeddings {r['embeddings_mb']:.1f} MB {r['embeddings_dtype']}, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    largest = max(rows, key=lambda r: r["n"])
+    for name, m in largest["schedules"].items():
+        record("schedule", f"{name}: batch of {BATCH} at N = {largest['n']:,}", m["median_ms"], "ms", at_most=2)
+    smallest = min(rows, key=lambda r: r["n"])
+    if smallest is not largest:
+        worst = max(largest["schedules"][s]["median_ms"] / max(smallest["schedules"][s]["median_ms"], 1e-9)
+                    for s in largest["schedules"])
+        record("schedule", f"flat in N: worst ms ratio N {largest['n']:,} / N {smallest['n']:,}", worst, "x", at_most=2)
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
+from figures import record
 
 from nabra.testing import tiny_manifest, tiny_model_dir
 from nabra.use.serve import Limits
@@ -109,6 +110,9 @@ def main() -> None:
     ratio, tail = b["rps"] / o["rps"], b["p95"] / single
     print(f"throughput batched / one at a time: {ratio:.2f}x (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
     print(f"p95 batched / single request: {tail:.2f}x (target <= 2x: {'met' if tail <= 2 else 'NOT met'})")
+    record("serve", f"/v1/analyze, {args.clients} clients, batched", b["rps"], "req/s")
+    record("serve", "throughput batched / one at a time", ratio, "x", at_least=2)
+    record("serve", "p95 batched / single request", tail, "x", at_most=2)
 
 
 if __name__ == "__main__":

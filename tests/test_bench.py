@@ -1,0 +1,61 @@
+"""The bench harness: figures in one shape, `bench/run_all.py`'s table, and the GPU bench's paths
+without a GPU (its skip line, and its step and collation code run on the CPU at tiny sizes)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run(*args, env=None, timeout=600):
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(BENCH)}
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_figures_carry_their_target_and_verdict(tmp_path, monkeypatch):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import figures
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "f.jsonl"
+    monkeypatch.setenv(figures.ENV, str(out))
+    assert figures.record("x", "fast", 3.0, "x", at_least=2) is True
+    assert figures.record("x", "slow", 3.0, "ms", at_most=2) is False
+    assert figures.record("x", "plain", 1.5, "steps/s") is None
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["name"], r["target"], r["met"]) for r in rows] == [("fast", ">= 2", True), ("slow", "<= 2", False),
+                                                                   ("plain", None, None)]
+    with pytest.raises(ValueError):
+        figures.record("x", "both", 1.0, "x", at_least=1, at_most=2)
+
+
+def test_run_all_tabulates_with_the_machine_and_says_a_failed_bench(tmp_path):
+    r = run(BENCH / "run_all.py", "--only", "gpu", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["machine"]["cores"] == os.cpu_count() and result["versions"]["torch"]
+    assert [b["bench"] for b in result["benches"]] == ["gpu"] and result["benches"][0]["status"] == "ok"
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith("Machine: ") and "| bench | figure | value | target | verdict |" in md
+    assert "| gpu | — | — | — | skipped (see its output) |" in md and "no CUDA device" in r.stdout
+    r = run(BENCH / "run_all.py", "--only", "gpu", "--out", tmp_path, "--timeout", "0.01")
+    assert r.returncode == 1 and "failed (over 0 s)" in (tmp_path / "results.md").read_text()
+    assert "unknown bench(es) nope" in run(BENCH / "run_all.py", "--only", "nope").stderr
+
+
+def test_the_gpu_bench_skips_without_cuda_and_its_code_runs_on_the_cpu(tmp_path):
+    r = run(BENCH / "bench_gpu.py", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("bench_gpu: no CUDA device")
+    figures = tmp_path / "f.jsonl"
+    r = run(BENCH / "bench_gpu.py", "--dry-run", env={"NABRA_BENCH_JSON": str(figures), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    for setting in ("SDPA ", "SDPA + gradient checkpointing", "eager attention"):
+        assert any(line.startswith(setting) and "tokens/s" in line for line in r.stdout.splitlines()), r.stdout
+    names = [json.loads(line)["name"] for line in figures.read_text().splitlines()]
+    assert "collation: processor (300-s padding) / nabra" in names and any("MFU" in n for n in names)
