@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-peers clean
 
 setup: $(STAMP)
 
@@ -26,5 +26,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
+# Nabra against ms-swift: builds .venv-peers (torch 2.13.0, then ms-swift) once; Nabra's .venv is untouched.
+bench-peers: $(STAMP)
+	bash bench/peers/setup.sh .venv-peers
+	$(BIN)/python bench/run_all.py --only peer_swift --out bench/peers $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers build dist src/*.egg-info .pytest_cache .ruff_cache

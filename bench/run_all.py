@@ -8,6 +8,7 @@ met / not met. A bench that fails is a row saying so (the others still run) and 
 status 1. GPU benches skip with one line where CUDA is absent.
 
     python bench/run_all.py [--only collate,eval] [--full] [--out bench]
+    python bench/run_all.py --only peer_swift --out bench/peers    # what `make bench-peers` runs
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ BENCHES: dict[str, list[str]] = {  # name -> quick arguments (--full: none, the 
     "setup": ["--utterances", "200000"],
     "gpu": [],
 }
+PEERS: dict[str, list[str]] = {"peer_swift": ["--peer-python", ".venv-peers/bin/python"]}
+"""Run only when named in --only (they need the peer virtualenv `make bench-peers` builds)."""
 STUDIES = {"tpc_blend": "a study on the demo's runs (python bench/bench_tpc_blend.py --demo demo), not a speed figure"}
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "numpy", "soundfile", "soxr", "jiwer", "rouge-score",
              "scikit-learn", "fastapi")
@@ -134,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds one bench may take (default 600)")
     args = p.parse_args(argv)
     chosen = [n.strip() for n in args.only.split(",")] if args.only else list(BENCHES)
-    unknown = [n for n in chosen if n not in BENCHES]
+    known = {**BENCHES, **PEERS}
+    unknown = [n for n in chosen if n not in known]
     if unknown:
-        p.error(f"unknown bench(es) {', '.join(unknown)}; benches are {', '.join(BENCHES)}")
+        p.error(f"unknown bench(es) {', '.join(unknown)}; benches are {', '.join(known)}")
     t = time.perf_counter()
-    benches = [run_bench(n, [] if args.full else BENCHES[n], args.timeout) for n in chosen]
+    benches = [run_bench(n, PEERS.get(n, []) if args.full else known[n], args.timeout) for n in chosen]
     result = {"command": " ".join(["python bench/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
               "machine": machine(), "versions": versions(), "seconds": round(time.perf_counter() - t, 1),
               "benches": benches, "not_run": STUDIES if not args.only else {}}

@@ -59,3 +59,17 @@ def test_the_gpu_bench_skips_without_cuda_and_its_code_runs_on_the_cpu(tmp_path)
         assert any(line.startswith(setting) and "tokens/s" in line for line in r.stdout.splitlines()), r.stdout
     names = [json.loads(line)["name"] for line in figures.read_text().splitlines()]
     assert "collation: processor (300-s padding) / nabra" in names and any("MFU" in n for n in names)
+
+
+def test_the_peer_bench_reads_swifts_speed_and_says_how_to_build_its_venv(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_peer_swift as peer
+    finally:
+        sys.path.remove(str(BENCH))
+    # The summary line ms-swift 4.6's trainer prints (its own format, quoted from a run).
+    log = ("Train: 100%|##########| 8/8 [00:29<00:00,  3.44s/it] {'train_runtime': '29.28', "
+           "'train_samples_per_second': '4.371', 'train_steps_per_second': '0.273', 'train_loss': '6.202'}")
+    assert peer.swift_steps_per_second(log) == 0.273 and peer.swift_steps_per_second("no summary") is None
+    r = run(BENCH / "bench_peer_swift.py", "--peer-python", tmp_path / "none" / "python")
+    assert r.returncode == 2 and "run `make bench-peers`" in r.stdout

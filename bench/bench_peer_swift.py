@@ -1,0 +1,191 @@
+"""Nabra against ms-swift on the same tiny Qwen2.5-Omni release checkpoint and the same data.
+
+`make bench-peers` builds the peer virtualenv (bench/peers/setup.sh: torch 2.13.0, then ms-swift
+4.6.0 from the registry; Nabra's .venv untouched) and runs this script, which
+
+1. synthesizes a small Arabic corpus (eSpeak NG), builds the tiny thinker and writes it as a full
+   release checkpoint (talker, token2wav and ``spk_dict.pt`` too: ms-swift loads the release), with
+   the real 300-s ``preprocessor_config.json``; exports the training split's asr/did/ser examples
+   with ``nabra data export swift`` (the rows ms-swift trains on);
+2. the data pipeline, from rows on disk to model inputs, batches of 16, one process, no workers:
+   ms-swift's Qwen2.5-Omni template encoding (librosa audio loading, the stock processor's
+   features) + its data collator, vs Nabra's audio store + collator — examples/s;
+3. the training step as whole processes: ``swift sft`` (LoRA r 16 / alpha 32 on all linear layers
+   of the LM, batch 16, lr 1e-4, the same max steps) vs ``nabra train`` (LoRA r 16 / alpha 32 on the
+   LM's projections, batch 16, the same steps) — steps/s from each one's own log, and wall time.
+
+What each computes during training (ms-swift's token accuracy vs Nabra's WER/ROUGE/macro-F1) is in
+the README's table; it is not re-measured here.
+
+    python bench/bench_peer_swift.py [--peer-python .venv-peers/bin/python] [--utterances 40] [--steps 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from figures import record
+
+HERE = Path(__file__).resolve().parent
+SHIM = HERE / "peers" / "shim"
+TASKS = ("asr", "did", "ser")
+
+
+def prepare(out: Path, utterances: int) -> dict:
+    """The corpus, the release checkpoint and the exported rows (built once into ``out``)."""
+    from nabra.corpus.importers import SkipReport
+    from nabra.corpus.importers.swift import export
+    from nabra.corpus.synth import SynthConfig, synthesize
+    from nabra.testing import tiny_model_dir, write_release_checkpoint
+
+    manifest = out / "corpus" / "manifest.jsonl"
+    if not manifest.is_file():
+        synthesize(manifest.parent, SynthConfig(utterances=utterances, seed=0, workers=2, long_fraction=0.0),
+                   progress=False)
+    release = out / "release"
+    if not (release / "spk_dict.pt").is_file():
+        write_release_checkpoint(tiny_model_dir(out / "thinker", manifest), release)
+    rows = out / "rows.jsonl"
+    written = export(manifest, rows, SkipReport(), tasks=TASKS, split="train")
+    return {"manifest": manifest, "release": release, "rows": rows, "n_rows": written}
+
+
+def nabra_pipeline(manifest: Path, release: Path, batch: int, repeats: int) -> dict:
+    """Nabra's side of part 2: decode (one thread, no cache), features and collation per batch."""
+    from nabra.corpus.manifest import read_manifest, resolve_audio
+    from nabra.model import load
+    from nabra.model.collate import Collator
+    from nabra.model.loader import AudioStore
+    from nabra.tasks import iter_examples
+
+    bundle = load(release)
+    collator = Collator(bundle.tokenizer, bundle.feature_extractor)
+    utts = [resolve_audio(u, manifest.parent) for u in read_manifest(manifest)]
+    examples = list(iter_examples(utts, tasks=TASKS, split="train"))
+    best, frames = float("inf"), None
+    for _ in range(repeats):
+        store = AudioStore(0, 1)
+        t = time.perf_counter()
+        for i in range(0, len(examples), batch):
+            out = collator(store.samples(examples[i : i + batch]))
+            frames = max(frames or 0, int(out["input_features"].shape[-1]))
+        best = min(best, time.perf_counter() - t)
+        store.close()
+    n_batches = -(-len(examples) // batch)
+    return {"examples_per_s": len(examples) / best, "ms_per_batch": 1000 * best / n_batches, "frames": frames,
+            "rows": len(examples)}
+
+
+def peer_env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "USE_HF": "1", "PYTHONPATH": str(SHIM), "OMP_NUM_THREADS": "2"}
+
+
+def swift_pipeline(python: str, release: Path, rows: Path, batch: int, repeats: int) -> dict:
+    out = subprocess.run([python, str(HERE / "peers" / "swift_side.py"), "pipeline", "--model", str(release),
+                          "--rows", str(rows), "--batch", str(batch), "--repeats", str(repeats)],
+                         capture_output=True, text=True, env=peer_env(), timeout=1800)
+    if out.returncode:
+        raise SystemExit(f"ms-swift's pipeline failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+SWIFT_SPEED = re.compile(r"'train_steps_per_second': '([0-9.]+)'")
+
+
+def swift_steps_per_second(log: str) -> float | None:
+    """``train_steps_per_second`` of the summary line ms-swift's trainer prints at the end."""
+    found = SWIFT_SPEED.findall(log)
+    return float(found[-1]) if found else None
+
+
+def swift_train(python: str, release: Path, rows: Path, steps: int, out: Path) -> dict:
+    swift = str(Path(python).with_name("swift"))
+    cmd = [swift, "sft", "--model", str(release), "--tuner_type", "lora", "--dataset", str(rows),
+           "--max_steps", str(steps), "--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "1",
+           "--lora_rank", "16", "--lora_alpha", "32", "--target_modules", "all-linear", "--learning_rate", "1e-4",
+           "--warmup_ratio", "0", "--check_model", "false", "--save_strategy", "no", "--report_to", "none",
+           "--logging_steps", "1", "--output_dir", str(out), "--dataloader_num_workers", "0",
+           "--torch_dtype", "float32", "--split_dataset_ratio", "0", "--use_hf", "true"]
+    t = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True, env=peer_env(), timeout=3600)
+    wall = time.perf_counter() - t
+    log = run.stdout + run.stderr
+    (out.parent / "swift-sft.log").write_text(log)
+    if run.returncode:
+        raise SystemExit(f"swift sft failed (log: {out.parent / 'swift-sft.log'}):\n{log[-3000:]}")
+    return {"steps_per_s": swift_steps_per_second(log), "wall_s": wall}
+
+
+def nabra_train(manifest: Path, release: Path, steps: int, out: Path) -> dict:
+    import yaml
+
+    cfg = {"output_dir": str(out), "data": {"manifest": str(manifest), "tasks": list(TASKS), "load_workers": 1,
+                                             "dev_per_task": 4},
+           "model": {"path": str(release), "finetune": "lora", "lora": {"r": 16, "alpha": 32}},
+           "schedule": {"name": "uniform"},
+           "train": {"max_steps": steps, "batch_size": 16, "lr": 1e-4, "warmup_steps": 0, "save_every": 0,
+                     "eval_every": 0, "seed": 0}}
+    path = out.parent / "nabra-peer.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    t = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "nabra", "train", str(path), "--quiet"], capture_output=True,
+                         text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}, timeout=3600)
+    wall = time.perf_counter() - t
+    if run.returncode:
+        raise SystemExit(f"nabra train failed:\n{run.stderr[-3000:]}")
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    per_step = [16 / r["examples_per_s"] for r in records if "loss" in r]
+    return {"steps_per_s": 1 / statistics.mean(per_step[1:] or per_step), "wall_s": wall}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--peer-python", default=".venv-peers/bin/python", help="the peer virtualenv's python")
+    p.add_argument("--utterances", type=int, default=40, help="synthetic utterances (x3 tasks in the train split)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--work", type=Path, help="keep the data and runs here (default: a temporary folder)")
+    args = p.parse_args()
+    if not Path(args.peer_python).is_file():
+        print(f"bench_peer_swift: no peer virtualenv at {args.peer_python}: run `make bench-peers` "
+              "(bash bench/peers/setup.sh .venv-peers builds it)")
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        data = prepare(work, args.utterances)
+        print(f"{data['n_rows']} rows ({', '.join(TASKS)}) of {data['manifest']}; release checkpoint {data['release']}")
+        ours = nabra_pipeline(data["manifest"], data["release"], 16, args.repeats)
+        theirs = swift_pipeline(args.peer_python, data["release"], data["rows"], 16, args.repeats)
+        t_ours = nabra_train(data["manifest"], data["release"], args.steps, work / "nabra-run")
+        t_theirs = swift_train(args.peer_python, data["release"], data["rows"], args.steps, work / "swift-run")
+    peer = ", ".join(f"{k} {v}" for k, v in theirs.get("versions", {}).items())
+    print(f"\npeer virtualenv: {peer}")
+    print(f"{'':36} {'nabra':>10} {'ms-swift':>10} {'ratio':>7}")
+    print(f"{'pipeline examples/s (batches of 16)':36} {ours['examples_per_s']:>10.1f} {theirs['examples_per_s']:>10.1f} "
+          f"{ours['examples_per_s'] / theirs['examples_per_s']:>6.1f}x")
+    print(f"{'pipeline ms per batch':36} {ours['ms_per_batch']:>10.0f} {theirs['ms_per_batch']:>10.0f}")
+    print(f"{'feature frames per clip (batch max)':36} {ours['frames']:>10} {theirs['frames']:>10}")
+    print(f"{f'training steps/s ({args.steps} LoRA steps, batch 16)':36} {t_ours['steps_per_s']:>10.2f} "
+          f"{t_theirs['steps_per_s']:>10.3f} {t_ours['steps_per_s'] / t_theirs['steps_per_s']:>6.1f}x")
+    print(f"{'whole process, wall s':36} {t_ours['wall_s']:>10.0f} {t_theirs['wall_s']:>10.0f}")
+    record("peers", "pipeline: nabra", ours["examples_per_s"], "examples/s")
+    record("peers", "pipeline: ms-swift", theirs["examples_per_s"], "examples/s", note=peer)
+    record("peers", "pipeline: nabra / ms-swift", ours["examples_per_s"] / theirs["examples_per_s"], "x", at_least=1)
+    record("peers", "training: nabra", t_ours["steps_per_s"], "steps/s")
+    record("peers", "training: ms-swift", t_theirs["steps_per_s"], "steps/s", note=peer)
+    record("peers", "training: nabra / ms-swift", t_ours["steps_per_s"] / t_theirs["steps_per_s"], "x", at_least=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
