@@ -37,6 +37,7 @@ BENCHES: dict[str, list[str]] = {  # name -> quick arguments (--full: none, the 
     "data": ["--lines", "200000", "--synth", "40"],
     "import": ["--rows", "50000", "--ssum", "4"],
     "setup": ["--utterances", "200000"],
+    "loader": ["--clips", "32"],
     "gpu": [],
 }
 PEERS: dict[str, list[str]] = {"peer_swift": ["--peer-python", ".venv-peers/bin/python"]}
