@@ -14,8 +14,10 @@
    of the LM, batch 16, lr 1e-4, the same max steps) vs ``nabra train`` (LoRA r 16 / alpha 32 on the
    LM's projections, batch 16, the same steps) — steps/s from each one's own log, and wall time.
 
-What each computes during training (ms-swift's token accuracy vs Nabra's WER/ROUGE/macro-F1) is in
-the README's table; it is not re-measured here.
+4. what each computes during training, on the same dev examples at the same (last) step, in
+   separate runs (an evaluation inside a timed run would count in ms-swift's steps/s): ms-swift's
+   generation metrics (``--predict_with_generate``: ROUGE-1/L and BLEU-4 on jieba tokens, every task
+   pooled) vs Nabra's dev evaluation (WER/CER, looped answers, accuracy, macro-F1, unparsed, per task).
 
     python bench/bench_peer_swift.py [--peer-python .venv-peers/bin/python] [--utterances 40] [--steps 8]
 """
@@ -56,7 +58,9 @@ def prepare(out: Path, utterances: int) -> dict:
         write_release_checkpoint(tiny_model_dir(out / "thinker", manifest), release)
     rows = out / "rows.jsonl"
     written = export(manifest, rows, SkipReport(), tasks=TASKS, split="train")
-    return {"manifest": manifest, "release": release, "rows": rows, "n_rows": written}
+    dev = out / "dev-rows.jsonl"
+    n_dev = export(manifest, dev, SkipReport(), tasks=TASKS, split="dev")
+    return {"manifest": manifest, "release": release, "rows": rows, "n_rows": written, "dev": dev, "n_dev": n_dev}
 
 
 def nabra_pipeline(manifest: Path, release: Path, batch: int, repeats: int) -> dict:
@@ -107,7 +111,19 @@ def swift_steps_per_second(log: str) -> float | None:
     return float(found[-1]) if found else None
 
 
-def swift_train(python: str, release: Path, rows: Path, steps: int, out: Path) -> dict:
+SWIFT_EVAL = re.compile(r"\{'eval_[^}]*\}")
+
+
+def swift_eval_metrics(log: str) -> dict[str, float]:
+    """The last ``{'eval_...': ...}`` line ms-swift's trainer prints, as numbers."""
+    found = SWIFT_EVAL.findall(log)
+    if not found:
+        return {}
+    pairs = re.findall(r"'eval_([^']+)': '([^']*)'", found[-1])
+    return {k: float(v) for k, v in pairs if re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", v)}
+
+
+def swift_train(python: str, release: Path, rows: Path, steps: int, out: Path, dev: Path | None = None) -> dict:
     swift = str(Path(python).with_name("swift"))
     cmd = [swift, "sft", "--model", str(release), "--tuner_type", "lora", "--dataset", str(rows),
            "--max_steps", str(steps), "--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "1",
@@ -115,17 +131,21 @@ def swift_train(python: str, release: Path, rows: Path, steps: int, out: Path) -
            "--warmup_ratio", "0", "--check_model", "false", "--save_strategy", "no", "--report_to", "none",
            "--logging_steps", "1", "--output_dir", str(out), "--dataloader_num_workers", "0",
            "--torch_dtype", "float32", "--split_dataset_ratio", "0", "--use_hf", "true"]
+    if dev is not None:
+        cmd += ["--val_dataset", str(dev), "--eval_strategy", "steps", "--eval_steps", str(steps),
+                "--predict_with_generate", "true", "--max_new_tokens", "16", "--per_device_eval_batch_size", "16"]
     t = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True, env=peer_env(), timeout=3600)
     wall = time.perf_counter() - t
     log = run.stdout + run.stderr
-    (out.parent / "swift-sft.log").write_text(log)
+    name = "swift-sft-eval.log" if dev else "swift-sft.log"
+    (out.parent / name).write_text(log)
     if run.returncode:
-        raise SystemExit(f"swift sft failed (log: {out.parent / 'swift-sft.log'}):\n{log[-3000:]}")
-    return {"steps_per_s": swift_steps_per_second(log), "wall_s": wall}
+        raise SystemExit(f"swift sft failed (log: {out.parent / name}):\n{log[-3000:]}")
+    return {"steps_per_s": swift_steps_per_second(log), "wall_s": wall, "eval": swift_eval_metrics(log)}
 
 
-def nabra_train(manifest: Path, release: Path, steps: int, out: Path) -> dict:
+def nabra_train(manifest: Path, release: Path, steps: int, out: Path, evaluate: bool = False) -> dict:
     import yaml
 
     cfg = {"output_dir": str(out), "data": {"manifest": str(manifest), "tasks": list(TASKS), "load_workers": 1,
@@ -133,8 +153,10 @@ def nabra_train(manifest: Path, release: Path, steps: int, out: Path) -> dict:
            "model": {"path": str(release), "finetune": "lora", "lora": {"r": 16, "alpha": 32}},
            "schedule": {"name": "uniform"},
            "train": {"max_steps": steps, "batch_size": 16, "lr": 1e-4, "warmup_steps": 0, "save_every": 0,
-                     "eval_every": 0, "seed": 0}}
-    path = out.parent / "nabra-peer.yaml"
+                     "eval_every": steps if evaluate else 0, "seed": 0}}
+    if evaluate:
+        cfg["data"]["dev_per_task"] = 10_000  # every dev example, as ms-swift's val_dataset
+    path = out.parent / f"nabra-peer{'-eval' if evaluate else ''}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     t = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "nabra", "train", str(path), "--quiet"], capture_output=True,
@@ -144,7 +166,9 @@ def nabra_train(manifest: Path, release: Path, steps: int, out: Path) -> dict:
         raise SystemExit(f"nabra train failed:\n{run.stderr[-3000:]}")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     per_step = [16 / r["examples_per_s"] for r in records if "loss" in r]
-    return {"steps_per_s": 1 / statistics.mean(per_step[1:] or per_step), "wall_s": wall}
+    evals = [r["metrics"] for r in records if r.get("event") == "dev_eval"]
+    return {"steps_per_s": 1 / statistics.mean(per_step[1:] or per_step), "wall_s": wall,
+            "eval": evals[-1] if evals else {}}
 
 
 def main() -> int:
@@ -168,6 +192,9 @@ def main() -> int:
         theirs = swift_pipeline(args.peer_python, data["release"], data["rows"], 16, args.repeats)
         t_ours = nabra_train(data["manifest"], data["release"], args.steps, work / "nabra-run")
         t_theirs = swift_train(args.peer_python, data["release"], data["rows"], args.steps, work / "swift-run")
+        m_ours = nabra_train(data["manifest"], data["release"], args.steps, work / "nabra-eval", evaluate=True)["eval"]
+        m_theirs = swift_train(args.peer_python, data["release"], data["rows"], args.steps, work / "swift-eval",
+                               dev=data["dev"])["eval"]
     peer = ", ".join(f"{k} {v}" for k, v in theirs.get("versions", {}).items())
     print(f"\npeer virtualenv: {peer}")
     print(f"{'':36} {'nabra':>10} {'ms-swift':>10} {'ratio':>7}")
@@ -178,6 +205,12 @@ def main() -> int:
     print(f"{f'training steps/s ({args.steps} LoRA steps, batch 16)':36} {t_ours['steps_per_s']:>10.2f} "
           f"{t_theirs['steps_per_s']:>10.3f} {t_ours['steps_per_s'] / t_theirs['steps_per_s']:>6.1f}x")
     print(f"{'whole process, wall s':36} {t_ours['wall_s']:>10.0f} {t_theirs['wall_s']:>10.0f}")
+    print(f"\nwhat each reports on the same {data['n_dev']} dev examples at step {args.steps}:")
+    print("  ms-swift (all tasks pooled): " + ", ".join(f"{k} {v:g}" for k, v in m_theirs.items()
+                                                       if k.startswith(("rouge", "bleu"))))
+    for task, m in m_ours.items():
+        keys = ("wer", "cer", "looped") if task == "asr" else ("accuracy", "macro_f1", "unparsed_rate")
+        print(f"  nabra {task} (n {m.get('n')}): " + ", ".join(f"{k} {m[k]:.3g}" for k in keys if k in m))
     record("peers", "pipeline: nabra", ours["examples_per_s"], "examples/s")
     record("peers", "pipeline: ms-swift", theirs["examples_per_s"], "examples/s", note=peer)
     record("peers", "pipeline: nabra / ms-swift", ours["examples_per_s"] / theirs["examples_per_s"], "x", at_least=1)

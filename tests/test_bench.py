@@ -71,5 +71,9 @@ def test_the_peer_bench_reads_swifts_speed_and_says_how_to_build_its_venv(tmp_pa
     log = ("Train: 100%|##########| 8/8 [00:29<00:00,  3.44s/it] {'train_runtime': '29.28', "
            "'train_samples_per_second': '4.371', 'train_steps_per_second': '0.273', 'train_loss': '6.202'}")
     assert peer.swift_steps_per_second(log) == 0.273 and peer.swift_steps_per_second("no summary") is None
+    evaluation = ("{'eval_rouge-1': '4.628', 'eval_rouge-2': '0', 'eval_rouge-l': '4.628', 'eval_bleu-4': '0.8325', "
+                  "'eval_runtime': '3.697', 'epoch': '1.333', 'global_step/max_steps': '8/8'}")
+    assert peer.swift_eval_metrics("x " + evaluation) == {"rouge-1": 4.628, "rouge-2": 0.0, "rouge-l": 4.628,
+                                                          "bleu-4": 0.8325, "runtime": 3.697}
     r = run(BENCH / "bench_peer_swift.py", "--peer-python", tmp_path / "none" / "python")
     assert r.returncode == 2 and "run `make bench-peers`" in r.stdout
