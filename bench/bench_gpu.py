@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_collate import median_ms  # run from the repository root: bench/ is on the path
 from figures import record
 
 RELEASE_7B = {
@@ -223,15 +224,8 @@ def bench_collation(bundle, args) -> None:
 
     examples, waves, collator, _ = make_batch(bundle, args.batch, args.seconds, args.tokens)
     processor = AudioOnlyOmniProcessor.from_parts(bundle.feature_extractor, bundle.tokenizer)
-    ours, theirs = [], []
-    for _ in range(3):
-        t = time.perf_counter()
-        collator(list(zip(examples, waves, strict=True)))
-        ours.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        reference_batch(processor, SYSTEM_PROMPT, examples, waves)
-        theirs.append(time.perf_counter() - t)
-    o, p = 1000 * min(ours), 1000 * min(theirs)
+    o = median_ms(lambda: collator(list(zip(examples, waves, strict=True))), 3)
+    p = median_ms(lambda: reference_batch(processor, SYSTEM_PROMPT, examples, waves), 3)
     print(f"collation of {args.batch} x {args.seconds:g} s: nabra {o:.0f} ms, processor (300-s padding) {p:.0f} ms "
           f"({p / o:.1f}x)")
     record("gpu", f"collation, {args.batch} x {args.seconds:g} s: nabra", o, "ms")

@@ -33,10 +33,10 @@ from nabra.tasks import make_example
 from nabra.testing import tiny_model_dir
 
 
-def rate(collator, examples, batch: int, workers: int) -> float:
-    """Examples/s of decode + features + collation over ``examples`` (the best of two passes)."""
+def rate(collator, examples, batch: int, workers: int, repeats: int = 2) -> float:
+    """Examples/s of decode + features + collation over ``examples``, no cache (the best of ``repeats`` passes)."""
     best = 0.0
-    for _ in range(2):
+    for _ in range(repeats):
         store = AudioStore(0, workers)
         t = time.perf_counter()
         for i in range(0, len(examples), batch):

@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_loader import rate  # run from the repository root: bench/ is on the path
 from figures import record
 
 HERE = Path(__file__).resolve().parent
@@ -75,18 +76,12 @@ def nabra_pipeline(manifest: Path, release: Path, batch: int, repeats: int) -> d
     collator = Collator(bundle.tokenizer, bundle.feature_extractor)
     utts = [resolve_audio(u, manifest.parent) for u in read_manifest(manifest)]
     examples = list(iter_examples(utts, tasks=TASKS, split="train"))
-    best, frames = float("inf"), None
-    for _ in range(repeats):
-        store = AudioStore(0, 1)
-        t = time.perf_counter()
-        for i in range(0, len(examples), batch):
-            out = collator(store.samples(examples[i : i + batch]))
-            frames = max(frames or 0, int(out["input_features"].shape[-1]))
-        best = min(best, time.perf_counter() - t)
-        store.close()
-    n_batches = -(-len(examples) // batch)
-    return {"examples_per_s": len(examples) / best, "ms_per_batch": 1000 * best / n_batches, "frames": frames,
-            "rows": len(examples)}
+    per_s = rate(collator, examples, batch, workers=1, repeats=repeats)
+    store = AudioStore(0, 1)
+    longest = max(examples, key=lambda ex: ex.duration or 0.0)
+    frames = int(collator(store.samples([longest]))["input_features"].shape[-1])
+    store.close()
+    return {"examples_per_s": per_s, "ms_per_batch": 1000 * batch / per_s, "frames": frames, "rows": len(examples)}
 
 
 def peer_env() -> dict:

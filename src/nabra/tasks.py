@@ -103,7 +103,6 @@ part named by the task."""
 AUDIO_TASKS = frozenset({"asr", "ssum", "did", "ser"})
 """Built-in tasks that feed audio; every declared task does too."""
 LABEL_FIELDS = {"did": "dialect", "ser": "emotion"}
-KINDS = ("asr", "ssum", "tsum", "label")
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity (its label set holds dicts)
@@ -300,10 +299,12 @@ def make_example(utt: Utterance, task: str, *, seed: int = 0, language: str | No
     return _example(utt, task_set[task], seed, language)
 
 
-def _example(utt: Utterance, spec: TaskSpec, seed: int, language: str | None) -> Example:
+def _example(utt: Utterance, spec: TaskSpec, seed: int, language: str | None, label: str | None = None) -> Example:
+    """``label``: the utterance's canonical label when the caller has it already."""
     templates = _templates(spec, language, speech_language(utt.language))
     template = templates[choose(seed, f"{utt.id}#{spec.name}", len(templates))]
-    label = spec.label_of(utt) if spec.kind == "label" else None
+    if spec.kind == "label" and label is None:
+        label = spec.label_of(utt)
     target = {"asr": utt.transcript, "ssum": utt.summary, "tsum": utt.summary}.get(spec.kind, label)
     return _build(utt, spec, template, target, label)
 
@@ -352,8 +353,8 @@ def iter_examples(utterances, *, tasks=None, split: str | None = None, seed: int
                 yield _example(utt, builtin[task], seed, language)
         if declared and utt.audio is not None:
             for spec in declared:
-                if spec.label_of(utt) is not None:
-                    yield _example(utt, spec, seed, language)
+                if (label := spec.label_of(utt)) is not None:  # looked up once: aliases are normalized
+                    yield _example(utt, spec, seed, language, label)
 
 
 @lru_cache(maxsize=1024)

@@ -33,6 +33,8 @@ from nabra.evaluate.metrics import primary
 from nabra.files import read_records, write_text
 from nabra.schedule import SCHEDULE_NAMES
 
+LABEL_ROWS = (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False))
+"""The rows of every label task (did, ser, declared ones): (metric key, label, higher is better)."""
 # (task, metric key, label, higher is better); tasks as in metrics.json, "composite" at the top level.
 TABLE_ROWS = (
     ("asr", "wer", "WER", False), ("asr", "cer", "CER", False),
@@ -40,8 +42,7 @@ TABLE_ROWS = (
     ("asr", "cer_leaderboard", "CER (leaderboard norm.)", False),
     *((t, k, name, True) for t in ("ssum", "tsum") for k, name in
       (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"))),
-    *((t, k, name, up) for t in ("did", "ser") for k, name, up in
-      (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False))),
+    *((t, k, name, up) for t in ("did", "ser") for k, name, up in LABEL_ROWS),
     ("composite", "composite", "composite score", True),
 )
 """The rows of the built-in tasks; a declared label task gets did/ser's three rows (:func:`table_rows`)."""
@@ -54,8 +55,7 @@ def label_tasks(groups: dict[str, list[Run]]) -> tuple[str, ...]:
 
 def table_rows(groups: dict[str, list[Run]]) -> tuple:
     """:data:`TABLE_ROWS` with the rows of the runs' declared label tasks before the composite."""
-    declared = tuple((t, k, name, up) for t in report_tasks(groups)[len(TASKS):] for k, name, up in
-                     (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False)))
+    declared = tuple((t, k, name, up) for t in report_tasks(groups)[len(TASKS):] for k, name, up in LABEL_ROWS)
     return (*TABLE_ROWS[:-1], *declared, TABLE_ROWS[-1])
 SCHEDULE_ORDER = SCHEDULE_NAMES
 """Tables and legends list schedules in the registry's order (others after them, by name)."""
