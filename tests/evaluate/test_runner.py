@@ -144,6 +144,26 @@ def test_a_manifest_mixing_arabic_and_english_gets_wer_per_language(tmp_path, ti
     assert set(by_language) == {"ar", "en"} and by_language["en"]["n"] == 2 and by_language["ar"]["n"] == 3
     preds = {p.id: p for p in read_predictions(run / "eval-test" / "predictions.jsonl")}
     assert preds["en0#asr"].language == "en" and preds["en0#asr"].prompt in SPEECH_TEMPLATES["en"]["asr"]
+    # Every audio example keeps its clip's seconds; all are sentences here, so no length breakdown
+    assert preds["en0#asr"].duration == 1.0 and "by_duration" not in result["metrics"]["asr"]
+
+
+def test_long_clips_get_their_own_cer(tmp_path, tiny_dir, corpus):
+    from nabra.corpus.manifest import write_manifest
+    from nabra.testing import write_clip
+
+    utts = list(read_manifest(corpus))
+    long = Utterance("long0", audio=str(write_clip(tmp_path / "long0.flac", 12.0)), duration=12.0, language="ar",
+                     transcript="قال الوزير اليوم ان المشروع جديد", split="test", source="synth")
+    manifest = tmp_path / "with-long.jsonl"
+    write_manifest(manifest, [*utts, long])
+    run = _run_folder(tmp_path, tiny_dir, manifest)
+    result = evaluate(run, manifest, tasks=["asr"], batch_size=4, max_new_tokens=4, progress=False, log=lambda *_: None)
+    by_duration = result["metrics"]["asr"]["by_duration"]
+    n_short = sum(u.split == "test" and u.transcript is not None for u in utts)
+    assert list(by_duration) == ["< 10 s", "10-30 s"]
+    assert (by_duration["10-30 s"]["n"], by_duration["10-30 s"]["seconds"]) == (1, 12.0)
+    assert by_duration["< 10 s"]["n"] == n_short
 
 
 def test_evaluate_uses_the_runs_composite_weights(tmp_path, tiny_dir, corpus, monkeypatch):

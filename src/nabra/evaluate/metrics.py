@@ -71,6 +71,8 @@ class Prediction:
     """The answer is caught in a repetition loop (:func:`repetition_loop`)."""
     language: str | None = None
     """The speech's language (English ASR is scored under Whisper's English normalizer)."""
+    duration: float | None = None
+    """Seconds of the example's audio (for the ASR breakdown by length); ``None`` for text-only tasks."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,8 +179,19 @@ def composite_parts(metrics: dict[str, dict]) -> dict[str, float]:
 # ASR
 # ============================================================================================
 
+DURATION_BUCKETS = ((10.0, "< 10 s"), (30.0, "10-30 s"), (300.0, "30-300 s"), (math.inf, ">= 300 s"))
+"""Upper bounds (exclusive) and names of the ASR length buckets: a sentence, past Whisper's 30-s window,
+past the 300-s window of Qwen2.5-Omni's feature extractor (audio kept whole is encoded in windows)."""
+
+
+def duration_bucket(seconds: float) -> str:
+    """The :data:`DURATION_BUCKETS` name of a clip of ``seconds``."""
+    return next(name for bound, name in DURATION_BUCKETS if seconds < bound)
+
+
 def asr_metrics(preds: Sequence[Prediction], *, scheme: str = "default") -> dict:
-    """Corpus-level WER/CER under ``scheme`` and the leaderboard's, plus a per-dialect breakdown."""
+    """Corpus-level WER/CER under ``scheme`` and the leaderboard's, plus breakdowns per dialect, per
+    language (when mixed) and per audio length (``by_duration``, when the clips span several buckets)."""
     refs = [p.reference for p in preds]
     hyps = [_text(p) for p in preds]
     languages = [p.language for p in preds]
@@ -198,6 +211,14 @@ def asr_metrics(preds: Sequence[Prediction], *, scheme: str = "default") -> dict
         by_language.setdefault("en" if is_english(p.language) else (p.language or "ar"), []).append(i)
     if len(by_language) > 1:  # English under Whisper's normalizer, Arabic under the scheme's
         out["by_language"] = {lang: main.subset(idx) for lang, idx in sorted(by_language.items())}
+    by_duration: dict[str, list[int]] = {}
+    for i, p in enumerate(preds):
+        if p.duration is not None:
+            by_duration.setdefault(duration_bucket(p.duration), []).append(i)
+    if len(by_duration) > 1:  # where long audio is lost: a model that transcribes sentences but not paragraphs
+        order = [name for _, name in DURATION_BUCKETS]
+        out["by_duration"] = {b: {**main.subset(idx), "seconds": round(sum(preds[i].duration for i in idx), 1)}
+                              for b, idx in sorted(by_duration.items(), key=lambda kv: order.index(kv[0]))}
     return out
 
 

@@ -401,6 +401,25 @@ def language_sentence(groups: dict[str, list[Run]]) -> str | None:
            "run's scheme), mean over seeds — " + "; ".join(parts) + "."
 
 
+def duration_sentence(groups: dict[str, list[Run]]) -> str | None:
+    """ASR CER per audio length of each schedule and baseline (mean over seeds; ``by_duration`` in the
+    ASR metrics), when the test clips span several lengths: where long audio is lost. ``None`` otherwise."""
+    parts = []
+    for schedule, runs in groups.items():
+        tables = [m["by_duration"] for r in runs if (m := (r.final or {}).get("metrics", {}).get("asr"))
+                  and "by_duration" in m]
+        if tables:
+            cells = []
+            for bucket in dict.fromkeys(b for t in tables for b in t):
+                cer = float(np.mean([t[bucket]["cer"] for t in tables if bucket in t]))
+                share = tables[0].get(bucket, {}).get("n")
+                cells.append(f"{bucket} {100 * cer:.1f}%" + (f" ({share} clips)" if share is not None else ""))
+            parts.append(f"{schedule}: " + ", ".join(cells))
+    if not parts:
+        return None
+    return "ASR CER by audio length (`by_duration` in metrics.json), mean over seeds — " + "; ".join(parts) + "."
+
+
 def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
     """The groups that compete: every schedule but the baselines."""
     return {name: runs for name, runs in groups.items() if name not in BASELINES}
@@ -421,6 +440,8 @@ def summary(groups: dict[str, list[Run]]) -> list[str]:
         lines.append(loops)
     if languages := language_sentence(groups):
         lines.append(languages)
+    if lengths := duration_sentence(groups):
+        lines.append(lengths)
     vol = volatility_sentence(groups)
     if vol:
         lines.append(vol)

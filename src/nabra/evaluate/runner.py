@@ -127,7 +127,7 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
                        reference=ex.target, parsed=parse_output(ex.task, outputs.get(i, ("", False))[0], task_set=task_set),
                        label=ex.label, dialect=dialect_of.get(ex.utt_id), truncated=outputs.get(i, ("", False))[1],
                        looped=ex.task in GENERATIVE and repetition_loop(outputs.get(i, ("", False))[0]),
-                       language=ex.language)
+                       language=ex.language, duration=ex.duration if ex.audio else None)
             for i, ex in enumerate(examples)]
 
 
