@@ -413,7 +413,7 @@ def duration_sentence(groups: dict[str, list[Run]]) -> str | None:
             for bucket in dict.fromkeys(b for t in tables for b in t):
                 cer = float(np.mean([t[bucket]["cer"] for t in tables if bucket in t]))
                 share = tables[0].get(bucket, {}).get("n")
-                cells.append(f"{bucket} {100 * cer:.1f}%" + (f" ({share} clips)" if share is not None else ""))
+                cells.append(f"{bucket} {100 * cer:.1f}%" + (f" ({share} clip{'' if share == 1 else 's'})" if share is not None else ""))
             parts.append(f"{schedule}: " + ", ".join(cells))
     if not parts:
         return None
