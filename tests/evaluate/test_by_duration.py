@@ -56,3 +56,26 @@ def test_the_report_gives_cer_by_length_per_schedule(tmp_path):
         runs.append(folder)
     md = (make_report(runs, tmp_path / "r").parent / "report.md").read_text()
     assert "ASR CER by audio length" in md and "uniform: < 10 s 35.0% (95 clips), 10-30 s 95.0% (5 clips)" in md
+
+
+def test_the_demo_headline_adds_a_table_by_length(tmp_path):
+    from rich.console import Console
+
+    from nabra.demo import headline
+
+    runs = []
+    for name, short, long in (("base", 0.36, 0.95), ("ads-seed0", 0.40, 0.90), ("ads-seed1", 0.42, 0.86)):
+        folder = tmp_path / name
+        (folder / "eval-test").mkdir(parents=True)
+        asr_m = {"wer": 0.7, "cer": 0.6, "by_duration": {"< 10 s": {"cer": short, "n": 95},
+                                                        "10-30 s": {"cer": long, "n": 5}}}
+        (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr_m}, "composite": 0.5}))
+        runs.append(folder)
+    console = Console(record=True, width=120)
+    headline(runs, console)
+    text = console.export_text()
+    table = text[text.index("ASR CER by audio length"):]
+    cells = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
+             for line in table.splitlines() if line.startswith("│")}
+    assert cells["base"] == ["0.360", "0.950"]
+    assert cells["ads"] == ["0.410", "0.880"]  # the mean over its two seeds
