@@ -64,6 +64,19 @@ def write_lines(path: str | Path, records: list) -> Path:
     return path
 
 
+def write_eval_run(folder: str | Path, schedule: str, seed: int, asr: dict, composite: float = 0.5) -> Path:
+    """A run folder as the report reads it, with only an ASR test result: ``config.yaml`` (schedule,
+    seed), one training step in ``metrics.jsonl``, ``eval-test/metrics.json`` with ``asr`` metrics."""
+    import yaml
+
+    folder = Path(folder)
+    (folder / "eval-test").mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed}}))
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "task_loss": {"asr": 1.0}}) + "\n")
+    (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr}, "composite": composite}))
+    return folder
+
+
 # -- tiny models ---------------------------------------------------------------------------------
 
 TINY_TEXTS = ("مرحبا بكم في نبرة", "الجو جميل اليوم في القاهرة", "افتتح الوزير مستشفى جديدا", "ترحيب")

@@ -8,6 +8,7 @@ import pytest
 
 from nabra.evaluate.metrics import Prediction, compute_metrics, duration_bucket
 from nabra.evaluate.report import make_report
+from nabra.testing import write_eval_run
 
 
 def asr(uid, ref, hyp, seconds):
@@ -41,19 +42,10 @@ def test_old_predictions_without_duration_still_load():
 
 
 def test_the_report_gives_cer_by_length_per_schedule(tmp_path):
-    import yaml
-
-    runs = []
-    for seed, (short, long) in enumerate(((0.3, 0.9), (0.4, 1.0))):
-        folder = tmp_path / f"u{seed}"
-        (folder / "eval-test").mkdir(parents=True)
-        (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": "uniform"}, "train": {"seed": seed}}))
-        (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "task_loss": {"asr": 1.0}}) + "\n")
-        asr_m = {"wer": 0.5, "cer": 0.5, "n": 100, "by_duration": {
-            "< 10 s": {"wer": short, "cer": short, "n": 95, "seconds": 200.0},
-            "10-30 s": {"wer": long, "cer": long, "n": 5, "seconds": 100.0}}}
-        (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr_m}, "composite": 0.5}))
-        runs.append(folder)
+    runs = [write_eval_run(tmp_path / f"u{seed}", "uniform", seed, {"wer": 0.5, "cer": 0.5, "n": 100, "by_duration": {
+        "< 10 s": {"wer": short, "cer": short, "n": 95, "seconds": 200.0},
+        "10-30 s": {"wer": long, "cer": long, "n": 5, "seconds": 100.0}}})
+        for seed, (short, long) in enumerate(((0.3, 0.9), (0.4, 1.0)))]
     md = (make_report(runs, tmp_path / "r").parent / "report.md").read_text()
     assert "ASR CER by audio length" in md and "uniform: < 10 s 35.0% (95 clips), 10-30 s 95.0% (5 clips)" in md
 

@@ -2,7 +2,6 @@
 scored under Whisper's English normalizer (transformers' own), Arabic ones under the Arabic scheme,
 and the metrics and the report give WER per language."""
 
-import json
 
 import pytest
 
@@ -10,6 +9,7 @@ from nabra.corpus.manifest import Utterance
 from nabra.evaluate.metrics import Prediction, compute_metrics
 from nabra.evaluate.report import make_report
 from nabra.tasks import SPEECH_TEMPLATES, TEMPLATES, iter_examples, make_example
+from nabra.testing import write_eval_run
 from nabra.text.english import is_english, normalize_english
 
 
@@ -46,17 +46,9 @@ def test_mixed_languages_get_per_language_wer():
 
 
 def test_the_report_says_wer_per_language(tmp_path):
-    import yaml
-
-    runs = []
-    for seed, (en, ar) in enumerate(((0.2, 0.4), (0.3, 0.5))):
-        folder = tmp_path / f"u{seed}"
-        (folder / "eval-test").mkdir(parents=True)
-        (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": "uniform"}, "train": {"seed": seed}}))
-        (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "task_loss": {"asr": 1.0}}) + "\n")
-        asr_m = {"wer": (en + ar) / 2, "cer": 0.1, "n": 4,
-                 "by_language": {"ar": {"wer": ar, "cer": 0.1, "n": 2}, "en": {"wer": en, "cer": 0.1, "n": 2}}}
-        (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr_m}, "composite": 0.5}))
-        runs.append(folder)
+    runs = [write_eval_run(tmp_path / f"u{seed}", "uniform", seed, {
+        "wer": (en + ar) / 2, "cer": 0.1, "n": 4,
+        "by_language": {"ar": {"wer": ar, "cer": 0.1, "n": 2}, "en": {"wer": en, "cer": 0.1, "n": 2}}})
+        for seed, (en, ar) in enumerate(((0.2, 0.4), (0.3, 0.5)))]
     md = (make_report(runs, tmp_path / "r").parent / "report.md").read_text()
     assert "ASR WER per language" in md and "uniform: ar 45.0%, en 25.0%" in md
