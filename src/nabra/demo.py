@@ -52,7 +52,6 @@ from nabra.train import train
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
          "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400}
 FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}
-BUCKETS = [name for _, name in DURATION_BUCKETS]
 BASE_SEED = 1
 """Synthesis seed of the base's corpus (the fine-tuning corpus has seed 0): other sentences."""
 BASE_THREADS = 2
@@ -223,8 +222,8 @@ def headline(runs: list[Path], console: Console) -> None:
         # The base is scored on the tasks it was pre-trained on (ASR, SER): its composite is not comparable.
         table.add_row(name, *cells, "-" if name == "base" else _mean([r.get("composite") for r in results]))
     console.print(table)
-    lengths = sorted({b for results in rows.values() for r in results
-                      for b in r["metrics"].get("asr", {}).get("by_duration", {})}, key=BUCKETS.index)
+    lengths = [b for _, b in DURATION_BUCKETS if any(b in r["metrics"].get("asr", {}).get("by_duration", {})
+                                                     for results in rows.values() for r in results)]
     if len(lengths) > 1:  # the sentences are learnt, the paragraphs not: the overall CER hides which
         by_length = Table(title="ASR CER by audio length (test split), mean over seeds")
         by_length.add_column("schedule")

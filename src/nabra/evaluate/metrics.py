@@ -216,9 +216,8 @@ def asr_metrics(preds: Sequence[Prediction], *, scheme: str = "default") -> dict
         if p.duration is not None:
             by_duration.setdefault(duration_bucket(p.duration), []).append(i)
     if len(by_duration) > 1:  # where long audio is lost: a model that transcribes sentences but not paragraphs
-        order = [name for _, name in DURATION_BUCKETS]
         out["by_duration"] = {b: {**main.subset(idx), "seconds": round(sum(preds[i].duration for i in idx), 1)}
-                              for b, idx in sorted(by_duration.items(), key=lambda kv: order.index(kv[0]))}
+                              for _, b in DURATION_BUCKETS if (idx := by_duration.get(b))}
     return out
 
 
