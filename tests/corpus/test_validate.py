@@ -131,3 +131,24 @@ def test_cli_missing_manifest_is_one_line_exit_2(tmp_path, capsys):
     assert main(["data", "validate", str(tmp_path / "nope.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"nabra: error: {tmp_path / 'nope.jsonl'}: manifest not found"
+
+
+def test_latin_script_transcripts_in_an_arabic_manifest_are_warned(tmp_path, capsys):
+    """MGB-2's dev/test text is Buckwalter (lhotse's recipe converts it): a manifest that kept it would
+    train on Arabic and score against Latin letters. Each such line is a warning, counted by kind."""
+    write_clip(tmp_path / "a.wav", 0.5)
+    path = write_lines(tmp_path / "m.jsonl", [
+        {"id": "bw", "audio": "a.wav", "language": "ar", "transcript": ">kd Alr}ys >n Alm&tmr syEqd"},
+        {"id": "bw2", "audio": "a.wav", "language": "ar", "transcript": "nEm", "summary": "mrHbA bkm"},
+        {"id": "mixed", "audio": "a.wav", "language": "ar", "transcript": "باشتغل part time بشغلات"},
+        {"id": "en", "audio": "a.wav", "language": "en", "transcript": "Mister Quiller is the apostle"},
+        {"id": "digits", "audio": "a.wav", "language": "ar", "transcript": "2024"},
+        {"id": "ok", "audio": "a.wav", "language": "ar", "transcript": "أكد الرئيس"},
+    ])
+    found = problems(path)
+    assert [line for line, _ in found] == [1, 2, 2]
+    assert all("in Latin letters, not Arabic script" in reason for _, reason in found)
+    assert "Buckwalter" in found[0][1]
+    assert main(["data", "validate", str(path)]) == 0  # warnings do not fail validation
+    out = capsys.readouterr().out
+    assert out.count("warning: transcript is in Latin letters") == 2 and "3 warning(s)" in out

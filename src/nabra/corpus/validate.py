@@ -38,6 +38,7 @@ from nabra.corpus.manifest import (
     resolve_audio,
 )
 from nabra.errors import AudioError
+from nabra.text.buckwalter import latin_script
 
 AUDIO_CHUNK = 256
 """Utterances whose audio is checked per batch of the thread pool."""
@@ -124,7 +125,8 @@ _TEXT_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 def utterance_warnings(utt: Utterance) -> list[str]:
     """What is odd about a valid utterance but may be meant: a field name that looks misspelled or
-    comes from another format, an id that looks like a path, control characters in the text."""
+    comes from another format, an id that looks like a path, control characters in the text, a
+    transcript or summary of an Arabic utterance written in Latin letters (Buckwalter, or English)."""
     out = []
     for key in utt.extra:
         hint = _FIELD_HINTS.get(key.casefold()) or next(iter(get_close_matches(key.casefold(), FIELD_NAMES, 1, 0.8)), None)
@@ -133,16 +135,25 @@ def utterance_warnings(utt: Utterance) -> list[str]:
             out.append(f"field {key!r} is not a manifest field (kept as an extra field): did you mean {hint!r}?")
     if _PATH_LIKE.search(utt.id):  # "a/b" is a common id style (merge --prefix-ids writes it): not this
         out.append(f"id {utt.id!r} looks like a path; files Nabra names after ids use a sanitized name")
+    arabic = utt.language is not None and utt.language.split("-")[0].split("_")[0].casefold() == "ar"
     for key in ("transcript", "summary"):
         text = getattr(utt, key)
-        if text is not None and (bad := _TEXT_CONTROL.search(text)):
+        if text is None:
+            continue
+        if bad := _TEXT_CONTROL.search(text):
             out.append(f"control character U+{ord(bad.group()):04X} in {key}")
+        if arabic and (script := latin_script(text)):
+            out.append(f"{key} is in Latin letters, not Arabic script, in an Arabic (language ar) utterance"
+                       + (": Buckwalter transliteration? (nabra data import mgb2 converts it)" if script == "buckwalter"
+                          else ""))
     return out
 
 
 def reason_key(message: str) -> str:
-    """A message without its values (quoted strings, numbers), so that problems group by kind."""
-    return re.sub(r"(?<![\w-])-?\d[\d,]*(\.\d+)?(e-?\d+)?(?!\w)", "N", re.sub(r"'[^']*'", "X", message))
+    """A message without its values (quoted strings, numbers, a value after a final colon), so that
+    problems group by kind."""
+    key = re.sub(r"(?<![\w-])-?\d[\d,]*(\.\d+)?(e-?\d+)?(?!\w)", "N", re.sub(r"'[^']*'", "X", message))
+    return re.sub(r": [XN]$", "", key)
 
 
 def segment_problem(utt: Utterance, info: AudioInfo) -> tuple[str, str] | None:

@@ -91,3 +91,45 @@ def test_cli_keep_country_prints_the_label_set(adi17, tmp_path, capsys):
     hint = capsys.readouterr().out.splitlines()[-1]
     assert hint.startswith("dialect labels are country codes: validate with --dialects ALG,")
     assert main(["data", "validate", str(out), "--dialects", hint.split()[-1]]) == 0
+
+
+# MGB-3 ADI, as QCRI publishes its lists (github.com/qcri/dialectID): the test set's `data/test.MGB3/reference`
+# holds `<id> <digit>` with ids `<recording>_<F|M>_<speaker>_<start>_<end>` (two decimals each), the digits
+# 1-5 being EGY GLF LAV MSA NOR (the order of its run.sh and evaluation/README.md); its `wav.lst` names
+# `wav/<id>.wav`. The VarDial 2017 dev set lies one folder per dialect (`dev/EGY/<rec>__27.55_36.02.wav`),
+# under `dev.vardial2017/` in that repository's data folder.
+MGB3_REFERENCE = """\
+0bc338817a75e79a50f44e3726dbe8d3_F_0002_2782.80_2790.66 1
+0bc338817a75e79a50f44e3726dbe8d3_F_0002_2827.63_2832.97 1
+0e17f62bf27a3043d69a365b3a23af96_F_0002_0.30_25.72 4
+0e17f62bf27a3043d69a365b3a23af96_F_0002_0.30_25.95 4
+a4505972a3c1e32db82a09e979b7942e_M_0019_1415.19_1461.20 5
+"""
+MGB3_DIGITS = {"1": "EGY", "2": "GLF", "3": "LAV", "4": "MSA", "5": "NOR"}
+
+
+def test_mgb3_list_ids_keep_their_decimals(tmp_path, import_checked):
+    ids = [line.split()[0] for line in MGB3_REFERENCE.splitlines()]
+    for uid in ids:
+        write_clip(tmp_path / "test.MGB3" / "wav" / f"{uid}.wav", 0.2)
+    (tmp_path / "test.MGB3" / "reference").write_text(MGB3_REFERENCE)
+    mapping = tmp_path / "mgb3.json"
+    mapping.write_text(json.dumps(MGB3_DIGITS))
+    report, utts = import_checked("adi", None, tmp_path / "t.jsonl", list_file=str(tmp_path / "test.MGB3" / "reference"),
+                                  audio_dir=str(tmp_path / "test.MGB3" / "wav"), split="test",
+                                  mapping=load_mapping(str(mapping)))
+    assert not report.skipped and sorted(utts) == sorted(ids)  # nothing cut at a decimal point, nothing collides
+    assert utts[ids[2]].dialect == "MSA" and utts[ids[4]].dialect == "NOR"
+    assert utts[ids[0]].audio == str(tmp_path / "test.MGB3" / "wav" / f"{ids[0]}.wav")
+
+
+def test_vardial2017_split_folders(tmp_path, import_checked):
+    root = tmp_path / "adi"
+    write_clip(root / "dev.vardial2017" / "EGY" / "04d3ad10aceb69fcfb3a55d102ba7cff__27.55_36.02.wav", 0.2)
+    write_clip(root / "train.vardial2017" / "LAV" / "0501982b07698c64b559f0d25b5b0c8b__31.88_53.81.wav", 0.2)
+    (root / "features").mkdir()  # no split folder: said, not silently passed over
+    report, utts = import_checked("adi", root, tmp_path / "a.jsonl")
+    assert {u.id: (u.dialect, u.split) for u in utts.values()} == {
+        "EGY-04d3ad10aceb69fcfb3a55d102ba7cff__27.55_36.02": ("EGY", "dev"),
+        "LAV-0501982b07698c64b559f0d25b5b0c8b__31.88_53.81": ("LAV", "train")}
+    assert any("features" in note and "not imported" in note for note in report.notes)

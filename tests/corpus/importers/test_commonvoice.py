@@ -128,3 +128,30 @@ def test_a_byte_that_is_not_utf8_skips_its_row_only(release, tmp_path, import_ch
     report, utts = import_checked("commonvoice", release, tmp_path / "cv.jsonl", tsvs=["train"])
     assert report.reasons["not valid UTF-8: byte 0xFF in field X"] == 1
     assert any(u.transcript == "بعده" for u in utts.values())  # the rows after it are read
+
+
+def test_columns_are_read_by_header_name_and_rows_must_match_it(tmp_path, import_checked):
+    """A Common Voice TSV is read by its header's names (the column order changed across releases: 17.0
+    added sentence_id, sentence_domain, variant). A row with more fields than the header — a TAB inside the
+    sentence — would shift every column after it: refused, not read shifted. A UTF-8 BOM (written by
+    spreadsheet tools re-saving the TSV) must not hide client_id."""
+    root = tmp_path / "cv" / "ar"
+    for name in ("a.mp3", "b.mp3", "c.mp3"):
+        write_clip(root / "clips" / name, 0.3, sample_rate=44100, fmt="MP3")
+    shifted = cv_row("b.mp3", "قال\tنعم")  # 14 fields for a 13-column header
+    rows = [cv_row("a.mp3", "مرحبا بكم"), shifted, cv_row("c.mp3", "صباح الخير", client="c9")]
+    (root / "train.tsv").write_text("\ufeff" + "\n".join(["\t".join(HEADER), *rows]) + "\n", encoding="utf-8")
+    report, utts = import_checked("commonvoice", root, tmp_path / "cv.jsonl", tsvs=["train"])
+    assert set(utts) == {"a", "c"}
+    assert report.reasons == {"malformed row": 1} and report.items[0]["detail"] == "14 fields, the header has 13"
+    assert (utts["c"].speaker, utts["c"].extra["gender"], utts["c"].extra["age"]) == ("c9", "male_masculine", "twenties")
+
+
+def test_skip_reasons_name_the_kind_not_a_placeholder(tmp_path, import_checked):
+    root = tmp_path / "cv" / "ar"
+    write_clip(root / "clips" / "a.mp3", 0.3, sample_rate=44100, fmt="MP3")
+    write_tsv(root / "train.tsv", [cv_row("a.mp3", "؟")])  # punctuation only: empty once normalized
+    report, _ = import_checked("commonvoice", root, tmp_path / "cv.jsonl", tsvs=["train"])
+    (reason,) = report.reasons
+    assert reason == "transcript is empty once normalized (only diacritics, tatweel, punctuation)"
+    assert report.items[0]["detail"].endswith("'؟'")

@@ -4,6 +4,9 @@ upper-case trans.txt lines beside FLAC; L2-ARCTIC's per-speaker wav/transcript/a
 at 44.1 kHz), with a bad row of each kind counted."""
 
 import json
+import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +137,24 @@ def test_the_cli_imports_english_corpora_as_english(librispeech, tmp_path, capsy
                  "--quiet"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "l2.jsonl").read_text().splitlines()]
     assert {(r["speaker"], r["split"]) for r in rows} == {("ABA", "train"), ("SKA", "dev"), ("BWC", "dev")}
+
+
+def test_l2arctic_annotation_path_resolves_like_the_audio(tmp_path, monkeypatch, import_checked):
+    """A relative SRC: the audio is written absolute, so must the annotation be (it was relative to the
+    working directory the import ran in, and broke once the manifest was read from elsewhere)."""
+    _l2arctic(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    _, utts = import_checked("l2arctic", "l2arctic_release_v5.0", tmp_path / "out" / "l2.jsonl")
+    u = utts["ABA-arctic_a0001"]
+    assert u.extra["annotation"] == str(tmp_path / "l2arctic_release_v5.0" / "ABA" / "annotation" / "arctic_a0001.TextGrid")
+    assert os.path.isabs(u.audio)
+
+
+def test_the_docs_describe_the_l1_split_the_importer_makes():
+    """docs/importers.md states which Arabic speakers train under --speaker-split l1."""
+    docs = (Path(__file__).parents[3] / "docs" / "importers.md").read_text(encoding="utf-8")
+    stated = re.search(r"\((\w+) and (\w+), two of the Arabic speakers, train; (\w+) is dev, (\w+) test\)", docs)
+    assert stated, "the sentence about the Arabic speakers' splits is gone from docs/importers.md"
+    arabic = {s: split for s, split in speaker_splits("l1").items() if SPEAKERS[s][1] == "Arabic"}
+    train, dev, test = (sorted(s for s, split in arabic.items() if split == name) for name in ("train", "dev", "test"))
+    assert (sorted(stated.groups()[:2]), [stated[3]], [stated[4]]) == (train, dev, test)

@@ -147,3 +147,98 @@ def test_ids_never_become_paths_when_segments_are_cut(tmp_path):
     assert len(set(audios)) == len(ids)  # "a/b" and "a_b" do not share a file
     assert all(Path(a).parent == cut_dir.resolve() for a in audios)  # nothing escapes the folder
     assert sorted(p.name for p in tmp_path.rglob("*.wav")) == sorted(["long.wav", *(Path(a).name for a in audios)])
+
+
+# LLaMA-Factory's own audio example, data/mllm_audio_demo.json (its dataset_info.json: formatting sharegpt,
+# columns messages/audios, tags role/content/user/assistant): a JSON *array*, pretty-printed, audio paths
+# relative to the data folder. Verbatim but for the file names.
+LLAMAFACTORY_AUDIO_DEMO = """[
+  {
+    "messages": [
+      {
+        "content": "<audio>What's that sound?",
+        "role": "user"
+      },
+      {
+        "content": "It is the sound of glass shattering.",
+        "role": "assistant"
+      }
+    ],
+    "audios": [
+      "mllm_demo_data/1.wav"
+    ]
+  },
+  {
+    "messages": [
+      {
+        "content": "<audio>What does the person say?",
+        "role": "user"
+      },
+      {
+        "content": "Mister Quiller is the apostle of the middle classes and we are glad to welcome his gospel.",
+        "role": "assistant"
+      }
+    ],
+    "audios": [
+      "mllm_demo_data/3.wav"
+    ]
+  }
+]
+"""
+
+
+def test_llamafactory_json_array(tmp_path, import_checked):
+    write_clip(tmp_path / "data" / "mllm_demo_data" / "1.wav", 0.3)
+    write_clip(tmp_path / "data" / "mllm_demo_data" / "3.wav", 0.3)
+    path = tmp_path / "data" / "mllm_audio_demo.json"
+    path.write_text(LLAMAFACTORY_AUDIO_DEMO)
+    report, utts = import_checked("swift", path, tmp_path / "out.jsonl", language="en")
+    assert report.seen == 2  # two rows, not one per line of the pretty-printed file
+    assert dict(report.reasons) == {"task not recognised in the prompt (pass --task)": 1}  # a sound event: no task of ours
+    assert report.items[0]["where"] == "mllm_audio_demo.json:2"  # the line its object starts on
+    (utt,) = utts.values()
+    assert utt.transcript.startswith("Mister Quiller") and utt.audio == str(tmp_path / "data" / "mllm_demo_data" / "3.wav")
+
+
+def test_json_array_that_does_not_parse_names_the_line(tmp_path):
+    from nabra.corpus.importers import import_corpus
+    from nabra.errors import NabraError
+
+    path = tmp_path / "bad.json"
+    path.write_text('[\n  {"messages": []},\n  {"messages": [}\n]\n')
+    with pytest.raises(NabraError, match=r"bad\.json:3: .*not valid JSON"):
+        import_corpus("swift", path, tmp_path / "o.jsonl")
+
+
+def test_ms_swift_row_formats(tmp_path, import_checked):
+    """The four forms ms-swift's AutoPreprocessor reads (docs/source_en/Customization/Custom-dataset.md and
+    swift/llm/dataset/preprocessor/core.py): messages; sharegpt ``conversation`` of {human, assistant} pairs;
+    alpaca instruction/input/output (joined by a newline); query/response with history. And LLaMA-Factory's
+    alpaca (same keys, ``audios``) and sharegpt (``conversations`` of from/value)."""
+    write_clip(tmp_path / "a.wav", 0.3)
+    rows = [
+        {"system": "أنت مساعد", "conversation": [{"human": "<audio>تعرف على الكلام", "assistant": "مرحبا بكم"}],
+         "audios": ["a.wav"]},
+        {"instruction": "<audio>Which Arabic dialect is spoken?", "input": "", "output": "مصري", "audios": ["a.wav"]},
+        {"instruction": "Summarize the following text in one sentence:", "input": "قالت الوزارة إن المشروع اكتمل.",
+         "output": "اكتمل المشروع"},
+        {"query": "<audio>What emotion does the speaker express?", "response": "angry", "history": [],
+         "audios": "a.wav"},
+        {"system_prompt": "transcribe", "query": "<audio>", "response": "نعم", "audios": ["a.wav"]},
+        {"conversations": [{"from": "human", "value": "<audio>Transcribe."}, {"from": "bot", "value": "لا"}],
+         "audios": ["a.wav"]},
+        {"query": "<audio>Transcribe.", "response": "ثم", "history": [["<audio>Transcribe.", "قبل"]], "audios": ["a.wav"]},
+    ]
+    path = tmp_path / "swift.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    report, utts = import_checked("swift", path, tmp_path / "out.jsonl")
+    got = {u.id: (u.tasks(), u.transcript, u.summary, u.dialect, u.emotion) for u in utts.values()}
+    assert got == {
+        "swift-000001": (("asr",), "مرحبا بكم", None, None, None),
+        "swift-000002": (("did",), None, None, "EGY", None),
+        "swift-000003": (("tsum",), "قالت الوزارة إن المشروع اكتمل.", "اكتمل المشروع", None, None),
+        "swift-000004": (("ser",), None, None, None, "angry"),
+        "swift-000005": (("asr",), "نعم", None, None, None),
+        "swift-000006": (("asr",), "لا", None, None, None),
+    }
+    assert dict(report.reasons) == {"not one user turn and one answer": 1}  # the history makes it two turns

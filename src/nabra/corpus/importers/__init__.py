@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 IMPORTERS: dict[str, str] = {
     "commonvoice": "Common Voice release folder (TSV metadata + clips/)",
-    "mgb2": "MGB-2 recordings with XML transcripts, or a Kaldi segments/text/wav.scp folder",
+    "mgb2": "MGB-2 release (train XML, dev/test Kaldi tables in Buckwalter), or a Kaldi data folder",
     "adi": "ADI-5 / ADI-17 dialect identification layouts",
     "folder": "a folder of audio with the label in folder or file names",
     "hf": "a Hugging Face dataset saved on disk (save_to_disk folder or parquet)",

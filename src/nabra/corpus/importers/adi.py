@@ -34,6 +34,7 @@ LAYOUT = """\
            SRC/dev_segments/*.wav   + SRC/adi17_official_dev_label.txt   (<utt> <COUNTRY> per line)
            SRC/test_segments/*.wav  + SRC/adi17_official_test_label.txt
   ADI-5:   SRC/{train,dev,test}/wav/<REGION>/*.wav     (REGION: EGY GLF LAV NOR MSA)
+  MGB-3:   SRC/{train,dev}.vardial2017/<REGION>/*.wav   (a split folder may carry a .suffix)
   other:   SRC/{train,dev,test}/<LABEL>/**/*.wav, SRC/<LABEL>/**/*.wav,
            or --list FILE (<utt> <label> per line) with --audio-dir DIR"""
 
@@ -81,15 +82,15 @@ def read(src: str | os.PathLike, report: SkipReport, *, mapping: Mapping[str, st
         labels = country_labels(mapping)
         mapping = {k: (k if v is not None else None) for k, v in mapping.items()}
     common = dict(labels=labels, language=language, source=source)
-    for kind, path, part_split, audio in _layout(src, split, list_file, audio_dir):
+    for kind, path, part_split, audio in _layout(src, split, list_file, audio_dir, report):
         if kind == "list":
             yield from _read_list(path, audio, report, mapping=mapping, split=part_split, **common)
         else:
             yield from folder.read(path, report, field="dialect", label_map=mapping, split=part_split, **common)
 
 
-def _layout(src: str | os.PathLike | None, split: str | None, list_file: str | None,
-            audio_dir: str | None) -> list[tuple[str, Path, str | None, Path | None]]:
+def _layout(src: str | os.PathLike | None, split: str | None, list_file: str | None, audio_dir: str | None,
+            report: SkipReport | None = None) -> list[tuple[str, Path, str | None, Path | None]]:
     """(kind, path, split, audio folder) for each part of the release found under ``src``."""
     if list_file:
         audio = audio_dir or src
@@ -99,16 +100,21 @@ def _layout(src: str | os.PathLike | None, split: str | None, list_file: str | N
     if src is None:
         raise NabraError(f"name the ADI folder; expected layout:\n{LAYOUT}")
     src = require_dir(Path(src), LAYOUT)
-    parts = []
+    parts, used = [], set()
     for name in SPLITS:
         segments, labels = src / f"{name}_segments", src / f"adi17_official_{name}_label.txt"
+        split_dirs = [f for f in (src / name, *sorted(src.glob(f"{name}.*"))) if f.is_dir()]  # dev, dev.vardial2017
         if segments.is_dir():
             parts.append(("list", labels, name, segments) if labels.is_file() else ("folders", segments, name, None))
-        elif (src / name / "wav").is_dir():
-            parts.append(("folders", src / name / "wav", name, None))
-        elif (src / name).is_dir():
-            parts.append(("folders", src / name, name, None))
+            used.add(segments.name)
+        for d in split_dirs:
+            parts.append(("folders", d / "wav" if (d / "wav").is_dir() else d, name, None))
+            used.add(d.name)
     if parts:
+        ignored = sorted(p.name for p in src.iterdir() if p.is_dir() and p.name not in used)
+        if ignored and report is not None:
+            report.notes.append(f"{src}: folder(s) not imported, not named after a split "
+                                f"(train, dev, test, or train.*/dev.*/test.*): {', '.join(ignored)}")
         return parts
     if any(p.is_dir() for p in src.iterdir()):
         return [("folders", src, split, None)]
@@ -132,9 +138,12 @@ def _read_list(path: Path, audio_dir: Path, report: SkipReport, *, mapping: Mapp
         if name is None:
             report.skip(where, "unknown dialect label", raw)
             continue
-        audio = audio_dir / (uid if os.path.splitext(uid)[1].lower() in AUDIO_SUFFIXES else f"{uid}.wav")
+        # MGB-3 ids hold decimals (<rec>_F_0002_0.30_25.72): only an audio suffix is a suffix.
+        suffix = os.path.splitext(uid)[1]
+        stem = uid[: -len(suffix)] if suffix.lower() in AUDIO_SUFFIXES else uid
+        audio = audio_dir / (uid if stem != uid else f"{uid}.wav")
         if not audio.is_file():
             report.skip(where, "audio file not found", str(audio))
             continue
-        yield Row(where, Utterance(id=Path(uid).stem, audio=str(audio), language=language, dialect=name,
+        yield Row(where, Utterance(id=Path(stem).name, audio=str(audio), language=language, dialect=name,
                                    source=source, split=split))

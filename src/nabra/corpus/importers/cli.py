@@ -73,10 +73,15 @@ def _commonvoice_arguments(p) -> None:
 
 
 def _mgb2_arguments(p) -> None:
-    p.add_argument("--buckwalter", action="store_true", help="transcripts are Buckwalter: convert to Arabic")
+    p.add_argument("--script", choices=("auto", "arabic", "buckwalter"), default="auto",
+                   help="script of the transcripts: auto (default) converts each file found to be Buckwalter")
+    p.add_argument("--buckwalter", action="store_true", help="same as --script buckwalter")
+    p.add_argument("--with-overlap", dest="overlap", action="store_true",
+                   help="dev/test: also the overlapped-speech segments (segments.all/text.all)")
     p.add_argument("--max-wmer", type=float, help="skip XML segments whose WMER (%%) is above this")
-    p.add_argument("--segments", help="name of the Kaldi segments file in SRC (default segments)")
-    p.add_argument("--text", help="name of the Kaldi text file in SRC (default text)")
+    p.add_argument("--segments", help="name of the Kaldi segments file (default: the release's, "
+                                      "segments.non_overlap_speech, segments or segments.all)")
+    p.add_argument("--text", help="name of the Kaldi text file (default: text.non_overlap_speech, text or text.all)")
     _split_arg(p)
 
 
@@ -163,8 +168,8 @@ def _kind_options(args, opts) -> dict:
         return common | {"tsvs": [t.strip() for t in args.tsv.split(",") if t.strip()] if args.tsv else None,
                          "probe_audio": args.probe_audio}
     if args.kind == "mgb2":
-        return common | split | {"buckwalter": args.buckwalter, "max_wmer": args.max_wmer,
-                                 "segments": args.segments, "text": args.text}
+        return common | split | {"script": "buckwalter" if args.buckwalter else args.script, "overlap": args.overlap,
+                                 "max_wmer": args.max_wmer, "segments": args.segments, "text": args.text}
     if args.kind == "adi":
         from nabra.corpus.importers.adi import load_mapping
 

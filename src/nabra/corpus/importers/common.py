@@ -292,15 +292,20 @@ def _cached_info(path: str) -> AudioInfo:
 
 
 def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line_rows: array) -> None:
-    """Validate the written manifest; drop (and report) any line it rejects.
+    """Validate the written manifest; drop (and report) any line it rejects, and note its warnings.
 
     The checks above already apply the validation rules, so this pass finds nothing unless they
     drift apart; it is what guarantees that an import never leaves an invalid manifest behind.
     """
     bad: dict[int, str] = {}
+    warned: Counter[str] = Counter()
     for problem in validate_manifest(out, cfg):
-        if not problem.warning:
+        if problem.warning:
+            warned[reason_key(problem.reason)] += 1
+        else:
             bad.setdefault(problem.line, problem.reason)
+    report.notes += [f"{n:,} warning(s): {kind} (nabra data validate {out} lists them)"
+                     for kind, n in warned.most_common()]
     if not bad:
         return
     with atomic_path(out) as tmp, open_text(tmp, "w") as f:

@@ -59,7 +59,8 @@ def read(src: str | os.PathLike, report: SkipReport, *, tsvs: Sequence[str] | No
 
 def _read_tsv(path: Path, report: SkipReport, clips_dir: Path, clips: set[str], durations: dict[str, float],
               split: str | None, probe_audio: bool, language: str, source: str) -> Iterator[Row]:
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:  # bad bytes: a skip, not a crash
+    # utf-8-sig: a BOM (spreadsheet tools write one) must not become part of the first column's name.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:  # bad bytes: a skip, not a crash
         # Sentences hold quotes: the releases are written without quoting (QUOTE_NONE).
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
@@ -68,12 +69,11 @@ def _read_tsv(path: Path, report: SkipReport, clips_dir: Path, clips: set[str], 
         cols = _columns(path, header)
         i_path, i_sentence, i_client, i_locale = cols["path"], cols["sentence"], cols.get("client_id"), cols.get("locale")
         extras = [(cols[c], key) for c, key in _EXTRA_COLUMNS.items() if c in cols]
-        width = max(cols.values()) + 1
         clips_prefix = str(clips_dir) + os.sep
         for lineno, fields in enumerate(reader, 2):
             report.seen += 1
             where = f"{path.name}:{lineno}"
-            if len(fields) < width:
+            if len(fields) != len(header):  # a TAB in a sentence would shift every column after it
                 report.skip(where, "malformed row", f"{len(fields)} fields, the header has {len(header)}")
                 continue
             clip = fields[i_path]

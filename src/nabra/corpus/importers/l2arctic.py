@@ -118,7 +118,7 @@ def _row(root: Path, speaker: str, wav: Path, transcript: Path, annotation: Path
     sex_l1 = SPEAKERS.get(speaker.upper())
     if sex_l1:
         extra["gender"], extra["l1"] = sex_l1
-    if annotation.is_file():
-        extra["annotation"] = str(annotation)
+    if annotation.is_file():  # absolute, as the audio path is made: a manifest is read from anywhere
+        extra["annotation"] = os.path.abspath(annotation)
     yield Row(where, Utterance(id=uid, audio=str(wav), language=language, transcript=text, speaker=speaker.upper(),
                                source=source, split=splits.get(speaker.upper()), extra=extra))

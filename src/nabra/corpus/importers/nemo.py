@@ -4,8 +4,10 @@
 The format of NeMo's ASR datasets and of the Open Universal Arabic ASR Leaderboard's test sets
 (``datasets/{sada_test,commonvoice_test,masc_test_clean,masc_test_noisy,mgb2_test,casablanca_test}.json``
 in its repository: ``audio_filepath`` holds a ``{data_folder}`` placeholder for where the user keeps
-the WAVs, ``id`` is missing in Casablanca's). ``data_folder`` fills the placeholder; other relative
-paths are relative to the manifest's folder, as NeMo resolves them. Other keys become extra fields.
+the WAVs, ``id`` is missing in Casablanca's). ``data_folder`` fills the placeholder as the
+leaderboard's own code does (``audio_filepath.format(data_folder=...)``, then opened as it is), so a
+relative folder is relative to the working directory; other relative paths are relative to the
+manifest's folder, as NeMo resolves them. Other keys become extra fields.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def read(src: str | os.PathLike, report: SkipReport, *, data_folder: str | os.Pa
     """One row per line of the manifest ``src``."""
     path = require_file(Path(src), LAYOUT)
     source = source or path.stem
+    filled = 0
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -56,8 +59,10 @@ def read(src: str | os.PathLike, report: SkipReport, *, data_folder: str | os.Pa
                 if data_folder is None:
                     raise NabraError(f"{where}: audio_filepath holds {PLACEHOLDER} ({audio}); give --data-folder, "
                                      "the folder the leaderboard's README tells you to fill it with")
-                audio = audio.replace(PLACEHOLDER, str(data_folder))
-            audio_path = Path(audio) if os.path.isabs(audio) else path.parent / audio
+                audio_path = Path(os.path.abspath(audio.replace(PLACEHOLDER, str(data_folder))))
+                filled += 1
+            else:
+                audio_path = Path(audio) if os.path.isabs(audio) else path.parent / audio
             if not audio_path.is_file():
                 report.skip(where, "audio file not found", str(audio_path))
                 continue
@@ -72,3 +77,6 @@ def read(src: str | os.PathLike, report: SkipReport, *, data_folder: str | os.Pa
             yield Row(where, Utterance(id=uid, audio=str(audio_path), offset=offset, duration=duration,
                                        language=record.get("lang") or language, transcript=text.strip(),
                                        source=source, split=split, extra=extra))
+    if filled and not os.path.isabs(data_folder):
+        report.notes.append(f"{PLACEHOLDER} = {data_folder}: relative to the working directory ({os.getcwd()}), "
+                            "as the leaderboard's code resolves it")

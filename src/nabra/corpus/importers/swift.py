@@ -5,8 +5,13 @@ A row is one instruction example::
     {"messages": [{"role": "user", "content": "<audio>Transcribe the speech."},
                   {"role": "assistant", "content": "..."}], "audios": ["/data/a.wav"]}
 
-(LLaMA-Factory's ShareGPT style: ``conversations`` with ``from: human/gpt`` and ``value``, and
-an optional top-level ``system``). Importing infers the task from the instruction's first and
+in a JSON Lines file or in a JSON array (LLaMA-Factory's own ``data/mllm_audio_demo.json`` is one).
+Every row form the two toolkits document is read, as ms-swift's ``AutoPreprocessor``
+(``swift/llm/dataset/preprocessor/core.py``) reads them: ``messages`` / ``conversation`` /
+``conversations`` with ``role``/``from`` and ``content``/``value`` (roles user/human, assistant/gpt/bot,
+system), ms-swift's ShareGPT pairs ``{"human": ..., "assistant": ...}``, Alpaca ``instruction`` +
+``input`` (joined by a newline) -> ``output``, and ``query`` -> ``response`` with ``history``; a
+top-level ``system`` or ``system_prompt``. Importing infers the task from the instruction's first and
 last lines (keywords in Arabic and English), or takes the fallback task; the answer becomes the
 transcript, summary, dialect or emotion. Rows that carry an ``id`` (as Nabra's export writes
 them) are merged back into one utterance per id, so export -> import restores the utterances.
@@ -39,7 +44,10 @@ from nabra.errors import AudioError, NabraError
 from nabra.files import atomic_path
 from nabra.text.arabic import normalize
 
-LAYOUT = "  SRC.jsonl   one JSON object per line: messages (or conversations) [+ audios] [+ id]"
+LAYOUT = """\
+  SRC.jsonl   one JSON object per line: messages (or conversation(s), instruction/input/output,
+              query/response) [+ audios] [+ system] [+ id]
+  SRC.json    or a JSON array of such objects (LLaMA-Factory's data/*.json)"""
 
 # The export's instruction per task and language. A placeholder until the task registry's own
 # templates are used for export too; kept to one template each so that exports are reproducible.
@@ -71,14 +79,23 @@ class ExtraTask:
 # folded, case-folded). "sum" becomes ssum with audio, tsum without.
 _KEYWORDS: dict[str, tuple[str, ...]] = {
     "asr": ("transcri", "speech recognition", "speech to text", "write down", "what is said",
-            "what was said", "convert the speech", "فرغ", "تفريغ", "تعرف علي الكلام", "حول الكلام",
+            "what was said", "what is being said", "what does the person say", "what does the speaker say",
+            "what did the speaker say", "what does the audio say", "what did the audio say",
+            "convert the speech", "فرغ", "تفريغ", "تعرف علي الكلام", "حول الكلام",
             "اكتب ما يقال", "اكتب ما قيل", "اكتب الكلام"),
     "sum": ("summar", "gist", "لخص", "تلخيص", "ملخص", "خلاصه"),
     "did": ("dialect", "لهجه"),
     "ser": ("emotion", "feeling", "mood", "عاطف", "شعور", "مشاعر", "انفعال"),
 }
 _AUDIO_TAG = re.compile(r"<audio>")
-_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
+# The keys ms-swift's AutoPreprocessor reads (swift/llm/dataset/preprocessor/core.py), LLaMA-Factory's among them.
+_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "bot": "assistant",
+          "system": "system"}
+_MESSAGE_KEYS = ("messages", "conversation", "conversations")
+_SYSTEM_KEYS = ("system", "system_prompt")
+_QUERY_KEYS = ("query", "prompt", "input", "instruction", "question", "problem")
+_RESPONSE_KEYS = ("response", "answer", "output", "targets", "target", "answer_key", "answers", "solution",
+                  "text", "completion", "content")
 
 
 # ----------------------------------------------------------------------------- import
@@ -102,8 +119,8 @@ def read(src: str | os.PathLike, report: SkipReport, *, task: str | None = None,
     base = path.resolve().parent
     labels = {"did": dialects, "ser": emotions}
     merged: dict[str, _Merged] = {}
-    for lineno, where, line in counted_lines(path, report):
-        obj, utt, problem = _parse_row(line, base, task, labels)
+    for lineno, where, row in _rows(path, report):
+        obj, utt, problem = _parse_row(row, base, task, labels)
         if problem is not None:
             report.skip(where, *problem)
             continue
@@ -116,6 +133,35 @@ def read(src: str | os.PathLike, report: SkipReport, *, task: str | None = None,
             _merge(merged, utt, where, report)
     for m in merged.values():
         yield Row(m.where, m.utt, rows=m.rows)
+
+
+def _rows(path: Path, report: SkipReport) -> Iterator[tuple[int, str, str | object]]:
+    """``(line, "FILE:LINE", row)`` of every row: a JSONL line (text), or an element of a JSON array
+    (decoded; ``LINE`` is where it starts), each counted in ``report.seen``."""
+    if not _is_json_array(path):
+        yield from counted_lines(path, report)
+        return
+    text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+    decoder, pos, line = json.JSONDecoder(), text.index("[") + 1, 1
+    while True:
+        start = pos + len(text[pos:]) - len(text[pos:].lstrip(" \t\r\n,"))
+        if start >= len(text) or text[start] == "]":
+            return
+        line += text.count("\n", pos, start)
+        try:
+            obj, pos = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as e:
+            raise NabraError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}); a JSON array is "
+                             "read whole: fix the file, or write one row per line (JSONL)") from None
+        report.seen += 1
+        yield line, f"{path.name}:{line}", obj
+        line += text.count("\n", start, pos)
+
+
+def _is_json_array(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
 
 
 def _merge(merged: dict[str, _Merged], utt: Utterance, where: str, report: SkipReport) -> None:
@@ -134,18 +180,22 @@ def _merge(merged: dict[str, _Merged], utt: Utterance, where: str, report: SkipR
     held.rows += 1
 
 
-def _parse_row(line: str, base: Path, fallback: str | None,
+def _parse_row(line: str | object, base: Path, fallback: str | None,
                labels: dict[str, LabelSet]) -> tuple[dict, Utterance | None, tuple[str, str] | None]:
-    """(the row, its utterance, None) or (row, None, (reason, detail)) for one JSONL line."""
-    try:
-        obj = decode_json(line)
-    except ManifestLineError as e:
-        return {}, None, ("bad JSON", str(e))
+    """(the row, its utterance, None) or (row, None, (reason, detail)) for one JSONL line (or a
+    decoded array element)."""
+    if isinstance(line, str):
+        try:
+            obj = decode_json(line)
+        except ManifestLineError as e:
+            return {}, None, ("bad JSON", str(e))
+    else:
+        obj = line
     if not isinstance(obj, dict):
         return {}, None, ("bad JSON", "not an object")
-    turns = _turns(obj)
-    if turns is None:
-        return obj, None, ("no messages or conversations", ", ".join(obj)[:80])
+    turns, problem = _turns(obj)
+    if problem is not None:
+        return obj, None, problem
     users = [t for t in turns if t[0] == "user"]
     answers = [t for t in turns if t[0] == "assistant"]
     if len(users) != 1 or len(answers) != 1:
@@ -154,7 +204,7 @@ def _parse_row(line: str, base: Path, fallback: str | None,
     audios = [audios] if isinstance(audios, str) else list(audios)
     if len(audios) > 1:
         return obj, None, ("more than one audio in a row", f"{len(audios)} audios")
-    system = " ".join([*(t[1] for t in turns if t[0] == "system"), str(obj.get("system") or "")])
+    system = " ".join([*(t[1] for t in turns if t[0] == "system"), *(str(obj.get(k) or "") for k in _SYSTEM_KEYS)])
     prompt, answer = users[0][1], answers[0][1].strip()
     task = infer_task(prompt, system, has_audio=bool(audios)) or fallback
     if task is None:
@@ -217,21 +267,49 @@ def _text_to_summarize(prompt: str) -> str | None:
     return after.strip() if colon and after.strip() else None
 
 
-def _turns(obj: dict) -> list[tuple[str, str]] | None:
-    """(role, text) of each message, for both the OpenAI and the ShareGPT conventions."""
-    messages = obj.get("messages", obj.get("conversations"))
-    if not isinstance(messages, list):
-        return None
+def _turns(obj: dict) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+    """(role, text) of each turn, from any of the row forms ms-swift and LLaMA-Factory read, or a
+    (reason, detail) problem."""
+    key = next((k for k in _MESSAGE_KEYS if k in obj), None)
+    if key is not None:
+        return _message_turns(obj[key])
+    if "instruction" in obj and "input" in obj:  # Alpaca: the two joined by a newline, as ms-swift does
+        parts = [str(obj[k]) for k in ("instruction", "input") if isinstance(obj[k], str) and obj[k]]
+        query, response, history = "\n".join(parts), obj.get("output"), obj.get("history") or []
+    else:
+        query = next((obj[k] for k in _QUERY_KEYS if k in obj), None)
+        response = next((obj[k] for k in _RESPONSE_KEYS if k in obj), None)
+        history = obj.get("history") or []
+    if not isinstance(query, str) or not isinstance(response, str):
+        return [], ("no conversation (messages, conversation(s), instruction/output or query/response)",
+                    ", ".join(obj)[:80])
+    if not isinstance(history, list) or not all(isinstance(h, list | tuple) and len(h) == 2 for h in history):
+        return [], ("history is not a list of [query, response] pairs", str(history)[:80])
+    pairs = [*history, (query, response)]
+    return [(role, str(text)) for q, r in pairs for role, text in (("user", q), ("assistant", r))], None
+
+
+def _message_turns(messages: object) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+    """Turns of a message list: ``role``/``from`` + ``content``/``value`` items, or ShareGPT pairs
+    ``{"human": ..., "assistant": ...}`` (ms-swift's ``conversation``)."""
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return [], ("messages is not a list of objects", type(messages).__name__)
     turns = []
     for m in messages:
-        if not isinstance(m, dict):
-            return None
-        role = _ROLES.get(str(m.get("role", m.get("from", ""))).casefold())
-        text = m.get("content", m.get("value"))
-        if role is None or not isinstance(text, str):
-            return None
-        turns.append((role, text))
-    return turns
+        role, text = m.get("role", m.get("from")), m.get("content", m.get("value"))
+        if role is None and text is None:  # a ShareGPT pair: its query, then its answer
+            query = next((m[k] for k in ("human", "user") if k in m), None)
+            answer = next((m[k] for k in ("assistant", "gpt", "bot") if k in m), None)
+            if not isinstance(query, str) or not isinstance(answer, str):
+                return [], ("a message has neither role/content nor a human/assistant pair", ", ".join(m)[:80])
+            turns += [("user", query), ("assistant", answer)]
+            continue
+        if _ROLES.get(str(role).casefold()) is None:
+            return [], ("a message of an unsupported role (tool calls, observations)", str(role)[:40])
+        if not isinstance(text, str):
+            return [], ("a message whose content is not text", type(text).__name__)
+        turns.append((_ROLES[str(role).casefold()], text))
+    return turns, None
 
 
 def _key(text: str) -> str:
