@@ -122,6 +122,7 @@ def _read_xml_part(part: Path, label: str, report: SkipReport, split: str | None
                    max_wmer: float | None, language: str, source: str) -> Iterator[Row]:
     wav_dir = require_dir(part / "wav", LAYOUT)
     folder, buckwalter = _xml_dir(part, script, report, label)
+    report.notes.append(f"{label}: {folder.relative_to(part).as_posix()}/*.xml, wav/")
     converted = 0
     for xml_path in sorted(folder.glob("*.xml")):
         rec = xml_path.stem
