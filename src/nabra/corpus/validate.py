@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,13 +124,19 @@ _PATH_LIKE = re.compile(r"^[/\\~.]|(^|[/\\])\.\.([/\\]|$)|^[A-Za-z]:[/\\]")
 _TEXT_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+@lru_cache(maxsize=4096)  # a manifest has a handful of extra keys on millions of lines; difflib is slow
+def _field_hint(key: str) -> str | None:
+    """The manifest field an extra key probably means, or None."""
+    return _FIELD_HINTS.get(key.casefold()) or next(iter(get_close_matches(key.casefold(), FIELD_NAMES, 1, 0.8)), None)
+
+
 def utterance_warnings(utt: Utterance) -> list[str]:
     """What is odd about a valid utterance but may be meant: a field name that looks misspelled or
     comes from another format, an id that looks like a path, control characters in the text, a
     transcript or summary of an Arabic utterance written in Latin letters (Buckwalter, or English)."""
     out = []
     for key in utt.extra:
-        hint = _FIELD_HINTS.get(key.casefold()) or next(iter(get_close_matches(key.casefold(), FIELD_NAMES, 1, 0.8)), None)
+        hint = _field_hint(key)
         # (offset is 0.0, not None, when absent: a "start" misnamed would silently train from 0 s)
         if hint is not None and all(getattr(utt, f, None) in (None, 0.0) for f in hint.split(" or ")):
             out.append(f"field {key!r} is not a manifest field (kept as an extra field): did you mean {hint!r}?")

@@ -33,6 +33,7 @@ BUCKWALTER = {
 """Buckwalter character -> Arabic character."""
 _FROM_BUCKWALTER = str.maketrans(BUCKWALTER)
 _WORD = re.compile(re.escape(LATIN_TAG) + r"(\S*)|(\S+)")
+_TAGGED = re.compile(re.escape(LATIN_TAG) + r"\S*")
 
 _ARABIC_LETTER = re.compile("[\u0620-\u064a\u066e-\u066f\u0671-\u06d3\u06d5\u06fa-\u06ff\u0750-\u077f"
                             "\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]")
@@ -55,8 +56,9 @@ def strip_latin_tags(text: str) -> str:
 def latin_script(text: str) -> str | None:
     """``"buckwalter"`` or ``"latin"`` when ``text`` has Latin letters and no Arabic letter (``@@LAT@@``
     words aside), ``None`` otherwise (Arabic script, Arabic with Latin words in it, digits only)."""
-    text = _WORD.sub(lambda m: "" if m.group(2) is None else m.group(2), text)
-    if _ARABIC_LETTER.search(text) or not _LATIN_LETTER.search(text):
+    if LATIN_TAG in text:
+        text = _TAGGED.sub("", text)
+    if _ARABIC_LETTER.search(text) or not _LATIN_LETTER.search(text):  # Arabic text stops at its first letter
         return None
     return "buckwalter" if _BUCKWALTER_MARK.search(text) else "latin"
 

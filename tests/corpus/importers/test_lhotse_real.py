@@ -102,3 +102,41 @@ def test_cut_sets_nabra_cannot_use_are_skipped_with_reasons(tmp_path, import_che
     assert list(utts) == ["s"] and report.seen == 4
     assert set(report.reasons) == {"cut without supervisions", "bad JSON",
                                    "cut of type 'MixedCut' is not supported (mixed cuts have no single file)"}
+
+
+def test_mgb2_dev_and_test_as_lhotse_s_recipe_reads_them(tmp_path, import_checked):
+    """lhotse 1.33's own MGB-2 recipe (``lhotse/recipes/mgb2.py``) on the release's dev and test: copy
+    ``{text,segments}.non_overlap_speech`` to text/segments, rebase ``wav.scp``, ``load_kaldi_data_dir``,
+    then ``from_buck_walter``. Nabra must give the same segments, spans and Arabic text — but for the
+    ``@@LAT@@`` words, which lhotse transliterates letter by letter and Nabra keeps."""
+    import shutil
+
+    from lhotse.kaldi import load_kaldi_data_dir
+    from lhotse.recipes.mgb2 import from_buck_walter
+    from test_mgb2 import release_tree
+
+    root = release_tree(tmp_path / "mgb2")
+    (root / "test" / "text.non_overlap_speech").write_text(  # lhotse's copy of the release has it for test too
+        "".join(line + "\n" for line in (root / "test" / "text").read_text(encoding="utf-8").splitlines()[:2]),
+        encoding="utf-8")
+    (root / "test" / "wav.scp").write_text(next((root / "test" / "wav").iterdir()).stem + " wav/"
+                                           + next((root / "test" / "wav").iterdir()).name + "\n")
+    theirs = {}
+    for part in ("dev", "test"):
+        out = tmp_path / "lh" / part
+        out.mkdir(parents=True)
+        shutil.copy(root / part / "text.non_overlap_speech", out / "text")
+        shutil.copy(root / part / "segments.non_overlap_speech", out / "segments")
+        (out / "wav.scp").write_text((root / part / "wav.scp").read_text().replace("wav/", f"{root}/{part}/wav/"))
+        _, supervisions, _ = load_kaldi_data_dir(out, 16000)
+        theirs |= {s.id: s for s in supervisions.transform_text(from_buck_walter)}
+    _, ours = import_checked("mgb2", root, tmp_path / "mgb2.jsonl")
+    ours = {k: u for k, u in ours.items() if u.split in ("dev", "test")}
+    assert set(ours) == set(theirs) and len(ours) == 5
+    for uid, s in theirs.items():
+        u = ours[uid]
+        assert (u.offset, u.duration) == (s.start, s.duration)
+        if "@@" in s.text:  # lhotse: "@@Lاط@@Cٌٌ تقول أن"; Nabra: "CNN تقول أن"
+            assert u.transcript == "CNN " + s.text.split(" ", 1)[1]
+        else:
+            assert u.transcript == s.text
