@@ -35,7 +35,7 @@ BENCHES: dict[str, list[str]] = {  # name -> quick arguments (--full: none, the 
     "families": ["--repeats", "3"],
     "serve": ["--requests", "48"],
     "data": ["--lines", "200000", "--synth", "40"],
-    "import": ["--rows", "50000", "--ssum", "4"],
+    "import": ["--rows", "50000", "--mgb2", "20000", "--ssum", "4"],
     "setup": ["--utterances", "200000"],
     "loader": ["--clips", "32"],
     "gpu": [],

@@ -323,3 +323,13 @@ def test_cli_on_the_release_root(tmp_path, capsys):
     assert main(["data", "import", "mgb2", str(root / "dev"), "--out", str(tmp_path / "bw.jsonl"),
                  "--script", "arabic", "--quiet"]) == 0  # told the text is Arabic: kept, and the import says so
     assert "warning(s): transcript is in Latin letters" in capsys.readouterr().out
+
+
+def test_with_overlap_on_a_part_that_has_only_the_non_overlapped_files(tmp_path, import_checked):
+    root = release_tree(tmp_path / "mgb2")
+    for name in ("segments.all", "text.all"):
+        (root / "dev" / name).unlink()
+    report, utts = import_checked("mgb2", root / "dev", tmp_path / "dev.jsonl", overlap=True)
+    assert len(utts) == 3
+    assert "dev: segments.non_overlap_speech, text.non_overlap_speech, wav.scp (only non-overlapped speech in this part)" \
+        in report.notes

@@ -24,7 +24,7 @@ IMPORTERS: dict[str, str] = {
     "adi": "ADI-5 / ADI-17 dialect identification layouts",
     "folder": "a folder of audio with the label in folder or file names",
     "hf": "a Hugging Face dataset saved on disk (save_to_disk folder or parquet)",
-    "swift": "ms-swift / LLaMA-Factory chat JSONL",
+    "swift": "ms-swift / LLaMA-Factory data: JSONL or a JSON array (messages, sharegpt, alpaca, query/response)",
     "lhotse": "Lhotse recordings + supervisions manifests",
     "librispeech": "LibriSpeech subsets (English read speech; SPEAKERS.TXT for gender)",
     "l2arctic": "L2-ARCTIC (English of 24 speakers of six L1s: l1 and gender fields)",

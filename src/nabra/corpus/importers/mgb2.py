@@ -78,7 +78,7 @@ def read(src: str | os.PathLike, report: SkipReport, *, script: str = "auto", bu
             yield from _read_xml_part(part, label, report, part_split, **opts)
         else:
             files = _kaldi_files(part, segments, text, overlap)
-            yield from _read_kaldi_part(part, label, files, report, part_split, **opts)
+            yield from _read_kaldi_part(part, label, files, report, part_split, overlap=overlap, **opts)
 
 
 def _parts(src: Path, split: str | None, segments: str | None, text: str | None) -> list[tuple[Path, str | None]]:
@@ -233,12 +233,13 @@ def _kaldi_files(part: Path, segments: str | None, text: str | None, overlap: bo
 
 
 def _read_kaldi_part(part: Path, label: str, files: _KaldiFiles, report: SkipReport, split: str | None, *,
-                     script: str, language: str, source: str, **_) -> Iterator[Row]:
+                     script: str, overlap: bool, language: str, source: str, **_) -> Iterator[Row]:
     texts = _read_text(files.text, report)
     convert = script == "buckwalter" or (script == "auto" and is_buckwalter_source(w for _, w in texts.values()))
-    report.notes.append(f"{label}: {files.names()}" + (
-        " (non-overlapped speech, as the Kaldi, ESPnet and lhotse recipes read it; --with-overlap reads all)"
-        if files.non_overlap else ""))
+    if files.non_overlap:
+        why = (" (only non-overlapped speech in this part)" if overlap else
+               " (non-overlapped speech, as the Kaldi, ESPnet and lhotse recipes read it; --with-overlap reads all)")
+    report.notes.append(f"{label}: {files.names()}" + (why if files.non_overlap else ""))
     if convert and script == "auto":
         report.notes.append(f"{label}: {files.text.name} is Buckwalter transliteration: converted to Arabic script")
     recordings = _Recordings(files.recordings, part)
