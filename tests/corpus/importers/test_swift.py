@@ -210,27 +210,30 @@ def test_json_array_that_does_not_parse_names_the_line(tmp_path):
         import_corpus("swift", path, tmp_path / "o.jsonl")
 
 
+# One row of each form ms-swift and LLaMA-Factory document (test_swift_peer.py runs them through ms-swift).
+MS_SWIFT_ROWS = [
+    {"system": "أنت مساعد", "conversation": [{"human": "<audio>تعرف على الكلام", "assistant": "مرحبا بكم"}],
+     "audios": ["a.wav"]},
+    {"instruction": "<audio>Which Arabic dialect is spoken?", "input": "", "output": "مصري", "audios": ["a.wav"]},
+    {"instruction": "Summarize the following text in one sentence:", "input": "قالت الوزارة إن المشروع اكتمل.",
+     "output": "اكتمل المشروع"},
+    {"query": "<audio>What emotion does the speaker express?", "response": "angry", "history": [],
+     "audios": "a.wav"},
+    {"system_prompt": "transcribe", "query": "<audio>", "response": "نعم", "audios": ["a.wav"]},
+    {"conversations": [{"from": "human", "value": "<audio>Transcribe."}, {"from": "bot", "value": "لا"}],
+     "audios": ["a.wav"]},
+    {"query": "<audio>Transcribe.", "response": "ثم", "history": [["<audio>Transcribe.", "قبل"]], "audios": ["a.wav"]},
+]
+
+
 def test_ms_swift_row_formats(tmp_path, import_checked):
     """The four forms ms-swift's AutoPreprocessor reads (docs/source_en/Customization/Custom-dataset.md and
-    swift/llm/dataset/preprocessor/core.py): messages; sharegpt ``conversation`` of {human, assistant} pairs;
+    swift/llm/dataset/preprocessor/core.py, swift/dataset/preprocessor in 4.x): messages; sharegpt ``conversation`` of {human, assistant} pairs;
     alpaca instruction/input/output (joined by a newline); query/response with history. And LLaMA-Factory's
     alpaca (same keys, ``audios``) and sharegpt (``conversations`` of from/value)."""
     write_clip(tmp_path / "a.wav", 0.3)
-    rows = [
-        {"system": "أنت مساعد", "conversation": [{"human": "<audio>تعرف على الكلام", "assistant": "مرحبا بكم"}],
-         "audios": ["a.wav"]},
-        {"instruction": "<audio>Which Arabic dialect is spoken?", "input": "", "output": "مصري", "audios": ["a.wav"]},
-        {"instruction": "Summarize the following text in one sentence:", "input": "قالت الوزارة إن المشروع اكتمل.",
-         "output": "اكتمل المشروع"},
-        {"query": "<audio>What emotion does the speaker express?", "response": "angry", "history": [],
-         "audios": "a.wav"},
-        {"system_prompt": "transcribe", "query": "<audio>", "response": "نعم", "audios": ["a.wav"]},
-        {"conversations": [{"from": "human", "value": "<audio>Transcribe."}, {"from": "bot", "value": "لا"}],
-         "audios": ["a.wav"]},
-        {"query": "<audio>Transcribe.", "response": "ثم", "history": [["<audio>Transcribe.", "قبل"]], "audios": ["a.wav"]},
-    ]
     path = tmp_path / "swift.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in MS_SWIFT_ROWS), encoding="utf-8")
     report, utts = import_checked("swift", path, tmp_path / "out.jsonl")
     got = {u.id: (u.tasks(), u.transcript, u.summary, u.dialect, u.emotion) for u in utts.values()}
     assert got == {

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_swift import MS_SWIFT_ROWS
 
 from nabra.corpus.importers.swift import _SYSTEM_KEYS, _turns
 
@@ -15,20 +16,9 @@ ROOT = Path(__file__).parents[3]
 PEER = ROOT / ".venv-peers" / "bin" / "python"
 pytestmark = pytest.mark.skipif(not PEER.exists(), reason="no .venv-peers (make bench-peers builds it)")
 
-ROWS = [
-    {"system": "أنت مساعد", "conversation": [{"human": "<audio>تعرف على الكلام", "assistant": "مرحبا بكم"}],
-     "audios": ["a.wav"]},
-    {"instruction": "<audio>Which Arabic dialect is spoken?", "input": "", "output": "مصري", "audios": ["a.wav"]},
-    {"instruction": "Summarize the following text in one sentence:", "input": "قالت الوزارة إن المشروع اكتمل.",
-     "output": "اكتمل المشروع"},
-    {"query": "<audio>What emotion does the speaker express?", "response": "angry", "history": [], "audios": ["a.wav"]},
-    {"system_prompt": "transcribe", "query": "<audio>", "response": "نعم", "audios": ["a.wav"]},
-    {"conversations": [{"from": "human", "value": "<audio>Transcribe."}, {"from": "bot", "value": "لا"}],
-     "audios": ["a.wav"]},
-    {"query": "<audio>Transcribe.", "response": "ثم", "history": [["<audio>Transcribe.", "قبل"]], "audios": ["a.wav"]},
-    {"messages": [{"role": "user", "content": "<audio>What does the person say?"},
-                  {"role": "assistant", "content": "Mister Quiller is the apostle"}], "audios": ["a.wav"]},
-]
+ROWS = [*MS_SWIFT_ROWS, {"messages": [{"role": "user", "content": "<audio>What does the person say?"},
+                                      {"role": "assistant", "content": "Mister Quiller is the apostle"}],
+                         "audios": ["a.wav"]}]
 
 SCRIPT = """
 import json, sys
