@@ -38,3 +38,42 @@ def test_staged_folder_moves_in_on_success_only(tmp_path):
         (tmp / "model.safetensors").write_text("w")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert not temp_path(out).exists()
+
+
+def test_the_output_folder_rule(tmp_path):
+    """One rule for every command that writes a folder: absent or empty, or an earlier output of the
+    same kind (its marker) with force; never a file, someone's folder, or one that holds or lies
+    inside a protected path."""
+    import pytest
+
+    from nabra.files import check_output_folder
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    assert check_output_folder(tmp_path / "new", "m.json") == tmp_path / "new"
+    (tmp_path / "empty").mkdir()
+    assert check_output_folder(tmp_path / "empty", "m.json") == tmp_path / "empty"
+    for out, says in ((tmp_path / "runs", "holds the run"), (run, "is the run"), (run / "x", "is inside the run")):
+        with pytest.raises(NabraError, match=says):
+            check_output_folder(out, "m.json", protect=[("the run", run)], force=True)
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "m.json").write_text("{}")
+    with pytest.raises(NabraError, match="pass --force"):
+        check_output_folder(tmp_path / "earlier", "m.json")
+    assert check_output_folder(tmp_path / "earlier", "m.json", force=True)
+    (tmp_path / "earlier" / "m.json").unlink()
+    (tmp_path / "earlier" / "notes.txt").write_text("mine")
+    with pytest.raises(NabraError, match="holds notes.txt, and is not an earlier"):
+        check_output_folder(tmp_path / "earlier", "m.json", force=True)
+
+
+def test_a_failed_commit_leaves_no_temporary_file(tmp_path):
+    import pytest
+
+    from nabra.files import atomic_path
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep").write_text("x")
+    with pytest.raises(OSError), atomic_path(tmp_path / "out") as tmp:  # a file cannot replace a non-empty folder
+        tmp.write_text("data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (tmp_path / "out" / "keep").is_file()

@@ -113,14 +113,15 @@ def cmd_model_init_tiny(args) -> int:
 
     cfg = TinyConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size, text_layers=args.text_layers,
                      audio_layers=args.audio_layers, lm=args.lm, seed=args.seed)
-    out = init_tiny(args.out_dir, args.corpus, cfg, family(args.family))
+    out = init_tiny(args.out_dir, args.corpus, cfg, family(args.family), force=args.force)
     return cmd_model_info(argparse.Namespace(path=out))
 
 
 def cmd_model_compose(args) -> int:
     from nabra.model.compose import compose
 
-    out = compose(args.audio_from, args.lm, args.out, projector=args.projector, dtype=args.dtype, seed=args.seed)
+    out = compose(args.audio_from, args.lm, args.out, projector=args.projector, dtype=args.dtype, seed=args.seed,
+                  force=args.force)
     return cmd_model_info(argparse.Namespace(path=out))
 
 
@@ -151,7 +152,7 @@ def cmd_model_merge(args) -> int:
     from nabra.model import load
     from nabra.model.lora import merge
 
-    out = merge(load(args.base, dtype=args.dtype), args.adapter, args.out_dir)
+    out = merge(load(args.base, dtype=args.dtype), args.adapter, args.out_dir, force=args.force)
     print(f"wrote merged checkpoint {out}")
     return 0
 
@@ -169,7 +170,8 @@ def cmd_model_embed(args) -> int:
 def cmd_export(args) -> int:
     from nabra.use.export import export
 
-    export(args.run, args.out, merge=args.merge, dtype=args.dtype, weights=args.weights, base=args.base)
+    export(args.run, args.out, merge=args.merge, dtype=args.dtype, weights=args.weights, base=args.base,
+           force=args.force)
     return 0
 
 
@@ -178,6 +180,10 @@ def cmd_analyze(args) -> int:
     from nabra.use.analyze import analyze, render
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    if args.out:  # checked before the work, not after it
+        from nabra.use.analyze import check_results_file
+
+        check_results_file(args.out, force=args.force)
     results, skipped = analyze(args.inputs, args.model, tasks=tasks, language=args.language,
                                batch_size=args.batch_size, segment_seconds=args.segment_seconds, device=args.device,
                                progress=not args.quiet)
@@ -232,12 +238,15 @@ def _add_use_verbs(sub) -> None:
                      "(default and at most: the model's audio window)")
     ana.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if there is one)")
     ana.add_argument("--quiet", action="store_true", help="no progress bars")
+    ana.add_argument("--force", action="store_true", help="replace the results of an earlier analyze in --out")
     ana.set_defaults(func=cmd_analyze)
 
     exp = sub.add_parser("export", help="a trained run as a PEFT adapter, or merged weights (thinker or release layout)",
                          description="Writes a model card (README.md) beside the weights.")
     exp.add_argument("run", type=Path, help="run folder")
-    exp.add_argument("--out", type=Path, required=True, help="folder to write (replaced whole)")
+    exp.add_argument("--out", type=Path, required=True,
+                     help="folder to write: absent, empty, or an earlier export (with --force)")
+    exp.add_argument("--force", action="store_true", help="replace an earlier export in --out (never other files)")
     exp.add_argument("--merge", action="store_true", help="merge the adapter into its base (safetensors)")
     exp.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"),
                      help="dtype of merged weights (default bfloat16)")
@@ -259,6 +268,7 @@ def _add_model_verbs(sub) -> None:
     tiny.add_argument("--text-layers", type=int, default=2)
     tiny.add_argument("--audio-layers", type=int, default=2)
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--force", action="store_true", help="replace an earlier tiny model in OUT_DIR (never other files)")
     tiny.set_defaults(func=cmd_model_init_tiny)
     comp = model.add_parser("compose", help="an audio LLM from the audio encoder of a checkpoint, a new projector and "
                                             "any local causal LM (Jais-2, Falcon-H1, Qwen3 ...)")
@@ -269,6 +279,7 @@ def _add_model_verbs(sub) -> None:
     comp.add_argument("--projector", default="mlp2", choices=("mlp2", "linear"))
     comp.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     comp.add_argument("--seed", type=int, default=0, help="seed of the projector's random initialisation")
+    comp.add_argument("--force", action="store_true", help="replace an earlier composed model in --out (never other files)")
     comp.set_defaults(func=cmd_model_compose)
     info = model.add_parser("info", help="load a checkpoint folder and print what it holds")
     info.add_argument("path", type=Path)
@@ -285,6 +296,7 @@ def _add_model_verbs(sub) -> None:
     merge.add_argument("adapter", type=Path)
     merge.add_argument("out_dir", type=Path)
     merge.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    merge.add_argument("--force", action="store_true", help="replace an earlier merge in OUT_DIR (never other files)")
     merge.set_defaults(func=cmd_model_merge)
     embed = model.add_parser("embed", help="aligner embeddings of a manifest (cached, resumable)")
     embed.add_argument("model", type=Path)

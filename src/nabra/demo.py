@@ -95,7 +95,8 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Fa
         console.print(f"base corpus: {dropped} clip(s) whose sentence is also in the fine-tuning corpus dropped "
                       f"(listed in {base_manifest.parent / 'dropped-shared.jsonl'})")
     if not (tiny / "config.json").is_file():
-        init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"]), fam)
+        # force: what a killed build left (its nabra_tiny.json, no config.json) is replaced
+        init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"]), fam, force=True)
     console.rule(f"[bold]pre-train the base on ASR and SER ({plan['base_steps']} steps, built once)")
     cfg = load_config("demo-base", [f"output_dir={final.parent}", f"data.manifest={base_manifest}",
                                     f"model.path={tiny}", f"train.max_steps={plan['base_steps']}",

@@ -7,7 +7,7 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,6 +54,69 @@ def disk_full(error: BaseException, path: str | os.PathLike, needed: int | None 
     return NabraError(f"{path}: no space left on device ({size_text(free)} free{need})")
 
 
+def _overlap(out: Path, other: Path) -> str | None:
+    """How ``out`` and ``other`` (both resolved) overlap: "is", "is inside", "holds", or None."""
+    if out == other:
+        return "is"
+    if other in out.parents:
+        return "is inside"
+    if out in other.parents:
+        return "holds"
+    return None
+
+
+def check_output_folder(out: str | os.PathLike, marker: str, *, force: bool = False, what: str = "output",
+                        protect: Iterable[tuple[str, str | os.PathLike]] = ()) -> Path:
+    """The one rule of every command that writes a folder (export, model init-tiny/compose/merge): the
+    folder may be absent or empty, or hold an earlier output of the same command (recognised by its
+    ``marker`` file), which only ``force`` replaces; never a folder of someone else's files, a file,
+    or a folder that holds or lies inside one of ``protect`` ((name, path): the run being exported,
+    its weights, the base model). Checked before any work; returns ``out`` made absolute."""
+    out = Path(os.path.abspath(out))
+    where = out.resolve()
+    for name, path in protect:
+        relation = _overlap(where, Path(path).resolve())
+        if relation is not None:
+            raise NabraError(f"{out}: {relation} {name} {path}: write the {what} to a folder of its own")
+    if out.exists() and not out.is_dir():
+        raise NabraError(f"{out}: is a file, not a folder: the {what} is written to an absent or empty folder")
+    if out.is_dir():
+        held = sorted(p.name for p in out.iterdir())
+        if held and marker not in held:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise NabraError(f"{out}: holds {shown}, and is not an earlier {what} of Nabra's (no {marker}): Nabra "
+                             "never replaces what it did not write; choose an absent or empty folder")
+        if held and not force:
+            raise NabraError(f"{out}: holds an earlier {what} (its {marker}): pass --force to replace it")
+    _check_parent_writable(out)
+    return out
+
+
+def check_output_file(out: str | os.PathLike, *, what: str = "output",
+                      protect: Iterable[tuple[str, str | os.PathLike]] = ()) -> Path:
+    """The checks of a command that writes one file, before any work: not a folder, not inside one of
+    ``protect``, in a folder that can be written. Returns ``out`` made absolute."""
+    out = Path(os.path.abspath(out))
+    for name, path in protect:
+        relation = _overlap(out.resolve(), Path(path).resolve())
+        if relation is not None:
+            raise NabraError(f"{out}: {relation} {name} {path}: write the {what} elsewhere")
+    if out.is_dir():
+        raise NabraError(f"{out}: is a folder: --out names the file to write")
+    _check_parent_writable(out)
+    return out
+
+
+def _check_parent_writable(out: Path) -> None:
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NabraError(f"{parent}: is a file, not a folder: {out} cannot be written there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NabraError(f"{parent}: not writable (permission denied): {out} cannot be written there")
+
+
 def temp_path(final: str | os.PathLike) -> Path:
     """The temporary name of ``final``: ``.tmp.<name>`` beside it (the suffix stays: ``.gz`` stays
     compressed, ``.wav`` stays a WAV)."""
@@ -71,10 +134,20 @@ def remove(path: str | os.PathLike) -> None:
 
 
 def commit(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
-    """Move the finished ``tmp`` to ``final``, replacing what was there (a folder is replaced whole)."""
+    """Move the finished ``tmp`` to ``final``, replacing what was there (a folder is replaced whole:
+    the old one is moved aside first and put back if the rename fails)."""
     final = Path(final)
-    if Path(tmp).is_dir() and final.is_dir():
-        shutil.rmtree(final)  # os.replace cannot replace a non-empty folder
+    if Path(tmp).is_dir() and final.is_dir():  # os.replace cannot replace a non-empty folder
+        old = final.with_name(f".old.{final.name}")
+        remove(old)
+        os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            os.replace(old, final)
+            raise
+        remove(old)
+        return final
     os.replace(tmp, final)
     return final
 
@@ -97,7 +170,11 @@ def atomic_path(final: str | os.PathLike, *, folder: bool = False) -> Iterator[P
         if full is not None:
             raise full from None
         raise
-    commit(tmp, final)
+    try:
+        commit(tmp, final)
+    except BaseException:
+        remove(tmp)  # a failed rename (the target became a folder, a read-only folder) leaves no .tmp.*
+        raise
 
 
 def read_records(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
@@ -143,11 +220,12 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextmanager
-def staged_folder(final: str | os.PathLike) -> Iterator[Path]:
+def staged_folder(final: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
     """A temporary folder beside ``final`` to write a model into; on success its files are moved into
     ``final`` (created if absent), ``config.json`` last, so a kill never leaves a folder that looks like
-    a model, and an existing empty folder (a mount point, a symlink) stays the folder it is. The
-    temporary folder is removed either way."""
+    a model, and an existing empty folder (a mount point, a symlink) stays the folder it is. With
+    ``replace`` what ``final`` held is removed first (an earlier output :func:`check_output_folder`
+    allowed replacing). The temporary folder is removed either way."""
     final = Path(final)
     tmp = temp_path(final)
     remove(tmp)
@@ -155,6 +233,9 @@ def staged_folder(final: str | os.PathLike) -> Iterator[Path]:
         tmp.mkdir(parents=True)
         yield tmp
         final.mkdir(parents=True, exist_ok=True)
+        if replace:
+            for path in final.iterdir():
+                remove(path)
         for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
             os.replace(path, final / path.name)
     finally:

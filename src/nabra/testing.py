@@ -88,7 +88,7 @@ def tiny_model_dir(folder: str | Path, manifest: str | Path | None = None, **siz
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        init_tiny(folder, manifest, TinyConfig(**{"vocab_size": 512, **sizes}))
+        init_tiny(folder, manifest, TinyConfig(**{"vocab_size": 512, **sizes}), force=True)
     return folder
 
 

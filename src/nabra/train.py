@@ -122,7 +122,8 @@ class Recipe:
             if self.acc.is_main_process:  # its tokenizer learns the validated training texts
                 fam = family(cfg.model.family) if cfg.model.family != AUTO else QWEN2_5_OMNI
                 self.say(f"building a tiny {fam.title} at {path}")
-                init_tiny(path, manifests.train, family=fam)  # refuses a folder that holds anything
+                # refuses a folder of someone else's files; replaces a tiny model a kill left without config.json
+                init_tiny(path, manifests.train, family=fam, force=True)
             self.acc.wait_for_everyone()
         if cfg.model.finetune == "lora" and (path / "nabra_tiny.json").is_file():
             # init_tiny writes nabra_tiny.json; a trained run's final/ has none: these weights are random.

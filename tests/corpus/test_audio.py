@@ -81,3 +81,50 @@ def test_save_wav_writes_16bit_mono(tmp_path):
     info = sf.info(str(path))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     assert np.abs(load_audio(path)).max() <= 1.0
+
+
+def test_a_header_beyond_the_bounds_is_refused_before_decoding(tmp_path):
+    """Issue 28 #2: a 336-KB FLAC (60 s of silence at 655,350 Hz, 8 channels) cost the server 1.36 GB
+    to decode. Rates above 192 kHz and more than 8 channels are refused from the header."""
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from nabra.corpus.audio import MAX_SAMPLE_RATE, audio_info, load_audio
+    from nabra.errors import AudioError
+
+    bomb = tmp_path / "bomb.flac"
+    sf.write(bomb, np.zeros((655_350 * 60, 8), np.int16), 655_350, subtype="PCM_16")
+    assert bomb.stat().st_size < 2_000_000
+    for read in (audio_info, load_audio):
+        with pytest.raises(AudioError, match=f"655,350 Hz is above the {MAX_SAMPLE_RATE:,} Hz"):
+            read(bomb)
+    many = tmp_path / "many.wav"
+    sf.write(many, np.zeros((1600, 12), np.float32), 16000)
+    with pytest.raises(AudioError, match="12 channels: more than the 8"):
+        load_audio(many)
+
+
+def test_decoding_memory_is_bounded_by_the_result_not_the_file(tmp_path):
+    """A 20-s, 8-channel, 192-kHz file is 123 MB of float32 decoded whole; read block by block it costs
+    the 16-kHz mono result (1.3 MB) and a block — and gives the same samples."""
+    import tracemalloc
+
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    from nabra.corpus.audio import load_audio
+
+    rng = np.random.default_rng(0)
+    data = (0.1 * rng.standard_normal((192_000 * 20, 8))).astype(np.float32)
+    path = tmp_path / "big.wav"
+    sf.write(path, data, 192_000, subtype="FLOAT")
+    expected = soxr.resample(data.mean(axis=1), 192_000, 16_000, quality="HQ")
+    del data
+    tracemalloc.start()
+    got = load_audio(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(got, expected)
+    assert peak < 30_000_000, peak

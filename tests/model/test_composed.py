@@ -176,8 +176,10 @@ def test_compose_refuses_what_it_cannot_use(tmp_path, tiny_dir, lm_dir):
         compose(tiny_dir, tmp_path, tmp_path / "b", log=lambda *_: None)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("mine")
-    with pytest.raises(NabraError, match="is not an empty folder"):
+    with pytest.raises(NabraError, match="holds x.txt, and is not an earlier composed model"):
         compose(tiny_dir, lm_dir, tmp_path / "full", log=lambda *_: None)
+    with pytest.raises(NabraError, match="is inside the LM"):
+        compose(tiny_dir, lm_dir, lm_dir / "composed", log=lambda *_: None)
     with pytest.raises(NabraError, match="unknown projector"):
         compose(tiny_dir, lm_dir, tmp_path / "c", projector="mlp9", log=lambda *_: None)
     with pytest.raises(NabraError, match="unknown dtype 'int8'"):
@@ -191,3 +193,11 @@ def test_a_composed_model_lends_its_audio_encoder_to_another_lm(composed_dir, tm
     assert bundle.family.tower is QWEN2_5_OMNI and bundle.model.config.text_config.model_type == "qwen3"
     a, b = first.model.audio_tower.state_dict(), bundle.model.audio_tower.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_compose_replaces_an_earlier_composed_model_only_when_forced(composed_dir, tiny_dir, lm_dir, capsys):
+    args = ["model", "compose", "--audio-from", str(tiny_dir), "--lm", str(lm_dir), "--out", str(composed_dir)]
+    assert main(args) == 2
+    assert "holds an earlier composed model (its nabra_compose.json): pass --force" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert load(composed_dir).family.name == "composed"

@@ -144,14 +144,18 @@ def test_init_tiny_writes_only_into_an_empty_or_absent_folder(corpus, tmp_path, 
     mine = tmp_path / "my-model"
     mine.mkdir()
     (mine / "pytorch_model.bin").write_bytes(b"the user's own weights")
-    with pytest.raises(NabraError, match="holds pytorch_model.bin but no model config.json"):
-        init_tiny(mine, corpus, TinyConfig(vocab_size=300, hidden_size=64))
+    with pytest.raises(NabraError, match="holds pytorch_model.bin, and is not an earlier tiny model"):
+        init_tiny(mine, corpus, TinyConfig(vocab_size=300, hidden_size=64), force=True)
     assert sorted(p.name for p in mine.iterdir()) == ["pytorch_model.bin"]  # untouched
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg = TinyConfig(vocab_size=300, hidden_size=64)
     assert (init_tiny(empty, corpus, cfg) / "config.json").is_file()
-    assert (init_tiny(empty, corpus, cfg) / "config.json").is_file()  # an earlier tiny model may be replaced
+    with pytest.raises(NabraError, match="pass --force"):
+        init_tiny(empty, corpus, cfg)
+    assert (init_tiny(empty, corpus, cfg, force=True) / "config.json").is_file()  # an earlier tiny model, replaced
+    assert main(["model", "init-tiny", str(empty), "--corpus", str(corpus), "--vocab-size", "300"]) == 2
+    assert "holds an earlier tiny model (its nabra_tiny.json): pass --force" in capsys.readouterr().err
 
 
 def test_tiny_release_is_what_the_stock_class_loads(tiny_dir, tmp_path):

@@ -95,6 +95,11 @@ def test_adapter_save_load_merge_round_trip(tiny_dir, corpus, tmp_path):
         untouched = load(tiny_dir).model(**inputs).logits
     assert (got - expected).abs().max() < 1e-4
     assert (untouched - expected).abs().max() > 1e-3  # the adapter really changed the model
+    with pytest.raises(NabraError, match="pass --force"):  # an earlier merge is replaced only when forced
+        merge(load(tiny_dir), adapter, merged_dir)
+    with pytest.raises(NabraError, match="is inside the adapter"):
+        merge(load(tiny_dir), adapter, adapter / "merged", force=True)
+    assert merge(load(tiny_dir), adapter, merged_dir, force=True) == merged_dir
 
 
 def test_not_an_adapter_folder(tiny_dir, tmp_path):

@@ -86,6 +86,18 @@ def test_unlabelled_manifest_lines_and_folders(label_run, tmp_path, synth_corpus
     assert all("asr" in r and "ser" in r and "did" not in r and "ssum" not in r for r in rows)
     err = capsys.readouterr().err
     assert f"{manifest}:3: no audio" in err and f"{manifest}:4: bad JSON" in err
+    # Issue 28: --out is checked before the work: a folder, someone's file, an earlier result without --force.
+    args = ["analyze", audio[0], "--model", str(label_run), "--tasks", "asr", "--quiet", "--out"]
+    for target, says in ((tmp_path, "is a folder: --out names the file to write"),
+                         (manifest, "does not hold analyze results"),
+                         (out, "holds the results of an earlier analyze: pass --force")):
+        before = target.read_bytes() if target.is_file() else None
+        assert main([*args, str(target)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
+        assert before is None or target.read_bytes() == before
+    assert not list(tmp_path.glob(".tmp.*"))
+    assert main([*args, str(out), "--force"]) == 0 and len(out.read_text().splitlines()) == 1
 
 
 def test_a_six_minute_recording_is_transcribed_by_window_and_summarized_from_its_transcript(label_run, tmp_path):
@@ -116,3 +128,23 @@ def test_each_window_is_decoded_once_for_all_tasks(label_run, synth_corpus):
     analyzer.run(recs, ("asr", "ssum", "did", "ser"))
     assert analyzer.store.decoded == len(recs) and analyzer.store.used == 0  # once each, then let go
     analyzer.close()
+
+
+def test_an_unreadable_subfolder_and_a_symlink_loop_are_said(label_run, tmp_path, synth_corpus, capsys):
+    import os
+
+    audio = next(u.audio for u in read_manifest(synth_corpus))
+    folder = tmp_path / "calls"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "a.wav").write_bytes(Path(audio).read_bytes())
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    os.chmod(folder / "locked", 0)
+    try:
+        results, skipped = analyze([folder, loop], label_run, tasks=["asr"], progress=False)
+    finally:
+        os.chmod(folder / "locked", 0o755)
+    assert len(results) == 1
+    if os.geteuid() != 0:  # root lists any folder
+        assert any("locked: cannot list the folder (Permission denied)" in s for s in skipped), skipped
+    assert any(str(loop) in s and "symbolic links" in s for s in skipped), skipped

@@ -96,3 +96,40 @@ def test_export_refuses_what_it_cannot_do(lora_run, tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
     assert main(["export", str(lora_run), "--out", str(lora_run / "final")]) == 2
     assert "a folder of its own" in capsys.readouterr().err
+
+
+def _tree(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_export_never_removes_what_it_did_not_write(lora_run, tiny, tmp_path, monkeypatch, capsys):
+    """Issue 28 #1: `--out` the folder holding the run removed both runs in it; `--out` a folder with a
+    user's thesis.txt removed it. Now: absent, empty, or an earlier export (with --force) only."""
+    runs = lora_run.parent
+    before = _tree(runs)
+    for out, says in ((runs, "holds the run"), (lora_run / "exports", "is inside the run"),
+                      (tiny, "is its base model"), (tiny / "sub", "is inside its base model")):
+        assert main(["export", str(lora_run), "--out", str(out)]) == 2, out
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
+    assert _tree(runs) == before and not (tiny / "sub").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("three years of work")
+    assert main(["export", str(lora_run), "--out", str(mine)]) == 2
+    assert "holds thesis.txt, and is not an earlier export of Nabra's" in capsys.readouterr().err
+    assert (mine / "thesis.txt").read_text() == "three years of work"
+    (tmp_path / "a-file").write_text("x")
+    assert main(["export", str(lora_run), "--out", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    monkeypatch.chdir(mine)
+    assert main(["export", str(lora_run), "--out", "."]) == 2  # `--out .` in a folder of one's own files
+    assert "holds thesis.txt" in capsys.readouterr().err
+    out = tmp_path / "export"
+    assert main(["export", str(lora_run), "--out", str(out)]) == 0
+    assert main(["export", str(lora_run), "--out", str(out)]) == 2
+    assert "holds an earlier export (its nabra_export.json): pass --force" in capsys.readouterr().err
+    (out / "stale.bin").write_text("from an earlier export")
+    assert main(["export", str(lora_run), "--out", str(out), "--force"]) == 0
+    assert not (out / "stale.bin").exists() and (out / "adapter_model.safetensors").is_file()
+    assert not list(tmp_path.glob(".tmp.*")) and not list(tmp_path.glob(".old.*"))

@@ -111,7 +111,7 @@ def test_bad_model_folders_and_missing_manifests_fail_fast(make_config, tmp_path
     mine.mkdir()
     (mine / "weights.bin").write_bytes(b"not a model")
     config = make_config("tinyinit", model={"path": str(mine), "init_tiny": True})
-    with pytest.raises(NabraError, match="holds weights.bin but no model config.json"):
+    with pytest.raises(NabraError, match="holds weights.bin, and is not an earlier tiny model"):
         train(load_config(config), progress=False, log=quiet)
     assert [p.name for p in mine.iterdir()] == ["weights.bin"]
     (mine / "config.json").write_bytes(b"\x89PNG\r\n\x1a\n garbage")

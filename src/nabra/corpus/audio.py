@@ -7,6 +7,7 @@ soxr. Errors are :class:`~nabra.errors.AudioError` and name the file.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from dataclasses import dataclass
@@ -21,6 +22,14 @@ from nabra.errors import AudioError
 SAMPLE_RATE = 16_000
 DURATION_TOLERANCE = 0.05
 """Seconds a manifest's duration may differ from the audio's: header rounding and resampling differ by a few ms."""
+MAX_SAMPLE_RATE = 192_000
+"""Highest sample rate accepted (studio audio is at most 192 kHz): a header claiming more is refused
+before decoding, so that a small file cannot make the decoder allocate gigabytes."""
+MAX_CHANNELS = 8
+"""Most channels accepted (7.1 surround)."""
+_BLOCK = 1 << 16
+"""Frames decoded at a time: the file is downmixed and resampled block by block, so memory holds one
+block of all channels plus the 16-kHz mono result, whatever the file's rate and channel count."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,23 @@ class AudioInfo:
 
 
 def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(path, "audio file not found")
+    try:
+        path.stat()
+    except OSError as e:  # the real reason: a loop of symbolic links is not "not found"
+        raise AudioError(path, "audio file not found" if e.errno == errno.ENOENT else
+                         f"cannot read the audio file ({e.strerror or e})") from None
     if not path.is_file():
         raise AudioError(path, "audio path is not a file")
+    if not os.access(path, os.R_OK):  # libsndfile would only say "System error."
+        raise AudioError(path, "cannot read the audio file (permission denied)")
+
+
+def _check_bounds(path: Path, sample_rate: int, channels: int) -> None:
+    """Refuse what a header claims beyond :data:`MAX_SAMPLE_RATE` and :data:`MAX_CHANNELS`."""
+    if sample_rate > MAX_SAMPLE_RATE:
+        raise AudioError(path, f"sample rate {sample_rate:,} Hz is above the {MAX_SAMPLE_RATE:,} Hz Nabra accepts")
+    if channels > MAX_CHANNELS:
+        raise AudioError(path, f"{channels} channels: more than the {MAX_CHANNELS} Nabra accepts")
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -48,13 +70,13 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     path = Path(path)
     _check_exists(path)
     try:
-        info = sf.info(str(path))
-        return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+        sf_info = sf.info(str(path))
+        info = AudioInfo(int(sf_info.samplerate), int(sf_info.frames), int(sf_info.channels))
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        sf_error = e
-    info = _av_info(path)
-    if info is None:
-        raise AudioError(path, f"not a readable audio file ({_reason(sf_error)})")
+        info = _av_info(path)
+        if info is None:
+            raise AudioError(path, f"not a readable audio file ({_reason(e)})") from None
+    _check_bounds(path, info.sample_rate, info.channels)
     return info
 
 
@@ -80,21 +102,38 @@ def load_audio(
     _check_exists(path)
     try:
         with sf.SoundFile(str(path)) as f:
-            sr = f.samplerate
-            start = int(round(offset * sr))
-            if start > f.frames:
-                raise AudioError(path, f"offset {offset:.3f} s is past the end of the audio ({f.frames / sr:.3f} s)")
-            f.seek(start)
-            frames = -1 if _whole(offset, duration, f.frames / sr) else int(round(duration * sr))
-            data = f.read(frames, dtype="float32", always_2d=True)
+            _check_bounds(path, f.samplerate, f.channels)
+            return _read_blocks(path, f, offset, duration, sample_rate)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         data, sr = _av_load(path, e)
-        start = int(round(offset * sr))
-        stop = None if _whole(offset, duration, len(data) / sr) else start + int(round(duration * sr))
-        data = data[start:stop]
-    samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    start = int(round(offset * sr))
+    stop = None if _whole(offset, duration, len(data) / sr) else start + int(round(duration * sr))
+    samples = data[start:stop, 0]
     if sr != sample_rate and samples.size:
         samples = soxr.resample(samples, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _read_blocks(path: Path, f: sf.SoundFile, offset: float, duration: float | None, sample_rate: int) -> np.ndarray:
+    """The span of the open file ``f``, decoded, downmixed and resampled :data:`_BLOCK` frames at a
+    time (soxr's stream gives the same samples as resampling the whole at once)."""
+    sr = f.samplerate
+    start = int(round(offset * sr))
+    if start > f.frames:
+        raise AudioError(path, f"offset {offset:.3f} s is past the end of the audio ({f.frames / sr:.3f} s)")
+    f.seek(start)
+    left = f.frames - start if _whole(offset, duration, f.frames / sr) else int(round(duration * sr))
+    stream = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
+    parts = []
+    while True:
+        block = f.read(min(_BLOCK, max(left, 0)), dtype="float32", always_2d=True)
+        left -= len(block)
+        last = left <= 0 or len(block) == 0
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        parts.append(stream.resample_chunk(mono, last=last) if stream is not None else mono)
+        if last:
+            break
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
@@ -158,6 +197,7 @@ def _av_load(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
                 raise AudioError(path, "file has no audio stream")
             stream = container.streams.audio[0]
             sr = stream.codec_context.sample_rate
+            _check_bounds(path, int(sr or 0), int(stream.codec_context.channels or 1))
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
             chunks = [
                 out.to_ndarray().reshape(-1)

@@ -13,14 +13,17 @@ from nabra.errors import NabraError
 from nabra.model import tokens
 from nabra.model.composed import PROJECTORS, ComposedAudioLMConfig, add_layout_tokens, from_parts
 
+COMPOSE_MARKER = "nabra_compose.json"
+
 
 def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.PathLike, *, projector: str = "mlp2",
-            dtype: str = "float32", seed: int = 0, log=print) -> Path:
+            dtype: str = "float32", seed: int = 0, force: bool = False, log=print) -> Path:
     """Write a composed model to ``out``: the audio modules of the audio-LLM checkpoint ``audio_from``, a
-    new projector, and the causal LM of the folder ``lm`` (its tokenizer gets the layout's tokens)."""
+    new projector, and the causal LM of the folder ``lm`` (its tokenizer gets the layout's tokens).
+    ``out`` must be absent, empty or an earlier composed model, which only ``force`` replaces."""
     from transformers import AutoTokenizer
 
-    from nabra.files import staged_folder
+    from nabra.files import check_output_folder, staged_folder
     from nabra.model.families import FAMILIES
     from nabra.model.families.base import loading
     from nabra.model.load import load, read_json, torch_dtype
@@ -28,9 +31,7 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     if projector not in PROJECTORS:
         raise NabraError(f"unknown projector {projector!r}; choose one of {', '.join(PROJECTORS)}")
     dtype_ = torch_dtype(dtype)  # a clear error for an unknown name, before anything is read
-    audio_from, lm, out = Path(audio_from), Path(lm), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise NabraError(f"{out}: exists and is not an empty folder; a composed model is written to a new folder")
+    audio_from, lm = Path(audio_from), Path(lm)
     lm_config = lm / "config.json"
     if not lm_config.is_file():
         raise NabraError(f"{lm}: no config.json: not a causal LM folder")
@@ -38,6 +39,8 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     model_type = lm_json.get("model_type")
     if any(f.layout_of(lm_json) for f in FAMILIES.values()):
         raise NabraError(f"{lm}: is an audio LLM ({model_type}); --lm takes a text causal LM (Jais-2, Falcon-H1, Qwen3 ...)")
+    out = check_output_folder(out, COMPOSE_MARKER, force=force, what="composed model",
+                              protect=[("the audio checkpoint", audio_from), ("the LM", lm)])
     source = load(audio_from, dtype=dtype)
     parts = source.family.audio_parts(source.model)
     if not parts:
@@ -60,11 +63,11 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(tokens.IM_END)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None
-    with staged_folder(out) as tmp:
+    with staged_folder(out, replace=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         source.feature_extractor.save_pretrained(tmp)
-        (tmp / "nabra_compose.json").write_text(json.dumps({
+        (tmp / COMPOSE_MARKER).write_text(json.dumps({
             "audio_from": str(audio_from), "audio_family": tower.name, "lm": str(lm), "lm_model_type": model_type,
             "projector": projector, "tokens_added": added, "seed": seed}, indent=2, ensure_ascii=False) + "\n")
     n = sum(p.numel() for p in model.projector.parameters())

@@ -110,12 +110,24 @@ def load_adapter(model, adapter_dir: str | os.PathLike, *, trainable: bool = Fal
     return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
 
 
-def merge(bundle, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+MERGE_MARKER = "nabra_merge.json"
+
+
+def merge(bundle, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     """Merge an adapter into the bundle's thinker and write a plain thinker checkpoint that
-    :func:`nabra.model.load` reads (weights, tokenizer, feature extractor)."""
-    out_dir = Path(out_dir)
+    :func:`nabra.model.load` reads (weights, tokenizer, feature extractor). ``out_dir`` must be absent,
+    empty or an earlier merge (``nabra_merge.json``), which only ``force`` replaces."""
+    import json
+
+    from nabra.files import check_output_folder, staged_folder
+
+    out_dir = check_output_folder(out_dir, MERGE_MARKER, force=force, what="merged model",
+                                  protect=[("the base model", bundle.path), ("the adapter", adapter_dir)])
     merged = load_adapter(bundle.model, adapter_dir).merge_and_unload()
-    merged.save_pretrained(out_dir, safe_serialization=True)
-    bundle.tokenizer.save_pretrained(out_dir)
-    bundle.feature_extractor.save_pretrained(out_dir)
+    with staged_folder(out_dir, replace=True) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        bundle.tokenizer.save_pretrained(tmp)
+        bundle.feature_extractor.save_pretrained(tmp)
+        (tmp / MERGE_MARKER).write_text(json.dumps({"base": str(bundle.path), "adapter": str(adapter_dir)},
+                                                   indent=2, ensure_ascii=False) + "\n")
     return out_dir

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from nabra.corpus.labels import DIALECTS, EMOTIONS
 from nabra.corpus.manifest import Utterance, iter_manifest
-from nabra.errors import NabraError
-from nabra.files import staged_folder
+from nabra.files import check_output_folder, staged_folder
 from nabra.model.families import Family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI, whisper_feature_extractor
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
@@ -116,38 +115,27 @@ def feature_extractor(out_dir: str | Path | None = None, **overrides):
     return fe
 
 
+TINY_MARKER = "nabra_tiny.json"
+
+
 def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | None = None,
-              cfg: TinyConfig | None = None, family: Family = QWEN2_5_OMNI) -> Path:
+              cfg: TinyConfig | None = None, family: Family = QWEN2_5_OMNI, *, force: bool = False) -> Path:
     """Write a tiny checkpoint of ``family`` (config, safetensors weights, tokenizer, feature
-    extractor); its tokenizer learns the texts of ``manifest`` (a file, or utterances)."""
+    extractor); its tokenizer learns the texts of ``manifest`` (a file, or utterances). ``out_dir``
+    must be absent, empty or an earlier tiny model (``nabra_tiny.json``), which only ``force`` replaces."""
     import torch
 
     cfg = cfg or TinyConfig()
-    out_dir = Path(out_dir)
-    _check_writable(out_dir)
+    out_dir = check_output_folder(out_dir, TINY_MARKER, force=force, what="tiny model")
     tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size, family)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in family.special_tokens.values()}
     torch.manual_seed(cfg.seed)
     model = family.new_model(family.tiny_config(cfg, ids))
     model.generation_config.eos_token_id = ids[family.special_tokens["im_end"]]
     model.generation_config.pad_token_id = ids[family.special_tokens["eos_token"]]
-    with staged_folder(out_dir) as tmp:  # config.json moved in last: a kill leaves no half model
+    with staged_folder(out_dir, replace=True) as tmp:  # config.json moved in last: a kill leaves no half model
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         family.new_feature_extractor().save_pretrained(tmp)
-        (tmp / "nabra_tiny.json").write_text(json.dumps({"family": family.name, **vars(cfg)}, indent=2) + "\n")
+        (tmp / TINY_MARKER).write_text(json.dumps({"family": family.name, **vars(cfg)}, indent=2) + "\n")
     return out_dir
-
-
-def _check_writable(out_dir: Path) -> None:
-    """A tiny model goes only where nothing else is: an absent or empty folder, or an earlier tiny
-    model (``nabra_tiny.json``). Never into a folder of the user's files."""
-    if not out_dir.exists() or (out_dir / "nabra_tiny.json").is_file():
-        return
-    if not out_dir.is_dir():
-        raise NabraError(f"{out_dir}: not a folder; a tiny model is written to an empty or absent folder")
-    held = sorted(p.name for p in out_dir.iterdir())
-    if held:
-        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
-        raise NabraError(f"{out_dir}: holds {shown} but no model config.json; a tiny model is only written to "
-                         "an empty or absent folder (choose another model.path, or empty this one)")

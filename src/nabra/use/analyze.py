@@ -14,6 +14,8 @@ its label probabilities are the mean over its windows. The JSON says which path 
 from __future__ import annotations
 
 import copy
+import errno
+import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -26,6 +28,7 @@ from nabra.corpus.importers.common import AUDIO_SUFFIXES, audio_files
 from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
 from nabra.errors import AudioError, NabraError
 from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
+from nabra.files import check_output_file
 from nabra.model.collate import Collator, to_device
 from nabra.model.families import family_of_model
 from nabra.model.loader import AudioStore
@@ -67,8 +70,10 @@ def collect(paths: list[str | os.PathLike], skipped: list[str]) -> list[Recordin
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = list(audio_files(path))
-            if not found:
+            unreadable: list[tuple[str, str]] = []
+            found = list(audio_files(path, unreadable))
+            skipped += [f"{folder}: cannot list the folder ({reason})" for folder, reason in unreadable]
+            if not found and not unreadable:
                 skipped.append(f"{path}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in the folder")
             out += [Recording(str(p), str(p), where=str(p)) for p in found]
         elif path.name.endswith(MANIFEST_SUFFIXES):
@@ -76,13 +81,21 @@ def collect(paths: list[str | os.PathLike], skipped: list[str]) -> list[Recordin
         elif path.is_file():
             out.append(Recording(str(path), str(path), where=str(path)))
         else:
-            skipped.append(f"{path}: not found")
+            skipped.append(f"{path}: {_why_not_there(path)}")
     seen: dict[str, int] = {}
     for rec in out:  # the same file named twice, or ids shared by two manifests: each answered apart
         n = seen[rec.id] = seen.get(rec.id, 0) + 1
         if n > 1:
             rec.id = f"{rec.id}#{n}"
     return out
+
+
+def _why_not_there(path: Path) -> str:
+    try:
+        path.stat()
+    except OSError as e:  # a loop of symbolic links, a folder without permission: not "not found"
+        return "not found" if e.errno == errno.ENOENT else f"cannot read it ({e.strerror or e})"
+    return "not a file or a folder"
 
 
 def _manifest(path: Path, skipped: list[str]) -> list[Recording]:
@@ -100,6 +113,26 @@ def _manifest(path: Path, skipped: list[str]) -> list[Recording]:
             continue
         utt = resolve_audio(utt, root)
         out.append(Recording(utt.id, utt.audio, utt.offset, utt.duration, where))
+    return out
+
+
+def check_results_file(out: str | os.PathLike, *, force: bool = False) -> Path:
+    """``analyze --out``: a file to write (not a folder, in a writable folder); an existing file is
+    replaced only when it holds an earlier analyze's results and ``force`` says so."""
+    out = check_output_file(out, what="results file")
+    if not out.is_file() or out.stat().st_size == 0:
+        return out
+    try:
+        with open(out, encoding="utf-8") as f:
+            first = json.loads(f.readline())
+        earlier = isinstance(first, dict) and {"id", "model", "duration"} <= set(first)
+    except (ValueError, UnicodeDecodeError):
+        earlier = False
+    if not earlier:
+        raise NabraError(f"{out}: exists and does not hold analyze results: Nabra never replaces what it did not "
+                         "write; choose another --out")
+    if not force:
+        raise NabraError(f"{out}: holds the results of an earlier analyze: pass --force to replace them")
     return out
 
 

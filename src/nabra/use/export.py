@@ -22,7 +22,7 @@ from nabra.config import RunConfig
 from nabra.corpus.stats import manifest_stats
 from nabra.errors import NabraError
 from nabra.evaluate.runner import run_config, run_folder
-from nabra.files import atomic_path, remove, write_text
+from nabra.files import atomic_path, check_output_folder, remove, write_text
 from nabra.model import load
 from nabra.model.load import inspect_checkpoint, inspect_family, read_json
 from nabra.model.lora import load_adapter
@@ -32,10 +32,17 @@ DTYPES = ("bfloat16", "float16", "float32")
 _WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
+EXPORT_MARKER = "nabra_export.json"
+"""What marks a folder as an export of Nabra's (which ``force`` may replace)."""
+
+
 def export(run: str | Path, out: str | Path, *, merge: bool = False, dtype: str = "bfloat16",
-           weights: str | None = None, base: str | None = None, log=print) -> Path:
+           weights: str | None = None, base: str | None = None, force: bool = False, log=print) -> Path:
     """Export the model of ``run`` (its ``best/`` when there is one, else ``final/``; or ``weights``)
-    to ``out``; returns ``out``. ``base``: the base model folder when the run's is elsewhere now."""
+    to ``out``; returns ``out``. ``base``: the base model folder when the run's is elsewhere now.
+
+    ``out`` must be absent, empty, or an earlier export (``nabra_export.json``), which only ``force``
+    replaces; never a folder that holds or lies inside the run or its base model."""
     if dtype not in DTYPES:
         raise NabraError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     run = Path(run)
@@ -44,11 +51,10 @@ def export(run: str | Path, out: str | Path, *, merge: bool = False, dtype: str 
         raise NabraError(f"{run}: not a run folder (no config.yaml): export needs the run that trained the model")
     cfg = run_config(folder)
     trained = _weights(folder, weights)
-    out = Path(out)
-    if out.resolve() in (folder.resolve(), trained.resolve()):
-        raise NabraError(f"{out}: export to a folder of its own, not into the run")
     adapter = (trained / "adapter_config.json").is_file()
     base_dir = Path(base or _base_of(trained, cfg))
+    out = check_output_folder(out, EXPORT_MARKER, force=force, what="export",
+                              protect=[("the run", folder), ("its base model", base_dir)])
     with atomic_path(out, folder=True) as tmp:
         if adapter and not merge:
             for name in _WEIGHT_FILES:
@@ -59,7 +65,7 @@ def export(run: str | Path, out: str | Path, *, merge: bool = False, dtype: str 
         else:  # a full fine-tune: the thinker itself
             layout = _full(trained, tmp, dtype)
         write_text(tmp / "README.md", model_card(folder, cfg, trained, base_dir, layout, merge or not adapter, dtype))
-        (tmp / "nabra_export.json").write_text(json.dumps(
+        (tmp / EXPORT_MARKER).write_text(json.dumps(
             {"run": str(folder.resolve()), "weights": trained.name, "layout": layout, "base_model": str(base_dir),
              "dtype": dtype if (merge or not adapter) else None}, indent=2) + "\n")
     log(f"exported {trained} as {layout} -> {out}")

@@ -95,3 +95,33 @@ def test_safe_names_are_distinct_and_stay_in_their_folder():
     assert len(set(names)) == len(ids)
     assert names[0] == "a_b" and names[3] == "x" and names[5] == "مرحبا"  # plain names are kept
     assert all("/" not in n and not n.startswith(".") and len(n.encode()) <= 255 for n in names)
+
+
+def test_an_import_never_replaces_a_manifest_with_less(tmp_path, capsys):
+    """Issue 28 #6: `--out keep.jsonl` holding 80 lines became an empty file when the import found nothing.
+    Now nothing is written then, and a manifest is replaced by fewer lines only with --force."""
+    from nabra.cli import main
+    from nabra.testing import tiny_manifest
+
+    keep = tiny_manifest(tmp_path / "keep", 8)
+    before = keep.read_bytes()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"messages": [{"role": "user", "content": "<audio>"}]}\n')
+    assert main(["data", "import", "swift", str(empty), "--out", str(keep), "--quiet"]) == 1
+    assert "nothing imported, nothing written" in capsys.readouterr().err
+    assert keep.read_bytes() == before
+    three = tmp_path / "three.jsonl"
+    three.write_text("".join(json.dumps({"messages": [{"role": "user", "content": "Summarize the text:\nنص طويل"},
+                                                      {"role": "assistant", "content": f"ملخص {i}"}]},
+                                        ensure_ascii=False) + "\n" for i in range(3)), encoding="utf-8")
+    assert main(["data", "import", "swift", str(three), "--out", str(keep), "--quiet"]) == 2
+    assert "holds 8 utterances and this import 3: not replaced (pass --force" in capsys.readouterr().err
+    assert keep.read_bytes() == before and not list(keep.parent.glob(".*"))
+    assert main(["data", "import", "swift", str(three), "--out", str(keep), "--quiet", "--force"]) == 0
+    assert len(keep.read_text().splitlines()) == 3
+    thesis = tmp_path / "thesis.txt"
+    thesis.write_text("three years of work\n")
+    assert main(["data", "import", "swift", str(three), "--out", str(thesis), "--quiet"]) == 2
+    assert "exists and is not a manifest" in capsys.readouterr().err and thesis.read_text() == "three years of work\n"
+    assert main(["data", "import", "swift", str(three), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err

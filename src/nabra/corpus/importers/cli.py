@@ -45,6 +45,8 @@ def _import_parent() -> argparse.ArgumentParser:
     p.add_argument("--language", help="language code of the speech (default ar; lhotse: each supervision's own)")
     p.add_argument("--source", help="value of the manifest's source field (default: the kind)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even when it holds more utterances than this import, or is not a manifest")
     return p
 
 
@@ -213,7 +215,8 @@ def _import_options(args):
 
         dialects = country_labels(load_mapping(args.mapping))
     return ImportOptions(check_audio=args.check_audio, dialects=dialects, emotions=emotions,
-                         min_duration=args.min_duration, workers=args.workers, progress=not args.quiet)
+                         min_duration=args.min_duration, workers=args.workers, progress=not args.quiet,
+                         force=args.force)
 
 
 def cmd_data_import(args) -> int:
@@ -225,12 +228,13 @@ def cmd_data_import(args) -> int:
     with skip_sink(skips) as report:
         import_corpus(args.kind, args.src, args.out, options=opts, report=report, **_kind_options(args, opts))
     print(report.summary())
-    print(f"wrote {args.out}" + (f"; skipped rows are listed in {skips}" if report.skipped else ""))
+    listed = f"skipped rows are listed in {skips}" if report.skipped else ""
+    if not report.utterances:
+        print(f"{args.out}: nothing imported, nothing written" + (f"; {listed}" if listed else ""), file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}" + (f"; {listed}" if listed else ""))
     if args.kind == "adi" and args.keep_country:
         print(f"dialect labels are country codes: validate with --dialects {','.join(opts.dialects.names)}")
-    if not report.utterances:
-        print(f"{args.out}: nothing imported", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -44,7 +44,7 @@ from nabra.corpus.validate import (
     validate_manifest,
 )
 from nabra.errors import AudioError, NabraError
-from nabra.files import atomic_path
+from nabra.files import atomic_path, check_output_file, commit, remove
 from nabra.progress import progress_bar
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"})
@@ -128,6 +128,8 @@ class ImportOptions(ValidationConfig):
 
     progress: bool = False
     """Show a progress bar on stderr."""
+    force: bool = False
+    """Replace an existing manifest even with fewer lines, or a file at ``out`` that is not a manifest."""
 
     def validation(self) -> ValidationConfig:
         """The checks of the written manifest: these settings, without re-reading the audio (an
@@ -143,9 +145,15 @@ class ImportResult:
 
 def run_import(rows: Iterable[Row], out: str | os.PathLike, report: SkipReport,
                opts: ImportOptions | None = None) -> ImportResult:
-    """Check ``rows``, write the accepted ones to the manifest ``out`` and validate it."""
+    """Check ``rows``, write the accepted ones to the manifest ``out`` and validate it.
+
+    The manifest is written beside ``out`` and moved into place only when it holds something, and,
+    when ``out`` is a manifest already, only when it holds as many lines or more (or ``opts.force``):
+    an import that finds less never replaces what was there. A file at ``out`` that is not a
+    manifest is refused before any work (unless ``opts.force``)."""
     opts = opts or ImportOptions()
-    out = Path(out)
+    out = check_output_file(out, what="manifest")
+    existing = _existing_manifest(out, opts.force)
     cfg = opts.validation()
     line_rows = array("L")  # input rows behind each written line, for the post-validation pass
 
@@ -154,11 +162,40 @@ def run_import(rows: Iterable[Row], out: str | os.PathLike, report: SkipReport,
             line_rows.append(row.rows)
             yield row.utt
 
-    report.utterances = write_manifest(out, accepted())
-    report.imported = sum(line_rows)
-    _validate_written(out, report, cfg, line_rows)
-    report.check_balance()
+    staged = out.with_name(f".import.{out.name}")  # same folder: relative audio paths stay right
+    try:
+        report.utterances = write_manifest(staged, accepted())
+        report.imported = sum(line_rows)
+        _validate_written(staged, report, cfg, line_rows, name=out.name)
+        report.check_balance()
+        if not report.utterances:
+            report.notes.append(f"nothing imported: {out} not written" + (" (kept as it was)" if existing else ""))
+        elif existing is not None and existing > report.utterances and not opts.force:
+            raise NabraError(f"{out}: holds {existing:,} utterances and this import {report.utterances:,}: "
+                             "not replaced (pass --force to replace it; nothing was written)")
+        else:
+            commit(staged, out)
+    finally:
+        remove(staged)
     return ImportResult(out, report)
+
+
+def _existing_manifest(out: Path, force: bool) -> int | None:
+    """The line count of the manifest at ``out`` (None: no file); refuses a file that is no manifest."""
+    if not out.is_file():
+        return None
+    try:
+        count, first = 0, None
+        for _, line in iter_lines(out, max_bytes=None):
+            first = line if first is None else first
+            count += 1
+        parse_line(first) if first is not None else None
+    except (ManifestLineError, NabraError, OSError, EOFError, UnicodeDecodeError) as e:
+        if force:
+            return None
+        raise NabraError(f"{out}: exists and is not a manifest ({e}): choose another --out "
+                         "(or pass --force to replace it)") from None
+    return count
 
 
 def skipped_path(out: str | os.PathLike) -> Path:
@@ -187,9 +224,16 @@ def require_file(path: Path, layout: str) -> Path:
     return path
 
 
-def audio_files(root: Path) -> Iterator[Path]:
-    """Audio files under ``root``, recursively, in a stable (sorted) order."""
-    for folder, dirs, files in os.walk(root):
+def audio_files(root: Path, unreadable: list[tuple[str, str]] | None = None) -> Iterator[Path]:
+    """Audio files under ``root``, recursively, in a stable (sorted) order. A folder that cannot be
+    listed is added to ``unreadable`` as (path, reason); without the list it stops the walk."""
+
+    def failed(e: OSError) -> None:
+        if unreadable is None:
+            raise NabraError(f"{e.filename}: cannot list the folder ({e.strerror})")
+        unreadable.append((str(e.filename), e.strerror or str(e)))
+
+    for folder, dirs, files in os.walk(root, onerror=failed):
         dirs.sort()
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in AUDIO_SUFFIXES:
@@ -291,7 +335,8 @@ def _cached_info(path: str) -> AudioInfo:
     return audio_info(path)
 
 
-def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line_rows: array) -> None:
+def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line_rows: array,
+                      name: str | None = None) -> None:
     """Validate the written manifest; drop (and report) any line it rejects, and note its warnings.
 
     The checks above already apply the validation rules, so this pass finds nothing unless they
@@ -304,7 +349,7 @@ def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line
             warned[reason_key(problem.reason)] += 1
         else:
             bad.setdefault(problem.line, problem.reason)
-    report.notes += [f"{n:,} warning(s): {kind} (nabra data validate {out} lists them)"
+    report.notes += [f"{n:,} warning(s): {kind} (nabra data validate {out.with_name(name or out.name)} lists them)"
                      for kind, n in warned.most_common()]
     if not bad:
         return
@@ -318,7 +363,7 @@ def _validate_written(out: Path, report: SkipReport, cfg: ValidationConfig, line
             except ManifestLineError:
                 uid = "?"
             rows = line_rows[lineno - 1]
-            report.skip(f"{out.name}:{lineno} (id {uid})", reason_key(bad[lineno]), bad[lineno], rows=rows)
+            report.skip(f"{name or out.name}:{lineno} (id {uid})", reason_key(bad[lineno]), bad[lineno], rows=rows)
             report.imported -= rows
             report.utterances -= 1
 

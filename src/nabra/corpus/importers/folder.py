@@ -40,7 +40,18 @@ def read(src: str | os.PathLike, report: SkipReport, *, field: str, labels: Labe
     label_re, speaker_re = _compile(label_regex, "label"), _compile(speaker_regex, "speaker")
     mapping = {k.casefold(): v for k, v in (label_map or {}).items()}
     source = source or root.name
-    for path in audio_files(root):
+    unreadable: list[tuple[str, str]] = []
+    yield from _rows(audio_files(root, unreadable), root, report, label_re=label_re, speaker_re=speaker_re,
+                     mapping=mapping, labels=labels, field=field, label_depth=label_depth, split=split,
+                     language=language, source=source)
+    for where, reason in unreadable:  # its files cannot be counted: the folder counts as one row
+        report.seen += 1
+        report.skip(where, "folder cannot be listed", reason)
+
+
+def _rows(paths, root: Path, report: SkipReport, *, label_re, speaker_re, mapping, labels, field, label_depth,
+          split, language, source) -> Iterator[Row]:
+    for path in paths:
         report.seen += 1
         rel = path.relative_to(root).as_posix()
         raw = _match(label_re, rel, "label") if label_re else _folder_label(rel, label_depth)
