@@ -7,6 +7,7 @@ manifests exit 1 with one line per problem; tracebacks are for bugs.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections import Counter
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import MAX_LINE_BYTES
-from nabra.errors import NabraError
+from nabra.errors import NabraError, printable
 
 
 def _positive_int(text: str) -> int:
@@ -393,16 +394,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; ``train``'s ``key=value`` overrides may come before or after its flags
+    (argparse alone takes none after ``--quiet``)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.verb == "train" and all("=" in x and not x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+# The errors of the environment a user can fix (permissions, a full or read-only disk, a path that is a
+# file where a folder must be): one line, like a NabraError. Others OSErrors are bugs and keep their traceback.
+_USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EISDIR, errno.ENOTDIR,
+                   errno.ELOOP, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOENT}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.func(args)
     except NabraError as e:
-        print(f"nabra: error: {e}", file=sys.stderr)
+        print(f"nabra: error: {printable(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `nabra data validate big.jsonl | head`
         sys.stderr.close()
         return 1
+    except OSError as e:
+        if e.errno not in _USER_OS_ERRORS or not e.filename:
+            raise
+        print(f"nabra: error: {printable(str(e.filename))}: {e.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nabra: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import yaml
 
 from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import MAX_LINE_BYTES
-from nabra.errors import NabraError
+from nabra.errors import NabraError, printable
 from nabra.model.config import CollatorConfig, LoraSettings
 from nabra.model.families import AUTO, family
 from nabra.schedule import SCHEDULES
@@ -265,7 +266,7 @@ def from_dict(cls, data: Any, where: str = ""):
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"; did you mean {(where + '.' if where else '') + close[0]!r}?" if close else ""
-            raise NabraError(f"unknown config key {path!r}{hint} (valid: {', '.join(fields)})")
+            raise NabraError(f"unknown config key {shown_key(path)}{hint} (valid: {', '.join(fields)})")
         kwargs[key] = _coerce(hints[key], value, path)
     try:
         return cls(**kwargs)
@@ -348,13 +349,71 @@ def apply_override(data: dict, override: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, first: int, again: int):
+        super().__init__(key)
+        self.key, self.first, self.again = key, first, again
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error, not a silent overwrite
+    (a second ``train:`` section would replace the first whole)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                if isinstance(key, typing.Hashable):
+                    seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path):
+    """The YAML document of ``path``: one-line errors that name the place, never echo the file's text
+    (a path given by mistake may be a secret), and refuse duplicate keys at any depth."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise NabraError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02X} at offset {e.start}): "
+                         "a recipe is a UTF-8 YAML file") from None
+    except IsADirectoryError:
+        raise NabraError(f"{path}: is a folder, not a YAML recipe") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except _DuplicateKey as e:
+        raise NabraError(f"{path}:{e.again}: duplicate key {shown_key(e.key)} (first on line {e.first}): "
+                         "the later one would silently replace the earlier; keep one") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise NabraError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})") from None
+
+
+def shown_key(key) -> str:
+    """A config key as an error shows it: quoted, control and bidi characters escaped, and the code points
+    of any non-ASCII letter named (a Cyrillic а in ``trаin`` looks like the Latin one)."""
+    text = printable(repr(str(key)))
+    odd = [c for c in str(key) if ord(c) > 0x7E]
+    if not odd:
+        return text
+    names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in dict.fromkeys(odd))
+    return f"{text} (it holds {names})"
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Read a recipe YAML, apply overrides, validate. Relative paths stay relative to the cwd."""
     path = resolve_config_path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise NabraError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml(path)
+    data = {} if data is None else data
+    sections = [f.name for f in dataclasses.fields(RunConfig)]
+    if not isinstance(data, dict) or (data and not any(k in sections for k in data)):
+        what = "a mapping with none of them" if isinstance(data, dict) else f"a {type(data).__name__}"
+        raise NabraError(f"{path}: not a Nabra recipe: expected a YAML mapping of its sections "
+                         f"({', '.join(sections)}), got {what}")
     for override in overrides:
         apply_override(data, override)
     return from_dict(RunConfig, data)

@@ -133,3 +133,10 @@ def test_export_never_removes_what_it_did_not_write(lora_run, tiny, tmp_path, mo
     assert main(["export", str(lora_run), "--out", str(out), "--force"]) == 0
     assert not (out / "stale.bin").exists() and (out / "adapter_model.safetensors").is_file()
     assert not list(tmp_path.glob(".tmp.*")) and not list(tmp_path.glob(".old.*"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="no sysfs to stand for a read-only folder")
+def test_export_into_a_read_only_folder_is_one_line(lora_run, capsys):
+    assert main(["export", str(lora_run), "--out", "/sys/nabra-export"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nabra: error: /sys/") and err.count("\n") == 1 and "Traceback" not in err

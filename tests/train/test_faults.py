@@ -1,6 +1,7 @@
 """Faults around a run: torn logs, restarts, a run folder moved, a full disk, a bad model folder."""
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -122,3 +123,64 @@ def test_bad_model_folders_and_missing_manifests_fail_fast(make_config, tmp_path
     config = make_config("nodata", data={"manifest": str(tmp_path / "missing.jsonl")}, model={"path": str(mine)})
     assert main(["train", str(config), "--quiet"]) == 2
     assert "missing.jsonl: manifest not found" in capsys.readouterr().err
+
+
+READ_ONLY = "/sys/nabra-cannot-write-here"  # sysfs refuses new entries even to root (EPERM)
+needs_sysfs = pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="no sysfs to stand for a read-only folder")
+
+
+def one_line_error(capsys, says: str) -> None:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("nabra: error: ") and says in err, err
+
+
+@needs_sysfs
+def test_writing_where_nothing_can_be_written_is_one_line(make_config, capsys):
+    """Issue 28 #7: training into, and exporting into, a read-only folder gave tracebacks."""
+    assert main(["train", str(make_config("ro")), f"output_dir={READ_ONLY}", "--quiet"]) == 2
+    one_line_error(capsys, READ_ONLY)
+
+
+def test_overrides_may_come_after_the_flags(make_config, tmp_path):
+    """Issue 28 #8: `nabra train cfg --quiet train.max_steps=2` was refused as unrecognized arguments."""
+    config = make_config("late")
+    assert main(["train", str(config), "--quiet", "train.max_steps=2", "train.save_every=0", "train.eval_every=0"]) == 0
+    assert steps_logged(tmp_path / "late") == [1, 2]
+    with pytest.raises(SystemExit):
+        main(["train", str(config), "--quiet", "--no-such-flag"])
+
+
+def test_recipes_that_are_ambiguous_or_not_recipes_are_refused_without_echoing_them(tmp_path, capsys):
+    """Issue 28 #5 and #8: a second `train:` section replaced the first silently; a file that is no recipe
+    had its first line printed (`nabra train ../../etc/shadow`); a Cyrillic letter made a key look valid."""
+    recipe = tmp_path / "twice.yaml"
+    recipe.write_text("train:\n  lr: 0.001\n  max_steps: 100\nschedule:\n  name: ads\ntrain:\n  max_steps: 5\n")
+    assert main(["train", str(recipe)]) == 2
+    one_line_error(capsys, "twice.yaml:6: duplicate key 'train' (first on line 1)")
+    recipe.write_text("train:\n  lr: 0.001\n  lr: 0.1\n")
+    assert main(["train", str(recipe)]) == 2
+    one_line_error(capsys, "twice.yaml:3: duplicate key 'lr' (first on line 2)")
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$salt$hashhashhash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    assert main(["train", str(secret)]) == 2
+    err = capsys.readouterr().err
+    assert "not a Nabra recipe" in err and "hashhash" not in err and "root:" not in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  lr: [0.1\n  password: hunter2\n")
+    assert main(["train", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml:3:" in err and "not valid YAML" in err and "hunter2" not in err
+    look = tmp_path / "look.yaml"
+    look.write_text("schedule:\n  name: ads\ntr\u0430in:\n  lr: 0.1\n", encoding="utf-8")
+    assert main(["train", str(look)]) == 2
+    one_line_error(capsys, "unknown config key 'tr\u0430in' (it holds U+0430 CYRILLIC SMALL LETTER A)")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("train:\n  lr: 0.1  # r\u00e9glage\n".encode("latin-1"))
+    assert main(["train", str(latin1)]) == 2
+    one_line_error(capsys, "latin1.yaml: not UTF-8 text (byte 0xE9")
+
+
+def test_control_and_bidi_characters_in_paths_are_shown_escaped(tmp_path, capsys):
+    sneaky = tmp_path / "run\u202egpj.yaml"  # reads as "runlmay.jpg" on a terminal
+    assert main(["train", str(sneaky)]) == 2
+    one_line_error(capsys, "run\\u202egpj.yaml")

@@ -155,3 +155,13 @@ def test_skip_reasons_name_the_kind_not_a_placeholder(tmp_path, import_checked):
     (reason,) = report.reasons
     assert reason == "transcript is empty once normalized (only diacritics, tatweel, punctuation)"
     assert report.items[0]["detail"].endswith("'؟'")
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root reads a file of mode 000")
+def test_a_tsv_that_cannot_be_read_is_one_line(release, tmp_path, capsys):
+    """Issue 28 #7: an unreadable TSV gave a traceback."""
+    (release / "dev.tsv").chmod(0)
+    assert main(["data", "import", "commonvoice", str(release), "--tsv", "dev", "--out", str(tmp_path / "cv.jsonl"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "dev.tsv: Permission denied" in err and "Traceback" not in err and err.count("\n") == 1
