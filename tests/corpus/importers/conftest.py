@@ -12,6 +12,9 @@ def _run(kind, src, out, options=None, allow_warnings=False, **kind_options):
     report = SkipReport()
     import_corpus(kind, src, out, options=options, report=report, **kind_options)
     assert report.imported + report.skipped == report.seen
+    if not report.utterances:  # nothing imported: nothing written
+        assert not out.exists()
+        return report, {}
     assert len(out.read_text(encoding="utf-8").splitlines()) == report.utterances
     problems = [p for p in validate_manifest(out, options.validation()) if not (allow_warnings and p.warning)]
     assert [p.format(out) for p in problems] == []
