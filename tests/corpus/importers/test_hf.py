@@ -83,7 +83,7 @@ def test_parquet_with_paths_and_arrays(tmp_path, import_checked):
     assert dict(report.reasons) == {"serves no task: dialect/emotion/summary-only annotations need an audio file": 1,
                                     "duplicate id": 1}
     assert utts["p1"].emotion == "angry" and utts["p1"].audio == str(tmp_path / "data" / "clips" / "p1.wav")
-    report, utts = import_checked("hf", tmp_path / "data" / "train-00000-of-00001.parquet", out,
+    report, utts = import_checked("hf", tmp_path / "data" / "train-00000-of-00001.parquet", out.with_name("p2.jsonl"),
                               audio_dir=out.parent / "audio", columns={"id": "uid", "audio": "wave"})
     assert utts["p2"].emotion == "happy" and utts["p2"].duration == 0.25
     assert abs(load_audio(utts["p2"].audio).size - 4000) <= 2
