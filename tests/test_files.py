@@ -77,3 +77,25 @@ def test_a_failed_commit_leaves_no_temporary_file(tmp_path):
     with pytest.raises(OSError), atomic_path(tmp_path / "out") as tmp:  # a file cannot replace a non-empty folder
         tmp.write_text("data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (tmp_path / "out" / "keep").is_file()
+
+
+def test_weights_get_the_mode_every_other_file_gets(tmp_path):
+    """Issue 28 #8: safetensors writes its files 0600, every other file of a run is 0644 (umask 022)."""
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    from nabra.files import atomic_path, staged_folder
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "ckpt", folder=True) as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))
+            (tmp / "config.json").write_text("{}")
+        with staged_folder(tmp_path / "model") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))
+    finally:
+        os.umask(mask)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {oct(0o666 & ~mask)}, modes

@@ -18,7 +18,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nabra.errors import NabraError
-from nabra.files import atomic_path, commit, disk_full, free_bytes, remove, size_text, temp_path
+from nabra.files import (
+    atomic_path,
+    commit,
+    disk_full,
+    free_bytes,
+    normalize_modes,
+    remove,
+    size_text,
+    temp_path,
+)
 
 CHECKPOINT_PREFIX = "step-"
 SHARDED = ("FSDP", "DEEPSPEED")
@@ -96,6 +105,7 @@ def save_checkpoint(run_dir: Path, step: int, acc, model, optimizer, lr_schedule
         raise NabraError(errors[0])
     if acc.is_main_process:
         (tmp / "COMPLETE").write_text(f"{step}\n")
+        normalize_modes(tmp)
         _fsync_files(tmp)
         commit(tmp, final)
         for old in checkpoints(run_dir)[:-keep_last]:

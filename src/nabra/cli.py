@@ -205,9 +205,10 @@ def cmd_analyze(args) -> int:
 def cmd_serve(args) -> int:
     from nabra.use.serve import Limits, serve
 
-    limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, body_timeout_s=args.body_timeout,
                     batch_window_ms=args.batch_window_ms, max_batch=args.max_batch)
-    serve(args.model, host=args.host, port=args.port, limits=limits, language=args.language, device=args.device)
+    serve(args.model, host=args.host, port=args.port, limits=limits, language=args.language, device=args.device,
+          allowed_hosts=args.allowed_host, allowed_origins=args.allow_origin)
     return 0
 
 
@@ -219,6 +220,12 @@ def _add_use_verbs(sub) -> None:
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (default 50 MB)")
     srv.add_argument("--max-seconds", type=float, default=600.0, help="longest recording (default 600 s)")
+    srv.add_argument("--body-timeout", type=float, default=15.0,
+                     help="a request body that sends nothing for this long is refused (default 15 s)")
+    srv.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                     help="a host name requests may use besides IP addresses and localhost (repeatable; * for any)")
+    srv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                     help="a web origin (https://app.example) whose pages may call the API (repeatable)")
     srv.add_argument("--batch-window-ms", type=float, default=20.0,
                      help="wait this long for requests to batch together (default 20; 0: one at a time)")
     srv.add_argument("--max-batch", type=int, default=8, help="most recordings per batch (default 8)")

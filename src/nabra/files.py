@@ -117,6 +117,26 @@ def _check_parent_writable(out: Path) -> None:
         raise NabraError(f"{parent}: not writable (permission denied): {out} cannot be written there")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+"""The mode a file gets from ``open()`` here. safetensors writes its files 0600 (a temporary file
+renamed): weights would be the only files of a folder others cannot read."""
+
+
+def normalize_modes(path: str | os.PathLike) -> None:
+    """Give the files written at ``path`` (a file, or a folder's files) the mode ``open()`` gives."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    for f in files:
+        if f.stat().st_mode & 0o777 != _FILE_MODE:
+            os.chmod(f, _FILE_MODE)
+
+
 def temp_path(final: str | os.PathLike) -> Path:
     """The temporary name of ``final``: ``.tmp.<name>`` beside it (the suffix stays: ``.gz`` stays
     compressed, ``.wav`` stays a WAV)."""
@@ -171,6 +191,7 @@ def atomic_path(final: str | os.PathLike, *, folder: bool = False) -> Iterator[P
             raise full from None
         raise
     try:
+        normalize_modes(tmp)
         commit(tmp, final)
     except BaseException:
         remove(tmp)  # a failed rename (the target became a folder, a read-only folder) leaves no .tmp.*
@@ -232,6 +253,7 @@ def staged_folder(final: str | os.PathLike, *, replace: bool = False) -> Iterato
     try:
         tmp.mkdir(parents=True)
         yield tmp
+        normalize_modes(tmp)
         final.mkdir(parents=True, exist_ok=True)
         if replace:
             for path in final.iterdir():

@@ -97,6 +97,10 @@ class Recipe:
                                        config=getattr(cfg.schedule, cfg.schedule.name))
         if self.schedule.dev_loss_setting and not cfg.train.eval_every:
             raise NabraError(f"{self.schedule.dev_loss_setting} reads the dev loss: set train.eval_every > 0")
+        if cfg.train.warmup_steps >= self.planned_steps:
+            self.say(f"warning: train.warmup_steps ({cfg.train.warmup_steps}) is not below the run's {self.planned_steps} "
+                     f"planned steps: the learning rate never reaches train.lr ({cfg.train.lr:g}) nor decays, and an "
+                     "extended run keeps warming up; set warmup_steps to a fraction of max_steps (10% is usual)")
         optimizer, self.lr_scheduler = build_optimizer(model, cfg, self.planned_steps)
         self.model, self.optimizer = self.acc.prepare(AnswerLoss(model), optimizer)
         self.tasks = [t for t in cfg.data.tasks if any(ex.task == t for ex in self.data.train)]

@@ -128,3 +128,25 @@ def test_decoding_memory_is_bounded_by_the_result_not_the_file(tmp_path):
     tracemalloc.stop()
     np.testing.assert_array_equal(got, expected)
     assert peak < 30_000_000, peak
+
+
+def test_why_a_file_cannot_be_read_is_said(tmp_path):
+    """Issue 28 #8: a symlink loop was "not found"; a file without read permission was libsndfile's
+    "System error."."""
+    import os
+
+    import pytest
+
+    from nabra.corpus.audio import audio_info, load_audio
+    from nabra.errors import AudioError
+    from nabra.testing import write_clip
+
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    with pytest.raises(AudioError, match="cannot read the audio file \\(Too many levels of symbolic links\\)"):
+        audio_info(loop)
+    if os.geteuid() != 0:  # root reads a file of mode 000
+        locked = write_clip(tmp_path / "locked.wav", 0.2)
+        locked.chmod(0)
+        with pytest.raises(AudioError, match="permission denied"):
+            load_audio(locked)

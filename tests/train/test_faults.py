@@ -184,3 +184,15 @@ def test_control_and_bidi_characters_in_paths_are_shown_escaped(tmp_path, capsys
     sneaky = tmp_path / "run\u202egpj.yaml"  # reads as "runlmay.jpg" on a terminal
     assert main(["train", str(sneaky)]) == 2
     one_line_error(capsys, "run\\u202egpj.yaml")
+
+
+def test_a_warmup_longer_than_the_run_is_said_at_set_up(make_config):
+    """Issue 28 #8: the demo recipe's warmup of 20 with max_steps=8 never reached its peak LR, silently."""
+    said = []
+    train(load_config(make_config("warm", train={"max_steps": 3, "warmup_steps": 5, "save_every": 0,
+                                                 "eval_every": 0})), progress=False, log=said.append)
+    assert any("warmup_steps (5) is not below the run's 3 planned steps" in line for line in said), said
+    said.clear()
+    train(load_config(make_config("fine", train={"max_steps": 3, "warmup_steps": 1, "save_every": 0,
+                                                 "eval_every": 0})), progress=False, log=said.append)
+    assert not any("warmup_steps" in line for line in said)

@@ -1,10 +1,14 @@
 """`nabra serve` with a real server on a loopback port: answers, refusals, a burst, the page."""
 
 import base64
+import contextlib
+import json
 import re
+import select
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +25,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from nabra.config import load_config  # noqa: E402
 from nabra.train import train  # noqa: E402
 from nabra.use.analyze import Analyzer  # noqa: E402
-from nabra.use.serve import Limits, build_app  # noqa: E402
+from nabra.use.serve import Limits, build_app, server_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,9 @@ def server(run):
     """A real uvicorn server on a free loopback port, in a thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    app = build_app(Analyzer(run), Limits(max_upload_mb=1, max_seconds=20, batch_window_ms=20, max_batch=8))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    limits = Limits(max_upload_mb=1, max_seconds=20, batch_window_ms=20, max_batch=8, body_timeout_s=2)
+    app = build_app(Analyzer(run), limits, allowed_hosts=["nabra.lan"], allowed_origins=["https://app.example"])
+    srv = uvicorn.Server(server_config(app, limits=limits))  # the settings `nabra serve` runs with
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -85,7 +90,7 @@ def test_a_valid_upload_gets_the_analyze_json(server, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["not audio", "empty", "too long", "too large", "wrong field", "bad tasks",
-                                  "no file"])
+                                  "no file", "too short", "decoding bomb"])
 def test_bad_uploads_get_a_4xx_with_a_reason(server, tmp_path, kind):
     url, _ = server
     if kind == "not audio":
@@ -100,13 +105,89 @@ def test_bad_uploads_get_a_4xx_with_a_reason(server, tmp_path, kind):
         resp = post(url, clip(tmp_path / "a.wav"), field="audio")
     elif kind == "bad tasks":
         resp = post(url, clip(tmp_path / "a.wav"), tasks="asr,translate")
+    elif kind == "too short":  # 0.06 ms: one sample
+        resp = post(url, data=(tmp_path / "short.wav").read_bytes() if sf.write(
+            tmp_path / "short.wav", np.zeros(1, np.float32), 16000) is None else b"")
+    elif kind == "decoding bomb":  # 60 s of silence at 655,350 Hz, 8 channels: small to send, 1.3 GB to decode
+        sf.write(tmp_path / "bomb.flac", np.zeros((655_350 * 60, 8), np.int16), 655_350, subtype="PCM_16")
+        resp = post(url, tmp_path / "bomb.flac")
     else:
         resp = httpx.post(url + "/v1/analyze", data={"tasks": "asr"})
     expected = {"not audio": 415, "empty": 400, "too long": 413, "too large": 413, "wrong field": 422,
-                "bad tasks": 400, "no file": 422}[kind]
+                "bad tasks": 400, "no file": 422, "too short": 400, "decoding bomb": 415}[kind]
     assert resp.status_code == expected, resp.text
     detail = resp.json()["detail"]
-    assert detail and (isinstance(detail, list) or len(detail) > 10)
+    assert isinstance(detail, str) and len(detail) > 10
+    assert "/tmp" not in resp.text and tempfile.gettempdir() not in resp.text  # no server path in a reply
+    assert "SpooledTemporaryFile" not in resp.text and "UploadFile" not in resp.text
+    if kind == "decoding bomb":
+        assert "655,350 Hz is above" in detail
+    if kind == "too short":
+        assert "shorter than the minimum" in detail
+
+
+def raw(url, request: bytes, then=b"", wait=5.0) -> tuple[bytes, float]:
+    """Send ``request`` on a raw socket (then ``then``, if the server has not answered), and read the
+    answer: what came back, and after how many seconds."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait + 10) as s:
+        t0 = time.perf_counter()
+        s.sendall(request)
+        answer = b""
+        for i in range(0, len(then), 65536):  # a block at a time, looking for the answer in between
+            if select.select([s], [], [], 0.05)[0]:
+                break
+            with contextlib.suppress(OSError):  # the server answered and closed already
+                s.sendall(then[i:i + 65536])
+        with contextlib.suppress(ConnectionResetError):  # it closes with our unread bytes in its buffer
+            while chunk := s.recv(65536):
+                answer += chunk
+        return answer, time.perf_counter() - t0
+
+
+def test_the_upload_limit_holds_as_bytes_arrive(server):
+    """Issue 28 #3: the 50-MB limit was checked after Starlette had spooled the whole body to disk (a
+    1-GB upload wrote 1,058 MB before the 413). Now a Content-Length over the limit is refused before a
+    byte is read, a body without one is cut off once it passes the limit, and a stalled one times out."""
+    url, _ = server
+    head = (b"POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n")
+    answer, seconds = raw(url, head + b"Content-Length: 1000000000\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413") and seconds < 2, answer[:200]
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    block = b"\0" * 65536
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in [part, *([block] * 40)])  # 2.6 MB, the limit is 1
+    answer, _ = raw(url, chunked, then=body)
+    assert answer.startswith(b"HTTP/1.1 413") and b"over the limit" in answer, answer[:200]
+    answer, seconds = raw(url, head + b"Content-Length: 5000\r\n\r\n" + part + b"RIFF", wait=8)
+    assert answer.startswith(b"HTTP/1.1 408") and 1.5 < seconds < 8, (answer[:200], seconds)
+    answer, _ = raw(url, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]  # headers over 16 KiB: refused by h11
+    assert httpx.get(url + "/healthz").status_code == 200  # and the server is still serving
+
+
+def test_only_its_own_pages_and_names_may_use_the_server(server, tmp_path):
+    """Issue 28 #4: a cross-origin form POST (no preflight) was analyzed; any Host was accepted (DNS
+    rebinding); /healthz showed the model's absolute path."""
+    url, _ = server
+    files = {"file": ("clip.wav", clip(tmp_path / "a.wav").read_bytes(), "audio/wav")}
+    ok = {"tasks": "asr"}
+    evil = httpx.post(url + "/v1/analyze", files=files, data=ok, headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403 and "cross-origin" in evil.json()["detail"]
+    assert httpx.post(url + "/v1/analyze", files=files, data=ok, headers={"Origin": "null"}).status_code == 403
+    assert httpx.post(url + "/v1/analyze", files=files, data=ok, headers={"Origin": url}).status_code == 200  # its page
+    allowed = httpx.post(url + "/v1/analyze", files=files, data=ok, headers={"Origin": "https://app.example"})
+    assert allowed.status_code == 200  # --allow-origin https://app.example
+    port = url.rsplit(":", 1)[1]
+    for host, status in (("rebind.attacker.example", 400), (f"rebind.attacker.example:{port}", 400),
+                         (f"localhost:{port}", 200), (f"127.0.0.1:{port}", 200), (f"[::1]:{port}", 200),
+                         (f"nabra.lan:{port}", 200)):  # --allowed-host nabra.lan
+        assert httpx.get(url + "/healthz", headers={"Host": host}).status_code == status, host
+    health = httpx.get(url + "/healthz").json()
+    assert "/" not in health["model"] and str(tmp_path.anchor) not in json.dumps(health["model"])
+    page = httpx.get(url + "/").text
+    assert "clipUrl.origin === location.origin" in page  # the test hook fetches only same-origin or data: URLs
 
 
 def test_a_burst_of_100_requests_from_8_clients_is_all_answered_in_batches(server, tmp_path):
@@ -147,11 +228,11 @@ def test_a_slow_or_vanished_client_does_not_hold_up_the_others(server, tmp_path)
     url, _ = server
     host, port = url.removeprefix("http://").split(":")
     slow = socket.create_connection((host, int(port)))
-    slow.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+    slow.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                  b"Content-Length: 1000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
                  b"filename=\"a.wav\"\r\n\r\nRIFF")  # and then nothing more: a client on a dead line
     gone = socket.create_connection((host, int(port)))
-    gone.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nabc")
+    gone.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\nabc")
     gone.close()  # vanished mid-upload
     t0 = time.perf_counter()
     resp = post(url, clip(tmp_path / "a.wav"), tasks="asr")

@@ -70,9 +70,12 @@ $("rec").onclick = async () => {
   };
   recorder.start(); $("rec").textContent = "Stop";
 };
-// ?clip=URL analyzes the clip at URL as an upload would (used by the page's own test).
+// ?clip=URL analyzes the clip at URL as an upload would (used by the page's own test): a data: URL or one
+// of this server's own, never another site's (a link must not make the page fetch what it names).
 const clip = new URLSearchParams(location.search).get("clip");
-if (clip) fetch(clip).then(r => r.blob()).then(b => send(b, clip.startsWith("data:") ? "clip.wav" : clip.split("/").pop()));
+const clipUrl = clip && new URL(clip, location.href);
+if (clipUrl && (clipUrl.protocol === "data:" || clipUrl.origin === location.origin))
+  fetch(clipUrl).then(r => r.blob()).then(b => send(b, clip.startsWith("data:") ? "clip.wav" : clip.split("/").pop()));
 </script></body></html>
 """
 
