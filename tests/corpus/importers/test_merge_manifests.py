@@ -6,7 +6,7 @@ from nabra.cli import main
 from nabra.corpus.importers.merge import merge_manifests
 from nabra.corpus.manifest import Utterance, read_manifest, write_manifest
 from nabra.errors import NabraError
-from nabra.testing import write_clip
+from nabra.testing import write_clip, write_lines
 
 
 @pytest.fixture
@@ -58,3 +58,16 @@ def test_cli(two, tmp_path, capsys):
     assert "colliding" in capsys.readouterr().err
     assert main(["data", "merge", *map(str, two), "--out", str(out), "--prefix-ids"]) == 0
     assert main(["data", "validate", str(out), "--check-audio"]) == 0
+
+
+def test_merge_never_replaces_what_it_did_not_write(tmp_path, capsys):
+    a = write_lines(tmp_path / "a.jsonl", [{"id": "a1", "transcript": "نص"}])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert main(["data", "merge", str(a), "--out", str(notes)]) == 2
+    assert "exists and is not a manifest" in capsys.readouterr().err and notes.read_text() == "my notes\n"
+    big = write_lines(tmp_path / "big.jsonl", [{"id": f"b{i}", "transcript": "نص"} for i in range(5)])
+    assert main(["data", "merge", str(a), "--out", str(big)]) == 2
+    assert "holds 5 utterances and the merge 1: not replaced" in capsys.readouterr().err
+    assert main(["data", "merge", str(a), "--out", str(big), "--force"]) == 0
+    assert len(big.read_text().splitlines()) == 1

@@ -23,6 +23,8 @@ def register(data_subparsers, top_subparsers, declared_tasks=None) -> None:
     merge.add_argument("manifests", nargs="+", type=Path)
     merge.add_argument("--out", type=Path, required=True, help="output manifest")
     merge.add_argument("--prefix-ids", action="store_true", help="prefix every id with its manifest's name")
+    merge.add_argument("--force", action="store_true",
+                       help="replace --out even when it holds more utterances than the merge, or is not a manifest")
     merge.set_defaults(func=cmd_data_merge)
 
 
@@ -342,6 +344,6 @@ def cmd_ssum_build(args) -> int:
 def cmd_data_merge(args) -> int:
     from nabra.corpus.importers.merge import merge_manifests
 
-    n = merge_manifests(args.manifests, args.out, prefix_ids=args.prefix_ids)
+    n = merge_manifests(args.manifests, args.out, prefix_ids=args.prefix_ids, force=args.force)
     print(f"wrote {args.out} ({n:,} utterances from {len(args.manifests)} manifests)")
     return 0

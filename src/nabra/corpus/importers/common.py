@@ -153,7 +153,7 @@ def run_import(rows: Iterable[Row], out: str | os.PathLike, report: SkipReport,
     manifest is refused before any work (unless ``opts.force``)."""
     opts = opts or ImportOptions()
     out = check_output_file(out, what="manifest")
-    existing = _existing_manifest(out, opts.force)
+    existing = existing_manifest(out, opts.force)
     cfg = opts.validation()
     line_rows = array("L")  # input rows behind each written line, for the post-validation pass
 
@@ -162,7 +162,7 @@ def run_import(rows: Iterable[Row], out: str | os.PathLike, report: SkipReport,
             line_rows.append(row.rows)
             yield row.utt
 
-    staged = out.with_name(f".import.{out.name}")  # same folder: relative audio paths stay right
+    staged = staged_manifest(out)
     try:
         report.utterances = write_manifest(staged, accepted())
         report.imported = sum(line_rows)
@@ -170,18 +170,30 @@ def run_import(rows: Iterable[Row], out: str | os.PathLike, report: SkipReport,
         report.check_balance()
         if not report.utterances:
             report.notes.append(f"nothing imported: {out} not written" + (" (kept as it was)" if existing else ""))
-        elif existing is not None and existing > report.utterances and not opts.force:
-            raise NabraError(f"{out}: holds {existing:,} utterances and this import {report.utterances:,}: "
-                             "not replaced (pass --force to replace it; nothing was written)")
         else:
-            commit(staged, out)
+            replace_manifest(staged, out, report.utterances, existing, opts.force, "this import")
     finally:
         remove(staged)
     return ImportResult(out, report)
 
 
-def _existing_manifest(out: Path, force: bool) -> int | None:
-    """The line count of the manifest at ``out`` (None: no file); refuses a file that is no manifest."""
+def staged_manifest(out: Path) -> Path:
+    """Where a manifest for ``out`` is written first: beside it (relative audio paths stay right)."""
+    return out.with_name(f".staged.{out.name}")
+
+
+def replace_manifest(staged: Path, out: Path, lines: int, existing: int | None, force: bool, what: str) -> None:
+    """Move the finished ``staged`` manifest of ``lines`` lines to ``out``, unless the manifest there holds
+    more (``existing``) and ``force`` is not given."""
+    if existing is not None and existing > lines and not force:
+        raise NabraError(f"{out}: holds {existing:,} utterances and {what} {lines:,}: not replaced "
+                         "(pass --force to replace it; nothing was written)")
+    commit(staged, out)
+
+
+def existing_manifest(out: Path, force: bool) -> int | None:
+    """The line count of the manifest at ``out`` (None: no file); refuses a file that is no manifest
+    unless ``force``."""
     if not out.is_file():
         return None
     try:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from nabra.corpus.importers.common import existing_manifest, replace_manifest, staged_manifest
 from nabra.corpus.manifest import (
     ManifestLineError,
     Utterance,
@@ -19,25 +20,36 @@ from nabra.corpus.manifest import (
     write_manifest,
 )
 from nabra.errors import NabraError
+from nabra.files import check_output_file, remove
 
 _SHOWN = 20  # colliding ids listed in the error
 
 
-def merge_manifests(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, prefix_ids: bool = False) -> int:
+def merge_manifests(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, prefix_ids: bool = False,
+                    force: bool = False) -> int:
     """Write the utterances of ``inputs`` to ``out`` in order; returns the number written.
 
     Colliding ids raise a :class:`NabraError` listing them with ``FILE:LINE``. With
     ``prefix_ids`` every id becomes ``<prefix>/<id>``, the prefix being the input's file name
-    without extension (made unique by its position when two inputs share a name).
+    without extension (made unique by its position when two inputs share a name). A file at ``out``
+    that is not a manifest, or a manifest of more lines than the merge, is replaced only with ``force``.
     """
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise NabraError("nothing to merge: name at least one manifest")
     if Path(out).resolve() in {p.resolve() for p in inputs}:
         raise NabraError(f"{out}: the output must not be one of the inputs")
+    out = check_output_file(out, what="manifest")
+    existing = existing_manifest(out, force)
     prefixes = _prefixes(inputs) if prefix_ids else [None] * len(inputs)
     _check_ids(inputs, prefixes)
-    return write_manifest(out, _utterances(inputs, prefixes))
+    staged = staged_manifest(out)
+    try:
+        n = write_manifest(staged, _utterances(inputs, prefixes))
+        replace_manifest(staged, out, n, existing, force, "the merge")
+    finally:
+        remove(staged)
+    return n
 
 
 def _prefixes(inputs: list[Path]) -> list[str]:
