@@ -171,7 +171,7 @@ def cmd_model_embed(args) -> int:
 def cmd_export(args) -> int:
     from nabra.use.export import export
 
-    export(args.run, args.out, merge=args.merge, dtype=args.dtype, weights=args.weights, base=args.base,
+    export(args.run, args.out, merge=args.merge, fmt=args.fmt, dtype=args.dtype, weights=args.weights, base=args.base,
            force=args.force)
     return 0
 
@@ -255,7 +255,10 @@ def _add_use_verbs(sub) -> None:
     exp.add_argument("--out", type=Path, required=True,
                      help="folder to write: absent, empty, or an earlier export (with --force)")
     exp.add_argument("--force", action="store_true", help="replace an earlier export in --out (never other files)")
-    exp.add_argument("--merge", action="store_true", help="merge the adapter into its base (safetensors)")
+    exp.add_argument("--format", dest="fmt", choices=("peft", "merged", "vllm-lora"),
+                     help="peft: the PEFT adapter (default of a LoRA run); merged: the adapter merged into its base "
+                          "(the release layout vLLM serves); vllm-lora: an adapter vLLM's LoRA applies")
+    exp.add_argument("--merge", action="store_true", help="the same as --format merged")
     exp.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"),
                      help="dtype of merged weights (default bfloat16)")
     exp.add_argument("--weights", choices=("best", "final"), help="which model of the run (default best/, else final/)")

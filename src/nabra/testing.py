@@ -11,6 +11,7 @@ import soundfile as sf
 from nabra.corpus.audio import SAMPLE_RATE
 from nabra.corpus.manifest import Utterance, write_manifest
 from nabra.files import remove
+from nabra.model.families.qwen2_5_omni import RELEASE_IMAGE_KEYS
 
 
 def tone(seconds: float, sample_rate: int = SAMPLE_RATE, freq: float = 220.0, channels: int = 1) -> np.ndarray:
@@ -92,12 +93,6 @@ def tiny_model_dir(folder: str | Path, manifest: str | Path | None = None, **siz
     return folder
 
 
-RELEASE_IMAGE_KEYS = {
-    "image_processor_type": "Qwen2VLImageProcessor", "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711], "min_pixels": 3136, "max_pixels": 12845056,
-    "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2, "processor_class": "Qwen2_5OmniProcessor",
-}
-"""The Qwen2-VL image keys the release's ``preprocessor_config.json`` carries beside the audio ones."""
 
 
 def write_release_checkpoint(thinker_dir: str | Path, out_dir: str | Path, *, talker_mb: int = 1) -> Path:

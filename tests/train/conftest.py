@@ -50,3 +50,18 @@ def make_config(tmp_path, synth_corpus, tiny):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory, synth_corpus, tiny):
+    """A tiny LoRA run (6 steps) to export."""
+    from nabra.config import load_config
+    from nabra.train import train
+
+    folder = tmp_path_factory.mktemp("export")
+    cfg = {"output_dir": str(folder / "run"), "data": {"manifest": str(synth_corpus), "dev_per_task": 2},
+           "model": {"path": str(tiny), "finetune": "lora", "lora": {"r": 4, "alpha": 8}},
+           "schedule": {"name": "uniform"},
+           "train": {"max_steps": 6, "batch_size": 8, "lr": 5e-2, "warmup_steps": 1, "save_every": 0, "eval_every": 0}}
+    (folder / "run.yaml").write_text(yaml.safe_dump(cfg))
+    return train(load_config(folder / "run.yaml"), progress=False, log=lambda *_: None)

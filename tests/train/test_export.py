@@ -6,24 +6,10 @@ import pytest
 import torch
 
 from nabra.cli import main
-from nabra.config import load_config
 from nabra.evaluate.runner import load_for_eval
 from nabra.model import load
+from nabra.model.ties import tie_problems
 from nabra.testing import write_release_checkpoint
-from nabra.train import train
-
-
-@pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, synth_corpus, tiny):
-    import yaml
-
-    folder = tmp_path_factory.mktemp("export")
-    cfg = {"output_dir": str(folder / "run"), "data": {"manifest": str(synth_corpus), "dev_per_task": 2},
-           "model": {"path": str(tiny), "finetune": "lora", "lora": {"r": 4, "alpha": 8}},
-           "schedule": {"name": "uniform"},
-           "train": {"max_steps": 6, "batch_size": 8, "lr": 5e-2, "warmup_steps": 1, "save_every": 0, "eval_every": 0}}
-    (folder / "run.yaml").write_text(yaml.safe_dump(cfg))
-    return train(load_config(folder / "run.yaml"), progress=False, log=lambda *_: None)
 
 
 def greedy(model, bundle, ids):
@@ -54,20 +40,34 @@ def test_adapter_export_loads_with_peft_on_the_stock_thinker(lora_run, tiny, tmp
     assert greedy(stock, bundle, ids) == greedy(model, bundle, ids)
 
 
-def test_merged_thinker_export_loads_with_the_stock_class(lora_run, tmp_path):
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+def test_merged_export_of_a_thinker_only_base_is_the_release_layout(lora_run, tmp_path):
+    """Issue 29 #2: a thinker-only config is in no serving engine's registry; the merge writes the release
+    layout (without a talker) whatever the base, which transformers' full class loads."""
+    from transformers import Qwen2_5OmniForConditionalGeneration
 
     out = tmp_path / "merged"
     assert main(["export", str(lora_run), "--out", str(out), "--merge", "--dtype", "float32"]) == 0
-    stock = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(out).eval()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "qwen2_5_omni" and config["architectures"] == ["Qwen2_5OmniForConditionalGeneration"]
+    assert config["enable_audio_output"] is False
+    assert tie_problems(out) == []
+    index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    assert all(k.startswith("thinker.") for k in index) and "thinker.lm_head.weight" in index
+    shards = sorted(p.name for p in out.glob("*.safetensors"))
+    assert shards == sorted(set(index.values())) and all(n.endswith(f"-of-{len(shards):05d}.safetensors") for n in shards)
+    preprocessor = json.loads((out / "preprocessor_config.json").read_text())
+    assert preprocessor["processor_class"] == "Qwen2_5OmniProcessor" and preprocessor["chunk_length"] == 300
+    stock = Qwen2_5OmniForConditionalGeneration.from_pretrained(out).eval()
+    assert not stock.has_talker
     model, bundle = load_for_eval(lora_run, device="cpu")
     ids = prompt(bundle)
-    assert greedy(stock, bundle, ids) == greedy(model, bundle, ids)
+    assert greedy(stock.thinker, bundle, ids) == greedy(model, bundle, ids)
     assert greedy(load(bundle.path).model, bundle, ids) != greedy(
-        stock, bundle, ids)  # the run did change the model: the comparison above can fail
-    assert (out / "tokenizer.json").is_file() and (out / "preprocessor_config.json").is_file()
+        stock.thinker, bundle, ids)  # the run did change the model: the comparison above can fail
+    assert load(out).layout == "release"
     assert main(["export", str(lora_run), "--out", str(tmp_path / "bf16"), "--merge"]) == 0  # bfloat16 by default
     assert load(tmp_path / "bf16", dtype="auto").model.dtype == torch.bfloat16
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "bf16").iterdir()} == {0o644}
 
 
 def test_a_release_base_exports_the_release_layout(lora_run, tiny, tmp_path):
@@ -89,6 +89,9 @@ def test_a_release_base_exports_the_release_layout(lora_run, tiny, tmp_path):
     ids = prompt(bundle)
     assert greedy(stock.thinker, bundle, ids) == greedy(model, bundle, ids)
     assert load(out).layout == "release"  # and Nabra reads it back too
+    assert tie_problems(out) == []  # the release's own config corrected to its weights
+    shards = sorted(p.name for p in out.glob("*.safetensors"))
+    assert len(shards) == len(set(index.values())) and all(f"-of-{len(shards):05d}." in n for n in shards)
 
 
 def test_export_refuses_what_it_cannot_do(lora_run, tmp_path, capsys):

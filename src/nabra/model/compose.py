@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 from nabra.errors import NabraError
 from nabra.model import tokens
 from nabra.model.composed import PROJECTORS, ComposedAudioLMConfig, add_layout_tokens, from_parts
+from nabra.model.ties import fix_tie_flags
 
 COMPOSE_MARKER = "nabra_compose.json"
 
@@ -67,6 +68,7 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         source.feature_extractor.save_pretrained(tmp)
+        fix_tie_flags(tmp)
         (tmp / COMPOSE_MARKER).write_text(json.dumps({
             "audio_from": str(audio_from), "audio_family": tower.name, "lm": str(lm), "lm_model_type": model_type,
             "projector": projector, "tokens_added": added, "seed": seed}, indent=2, ensure_ascii=False) + "\n")

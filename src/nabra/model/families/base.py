@@ -44,6 +44,12 @@ class Family:
     release_export: bool = False
     """``nabra export --merge`` of a run on a release folder rebuilds the release's layout (the merged
     model beside the release's other tensors); otherwise it writes what the model class saves."""
+    release_architecture: str | None = None
+    """The architecture of the family's full release (``Qwen2_5OmniForConditionalGeneration``): what a merged
+    export's ``config.json`` names, the class vLLM serves; ``None``: no release layout is written."""
+    lm_release_prefix: tuple[str, str] | None = None
+    """(the language model's module path in the trainable class, its tensor prefix in the release):
+    what renames an adapter for vLLM's LoRA (``model.language_model.`` -> ``thinker.model.``)."""
     lora_targets_by_name: bool = False
     """Give PEFT the LoRA targets as full module names, not a regex. For MoE families whose experts
     transformers 5 fused: PEFT 0.21 resolves a regex target there to its leaf names (``q_proj``...),
@@ -150,6 +156,10 @@ class Family:
         """Modules full fine-tuning leaves frozen: the vision part, and weights the audio path never
         uses (every trainable weight must get a gradient: DDP needs it)."""
         raise NotImplementedError
+
+    def release_config(self, thinker_config: Any) -> dict:
+        """The ``config.json`` of a thinker-only release holding ``thinker_config`` (no talker: no audio output)."""
+        raise NabraError(f"the {self.title} has no release layout")
 
     def tiny_config(self, cfg: Any, token_ids: dict[str, int]) -> Any:
         """The model config of a tiny random model of this family (``cfg``: a :class:`~nabra.model.tiny.TinyConfig`),

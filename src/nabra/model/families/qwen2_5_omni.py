@@ -26,6 +26,14 @@ QWEN_OMNI_PREPROCESSOR = {"feature_size": 128, "sampling_rate": 16000, "hop_leng
                           "chunk_length": 300, "n_samples": 4_800_000, "nb_max_frames": 30_000, "dither": 0.0,
                           "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True}
 
+RELEASE_IMAGE_KEYS = {
+    "image_processor_type": "Qwen2VLImageProcessor", "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711], "min_pixels": 3136, "max_pixels": 12845056,
+    "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2, "processor_class": "Qwen2_5OmniProcessor",
+}
+"""The Qwen2-VL image keys the release's ``preprocessor_config.json`` carries beside the audio ones: the
+processor vLLM (and transformers' ``Qwen2_5OmniProcessor``) builds needs them, even for audio only."""
+
 
 def whisper_feature_extractor(**overrides):
     """The Qwen-Omni feature extractor (300-s window)."""
@@ -53,6 +61,8 @@ class Qwen25Omni(Family):
     audio_token = tokens.AUDIO
     audio_run_overhead = 2  # <|audio_bos|>, <|audio_eos|>
     release_export = True  # the talker and token2wav copied beside the merged thinker
+    release_architecture = "Qwen2_5OmniForConditionalGeneration"
+    lm_release_prefix = ("model.language_model.", "thinker.model.")
     special_tokens = tokens.SPECIAL_TOKENS
     chat_template = tokens.CHAT_TEMPLATE
 
@@ -123,7 +133,7 @@ class Qwen25Omni(Family):
                          "num_attention_heads": cfg.text_heads, "num_key_value_heads": cfg.kv_heads,
                          "max_position_embeddings": 8192,
                          "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-                         "tie_word_embeddings": True, "eos_token_id": token_ids["<|im_end|>"],
+                         "tie_word_embeddings": False, "eos_token_id": token_ids["<|im_end|>"],
                          "pad_token_id": token_ids["<|endoftext|>"]},
             audio_token_index=token_ids["<|AUDIO|>"], image_token_index=token_ids["<|IMAGE|>"],
             video_token_index=token_ids["<|VIDEO|>"], audio_start_token_id=token_ids["<|audio_bos|>"],
@@ -132,6 +142,15 @@ class Qwen25Omni(Family):
         )
         # Not a declared field, but the forward pass reads it (FACTS.md).
         config.vision_start_token_id = token_ids["<|vision_bos|>"]
+        return config
+
+    def release_config(self, thinker_config: Any) -> dict:
+        """A release config around ``thinker_config`` without a talker (``enable_audio_output: false``):
+        what vLLM's ``Qwen2_5OmniForConditionalGeneration`` (the thinker) and transformers' full class load."""
+        from transformers import Qwen2_5OmniConfig
+
+        config = Qwen2_5OmniConfig(thinker_config=thinker_config.to_dict(), enable_audio_output=False).to_dict()
+        config["architectures"] = [self.release_architecture]
         return config
 
     def model_class(self) -> Any:
