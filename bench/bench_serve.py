@@ -7,6 +7,11 @@ client, one request at a time), and the ratios against the targets: throughput w
 without, at 8 clients, with its p95 no more than 2× the single-request latency.
 
     python bench/bench_serve.py [--requests 96] [--clients 8] [--tasks asr,did]
+
+With ``--vllm-export EXPORT`` (a merged or vllm-lora export; ``make check-vllm`` leaves some under
+build/check-vllm/exports) it compares the two engines instead, with the same clients and clips: the
+in-process engine serving the export's run, and ``--engine vllm`` serving the export (vLLM started from
+``--vllm-python``) — requests/s and p50/p95 side by side.
 """
 
 from __future__ import annotations
@@ -30,13 +35,13 @@ from nabra.testing import tiny_manifest, tiny_model_dir
 from nabra.use.serve import Limits
 
 
-def start(model: Path, limits: Limits, port: int):
+def start(model: Path, limits: Limits, port: int, extra: tuple[str, ...] = (), wait_s: float = 60):
     """``nabra serve`` in its own process (as a user runs it: the clients here do not share its GIL)."""
     proc = subprocess.Popen([sys.executable, "-m", "nabra", "serve", "--model", str(model), "--port", str(port),
-                             "--batch-window-ms", str(limits.batch_window_ms), "--max-batch", str(limits.max_batch)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--batch-window-ms", str(limits.batch_window_ms), "--max-batch", str(limits.max_batch),
+                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):
+    for _ in range(int(wait_s / 0.05)):
         try:
             if httpx.get(url + "/healthz").status_code == 200:
                 return url, proc
@@ -77,7 +82,11 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--tasks", default="asr,did")
     p.add_argument("--window-ms", type=float, default=20.0, help="the batching window of the batched server")
+    p.add_argument("--vllm-export", type=Path, help="compare the nabra and vllm engines on this export")
+    p.add_argument("--vllm-python", default=".venv-vllm/bin/python")
     args = p.parse_args()
+    if args.vllm_export:
+        return engines(args)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = tiny_model_dir(tmp / "tiny", tiny_manifest(tmp / "corpus", 8))
@@ -113,6 +122,38 @@ def main() -> None:
     record("serve", f"/v1/analyze, {args.clients} clients, batched", b["rps"], "req/s")
     record("serve", "throughput batched / one at a time", ratio, "x", at_least=2)
     record("serve", "p95 batched / single request", tail, "x", at_most=2)
+
+
+def engines(args) -> None:
+    """The in-process engine on the export's run vs the vLLM engine on the export: same clients, same clips."""
+    import json
+
+    run = json.loads((args.vllm_export / "nabra_export.json").read_text())["run"]
+    rng = np.random.default_rng(0)
+    clips = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(8):
+            path = Path(tmp) / f"c{i}.wav"
+            sf.write(path, (0.1 * rng.standard_normal(int(16000 * (1 + 0.25 * i)))).astype(np.float32), 16000)
+            clips.append(path.read_bytes())
+    limits = Limits(batch_window_ms=args.window_ms, max_batch=8)
+    python = str(Path(args.vllm_python).absolute())
+    rows = {}
+    for name, model, extra, wait in (("nabra (in-process)", Path(run), (), 120),
+                                     ("vllm", args.vllm_export, ("--engine", "vllm", "--vllm-python", python), 900)):
+        url, proc = start(model, limits, free_port(), extra, wait)
+        try:
+            single = statistics.median(send(url, clips[i % 8], args.tasks) for i in range(6))
+            rows[name] = {**measure(url, clips, args.requests, args.clients, args.tasks), "single": single}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=90)
+    print(f"{'engine':20s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'single ms':>10s}   ({args.clients} clients, "
+          f"{args.requests} requests, tasks {args.tasks}, {args.vllm_export.name}, CPU)")
+    for name, r in rows.items():
+        print(f"{name:20s} {r['rps']:8.2f} {1000 * r['p50']:8.0f} {1000 * r['p95']:8.0f} {1000 * r['single']:10.0f}")
+    for name, r in rows.items():
+        record("serve", f"/v1/analyze, {args.clients} clients, engine {name}", r["rps"], "req/s")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import replace
@@ -199,7 +200,7 @@ def main() -> int:
     for kind, spec in exports.items():
         if only and kind not in only:
             continue
-        out = work / "exports" / kind.split(" (")[0].replace(" ", "-") / (kind.replace(" ", "_").replace("(", "").replace(")", ""))
+        out = work / "exports" / re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
         run = spec.pop("run")
         try:
             export(run, out, force=True, log=lambda *_: None, **spec)
@@ -214,7 +215,7 @@ def main() -> int:
             row = _peft_as_vllm_lora(out, built, ref, utts, python, work)
         else:
             row = compare(kind, out, ref, utts, python, work)
-        row["expected"] = "match"
+        row.setdefault("expected", "match")
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
     table = render(rows, time.perf_counter() - t0)
@@ -223,6 +224,7 @@ def main() -> int:
     (args.out / "check-vllm.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     print(table)
     bad = [r["kind"] for r in rows if r["expected"] == "match" and not r.get("matches")]
+    bad += [r["kind"] for r in rows if r["expected"] == "no effect" and r["greedy_equal"] == f"{2 * len(utts)}/{2 * len(utts)}"]
     if bad:
         print(f"check-vllm: FAILED for {', '.join(bad)}", file=sys.stderr)
         return 1
@@ -246,6 +248,7 @@ def _peft_as_vllm_lora(peft_dir: Path, built, ref, utts, python, work) -> dict:
                                                         "base_model": str(built["release"])}))
     row = compare("peft served as vLLM LoRA", fake, ref, utts, python, work)
     row["expected"] = "no effect"
+    row["matches"] = None
     row["note"] = ("the trainable class's module names (model.language_model.layers.N): vLLM loads the adapter and "
                    "applies none of it — " + (row["note"] or "yet it matched?"))
     return row
@@ -256,8 +259,8 @@ def render(rows: list[dict], seconds: float) -> str:
              "default system prompt | result |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         verdict = ("refused with the reason" if r["expected"] == "refused" else
-                   "matches" if r.get("matches") else
-                   "no effect (as expected)" if r["expected"] == "no effect" else "DIFFERS")
+                   "no effect: the silent failure vllm-lora avoids" if r["expected"] == "no effect" else
+                   "matches" if r.get("matches") else "DIFFERS")
         cells = [r["kind"], _yn(r["loads"]), _yn(r["answers"]), r["greedy_equal"], _num(r["max_logprob_diff"]),
                  _num(r["max_label_prob_diff"]), _yn(r["default_system_prompt"]), verdict]
         lines.append("| " + " | ".join(cells) + " |")

@@ -208,7 +208,8 @@ def cmd_serve(args) -> int:
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, body_timeout_s=args.body_timeout,
                     batch_window_ms=args.batch_window_ms, max_batch=args.max_batch)
     serve(args.model, host=args.host, port=args.port, limits=limits, language=args.language, device=args.device,
-          allowed_hosts=args.allowed_host, allowed_origins=args.allow_origin)
+          allowed_hosts=args.allowed_host, allowed_origins=args.allow_origin, engine=args.engine,
+          vllm_url=args.vllm_url, vllm_python=args.vllm_python)
     return 0
 
 
@@ -231,6 +232,13 @@ def _add_use_verbs(sub) -> None:
     srv.add_argument("--max-batch", type=int, default=8, help="most recordings per batch (default 8)")
     srv.add_argument("--language", choices=("ar", "en"), help="prompt language (default: the run's, else ar)")
     srv.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if there is one)")
+    srv.add_argument("--engine", choices=("nabra", "vllm"), default="nabra",
+                     help="nabra: the model in this process (default); vllm: --model is a merged or vllm-lora "
+                          "export, answered by vLLM (docs/serve-vllm.md)")
+    srv.add_argument("--vllm-url", help="with --engine vllm: a vLLM server already serving the export "
+                                        "(default: start one on a free loopback port)")
+    srv.add_argument("--vllm-python", help="with --engine vllm: the Python of vLLM's virtualenv "
+                                           "(default .venv-vllm/bin/python)")
     srv.set_defaults(func=cmd_serve)
     ana = sub.add_parser("analyze", help="transcript, summary, dialect and emotion (with probabilities) of new recordings",
                          description="Inputs: audio files, folders (walked), manifests (.jsonl; labels not needed).")

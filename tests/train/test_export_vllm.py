@@ -167,3 +167,73 @@ def test_label_scores_read_from_prompt_logprobs(monkeypatch):
     assert client.answer_logprob([{"role": "user", "content": "x"}], "LAV<|im_end|>", 2) == pytest.approx(-2.25)
     assert seen["continue_final_message"] and not seen["add_generation_prompt"] and seen["prompt_logprobs"] == 0
     assert seen["messages"][-1] == {"role": "assistant", "content": "LAV<|im_end|>"}
+
+
+def test_the_vllm_engine_answers_what_the_analyzer_answers(lora_run, tmp_path):
+    """``nabra serve --engine vllm`` without vLLM: a stand-in for its OpenAI API records what the engine
+    sends (the run's system prompt, the audio first as a WAV, the prompt analyze sends; each label as the
+    assistant's answer with prompt_logprobs) and the engine turns the replies into analyze's results."""
+    import base64
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import soundfile as sf
+
+    from nabra.testing import write_clip
+    from nabra.use.analyze import Recording, plan_windows
+    from nabra.use.vllm_engine import VllmAnalyzer
+
+    out = tmp_path / "merged"
+    assert main(["export", str(lora_run), "--out", str(out), "--merge"]) == 0
+    bodies = []
+    label_logp = {"LAV": -0.2, "EGY": -1.5}  # every other label: -6 a token
+
+    class Fake(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            bodies.append(body)
+            if body.get("continue_final_message"):
+                answer = body["messages"][-1]["content"]
+                n = 40
+                rows = [{"1": {"logprob": label_logp.get(answer.removesuffix("<|im_end|>"), -6.0) / n, "rank": 1}}
+                        for _ in range(n)]
+                reply = {"prompt_logprobs": [None, *rows], "choices": [{"message": {"content": ""}}]}
+            else:
+                reply = {"choices": [{"message": {"content": " مرحبا بكم "}}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        engine = VllmAnalyzer(out, url=f"http://127.0.0.1:{server.server_port}")
+        clip = write_clip(tmp_path / "call.wav", 1.5)
+        recordings = plan_windows([Recording("call", str(clip), where=str(clip))], engine.window, [])
+        result, = engine.run(recordings, ("asr", "ssum", "did"))
+        engine.close()
+    finally:
+        server.shutdown()
+    assert result["asr"]["text"] == "مرحبا بكم" and result["ssum"]["source"] == "speech"
+    probs = result["did"]["probabilities"]
+    assert result["did"]["label"] == "LAV" and sum(probs.values()) == pytest.approx(1.0)
+    assert probs["LAV"] > probs["EGY"] > probs["GLF"]
+    cfg = run_config(lora_run)
+    for body in bodies:
+        system, user = body["messages"][:2]
+        assert system == {"role": "system", "content": cfg.collate.system_prompt} and body["temperature"] == 0
+        audio, text = user["content"]
+        wave, rate = sf.read(io.BytesIO(base64.b64decode(audio["input_audio"]["data"])))
+        assert rate == 16000 and len(wave) == 24000 and audio["input_audio"]["format"] == "wav"
+    asked = {b["messages"][1]["content"][1]["text"] for b in bodies}
+    for task in ("asr", "ssum", "did"):
+        assert task_messages(cfg, task)[1]["content"][1]["text"] in asked
+    scored = sorted(b["messages"][-1]["content"] for b in bodies if b.get("continue_final_message"))
+    assert scored == sorted(f"{name}<|im_end|>" for name in cfg.task_set().labels("did").names)

@@ -208,6 +208,10 @@ def _release(base: Path, bundle, thinker, out: Path, system: str, log) -> None:
         bundle.tokenizer.save_pretrained(out)
         (out / "generation_config.json").write_text(thinker.generation_config.to_json_string())
         config = bundle.family.release_config(thinker.config)
+        # transformers' full class reads spk_dict.pt whatever the config says: no talker, no speakers
+        import torch
+
+        torch.save({}, out / "spk_dict.pt")
     _release_preprocessor(bundle, out)
     config["thinker_config"]["dtype"] = str(thinker.dtype).removeprefix("torch.")
     set_tie_flags(config, tied_in(weight_map))

@@ -360,17 +360,30 @@ def _recording(path: Path, filename: str | None, limits: Limits, window: float) 
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           language: str | None = None, device: str | None = None, allowed_hosts: Iterable[str] = (),
-          allowed_origins: Iterable[str] = (), log=print) -> None:
-    """Load the model and serve it until interrupted."""
+          allowed_origins: Iterable[str] = (), engine: str = "nabra", vllm_url: str | None = None,
+          vllm_python: str | None = None, log=print) -> None:
+    """Load the model and serve it until interrupted. ``engine``: ``nabra`` (the model in this process)
+    or ``vllm`` (``model`` a merged or vllm-lora export, answered by vLLM: at ``vllm_url``, or a server
+    started from ``vllm_python``; :mod:`nabra.use.vllm_engine`) — the same API and page either way."""
     import uvicorn
 
     if host not in LOOPBACK:
         log(f"warning: serving on {host}: reachable from other machines (there is no authentication); "
             "requests by name need --allowed-host NAME")
-    app = build_app(Analyzer(model, language=language, device=device), limits, allowed_hosts=allowed_hosts,
-                    allowed_origins=allowed_origins)
-    log(f"Nabra serving {model} on http://{host}:{port}/  (API: POST /v1/analyze, docs: /docs)")
-    uvicorn.Server(server_config(app, host=host, port=port, limits=limits)).run()
+    if engine == "vllm":
+        from nabra.use.vllm_engine import VllmAnalyzer
+
+        analyzer = VllmAnalyzer(model, url=vllm_url, python=vllm_python, language=language, log=log)
+    elif engine == "nabra":
+        analyzer = Analyzer(model, language=language, device=device)
+    else:
+        raise NabraError(f"--engine must be nabra or vllm, got {engine!r}")
+    app = build_app(analyzer, limits, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
+    log(f"Nabra serving {model} on http://{host}:{port}/ with the {engine} engine (API: POST /v1/analyze, docs: /docs)")
+    try:
+        uvicorn.Server(server_config(app, host=host, port=port, limits=limits)).run()
+    finally:
+        analyzer.close()
 
 
 def server_config(app, *, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None):
