@@ -432,7 +432,8 @@ def _prompt_section(cfg: RunConfig, base: Path, fmt: str) -> list[str]:
     if not served:
         why = ("this is the PEFT adapter under the trainable class's module names: export with `--format vllm-lora` "
                "(an adapter vLLM applies) or `--merge`" if fmt == "peft" and family.release_architecture else
-               f"vLLM has no class for Nabra's {family.title} export: serve it with `nabra serve`")
+               f"Nabra does not write the {family.title} in a layout checked against vLLM (only Qwen2.5-Omni's "
+               "release layout is): serve it with `nabra serve`")
         return [*lines, f"Serving with vLLM: {why}.", ""]
     return [*lines, "## Serve with vLLM", "",
             "```bash", *_serve_command("<this folder>", base, fmt, cfg), "```", "",
