@@ -146,6 +146,9 @@ def test_the_shipped_template_and_card_give_nabras_prompt(lora_run, tmp_path, mo
         assert messages[1]["content"][0]["input_audio"]["data"] == "UklGRi4uLi5XQVZF"  # base64 of the file
         ours = task_messages(cfg, task)
         assert messages[0] == ours[0] and messages[1]["content"][1] == ours[1]["content"][1]
+    monkeypatch.setattr(sys, "argv", ["ask.py", "tsum", "نص طويل عن الطقس"])
+    exec(compile(snippet, "card", "exec"), {"__name__": "__main__"})
+    assert sent[-1]["messages"][1]["content"].endswith("نص طويل عن الطقس")
     assert capsys.readouterr().out.strip().endswith("LAV")
 
 
