@@ -238,9 +238,10 @@ def _peft_as_vllm_lora(peft_dir: Path, built, ref, utts, python, work) -> dict:
 
     from nabra.model.load import read_json
 
-    fake = work / "exports" / "peft-as-lora"
-    shutil.rmtree(fake, ignore_errors=True)
-    fake.mkdir(parents=True)
+    import tempfile
+
+    # a fresh folder each time: nothing is removed, not even a copy of our own
+    fake = Path(tempfile.mkdtemp(prefix="peft-as-lora-", dir=work / "exports"))
     for name in ("adapter_config.json", "adapter_model.safetensors", "nabra_export.json"):
         shutil.copy(peft_dir / name, fake / name)
     info = read_json(fake / "nabra_export.json")
