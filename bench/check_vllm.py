@@ -235,10 +235,9 @@ def _peft_as_vllm_lora(peft_dir: Path, built, ref, utts, python, work) -> dict:
     """The plain PEFT adapter given to vLLM's LoRA on the release base: it loads, and must change nothing
     (its module names are not the release's) — shown by answering as the base does, not as the run."""
     import shutil
+    import tempfile
 
     from nabra.model.load import read_json
-
-    import tempfile
 
     # a fresh folder each time: nothing is removed, not even a copy of our own
     fake = Path(tempfile.mkdtemp(prefix="peft-as-lora-", dir=work / "exports"))
