@@ -28,6 +28,7 @@ from nabra.schedule.config import DEFAULT_STAGES
 from nabra.tasks import COMPOSITE_PARTS, TaskSet, declared_task
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass
@@ -88,8 +89,15 @@ class ModelConfig:
     """LoRA settings (used when finetune is lora)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (saves memory on large models)."""
+    attn_implementation: str = "auto"
+    """transformers' attention kernel for the language model: ``auto`` (what the checkpoint loads with:
+    SDPA), ``sdpa``, ``eager``, ``flash_attention_2`` (CUDA, the flash-attn package: packed sequences
+    run its varlen kernels) or ``flex_attention``."""
 
     def __post_init__(self):
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise NabraError(f"model.attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, "
+                             f"got {self.attn_implementation!r}")
         if self.finetune not in ("lora", "full"):
             raise NabraError(f"model.finetune must be 'lora' or 'full', got {self.finetune!r}")
         if self.family != AUTO:
@@ -107,7 +115,14 @@ class TrainConfig:
     batch_size: int = 16
     """Global batch: examples per optimizer step, over all processes and accumulation steps."""
     micro_batch_size: int | None = None
-    """Examples per forward pass and process (default: the whole global batch of the process)."""
+    """Examples per forward pass and process (default: the whole global batch of the process): equal
+    counts, length-grouped. For corpora of similar lengths."""
+    micro_batch_tokens: int | None = None
+    """Instead of ``micro_batch_size``: micro-batches of at most this many tokens each (prompt + audio
+    placeholders + answer, padding included; with ``collate.packing`` the sum of the lengths), spread
+    over the processes by their tokens. For corpora whose lengths differ widely (2-s labels beside
+    5-minute articles): the budget sizes the memory of every forward pass, not its worst case.
+    ``nabra model size MODEL --gpu-memory 80GiB`` suggests one."""
     loss_reduction: str = "token"
     """How a global batch's answer tokens are averaged: ``token`` (every answer token weighs the same:
     a 40-token transcript outweighs a one-word dialect label 40 to 1) or ``example`` (each example's
@@ -154,6 +169,12 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "keep_last", "log_every", "volatility_window"):
             if getattr(self, name) <= 0:
                 raise NabraError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.micro_batch_tokens is not None:
+            if self.micro_batch_tokens <= 0:
+                raise NabraError(f"train.micro_batch_tokens must be positive, got {self.micro_batch_tokens}")
+            if self.micro_batch_size is not None:
+                raise NabraError("train.micro_batch_size and train.micro_batch_tokens are two ways to cut a batch: "
+                                 "set one (micro_batch_size: null)")
 
 
 def _check_schedule_name(self) -> None:

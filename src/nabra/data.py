@@ -22,6 +22,7 @@ from nabra.corpus.validate import ValidationConfig, reason_key, validate_manifes
 from nabra.errors import NabraError
 from nabra.files import open_append, read_records
 from nabra.model.collate import Collator
+from nabra.model.config import WINDOW
 from nabra.model.loader import AudioStore
 from nabra.schedule import ExampleTable
 from nabra.tasks import Example, iter_examples
@@ -125,13 +126,19 @@ def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tupl
     per_instruction = dict(zip(distinct, count([collator.family.prompt_text(cfg.system_prompt, i, []) for i in distinct]), strict=True))
     prompts = [per_instruction[ex.instruction] for ex in examples]
     answers = count([collator.family.answer_text(ex.target) for ex in examples])
+    if cfg.max_length == WINDOW and collator.max_length is None:
+        limit = collator.window_limit(max(prompts), max(answers))
+        log(f"collate.max_length window: {limit:,} tokens ({collator.audio_tokens(collator.window_seconds):,} audio "
+            f"placeholders for the model's {collator.window_seconds:g}-s window + the longest prompt, {max(prompts):,}, "
+            f"+ the longest answer, {max(answers):,})")
+    limit = collator.max_length
     keep, lengths, totals = [], [], []
     for ex, p, a in zip(examples, prompts, answers, strict=True):
         n = p + a + collator.audio_tokens(ex.duration if ex.audio else None)
-        if n > cfg.max_length:
+        if limit is not None and n > limit:
             if cfg.overlong == "error":
-                raise NabraError(f"example {ex.id}: about {n} tokens > max_length {cfg.max_length}")
-            log(f"skipping {ex.id}: about {n} tokens > collate.max_length {cfg.max_length}")
+                raise NabraError(f"example {ex.id}: about {n} tokens > max_length {limit}")
+            log(f"skipping {ex.id}: about {n} tokens > collate.max_length {limit}")
             continue
         keep.append(ex)
         lengths.append(a)

@@ -19,9 +19,18 @@ def total_steps(cfg: RunConfig, n_examples: int) -> int:
     return cfg.train.max_steps
 
 
-def micro_batches(cfg: RunConfig, acc) -> int:
-    """Micro-batches per process and step (gradient accumulation), checked against the world size."""
+def micro_batches(cfg: RunConfig, acc) -> int | None:
+    """Micro-batches per process and step (gradient accumulation), checked against the world size;
+    ``None`` with ``train.micro_batch_tokens`` (each step plans its own)."""
     world = acc.num_processes
+    if cfg.train.micro_batch_tokens:
+        if acc.distributed_type.value == "DEEPSPEED":
+            raise NabraError("train.micro_batch_tokens gives each step its own number of micro-batches, which "
+                             "DeepSpeed's engine cannot accumulate (a fixed gradient_accumulation_steps): use FSDP "
+                             "(configs/accelerate/fsdp.yaml) or DDP, or train.micro_batch_size")
+        if cfg.train.batch_size < world:
+            raise NabraError(f"train.batch_size {cfg.train.batch_size} is smaller than the {world} processes")
+        return None
     per_process, rest = divmod(cfg.train.batch_size, world)
     micro = cfg.train.micro_batch_size or per_process
     if rest or micro <= 0 or per_process % micro:

@@ -44,6 +44,7 @@ from nabra.model.tiny import init_tiny
 from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
 from nabra.runlog import Diagnostics, RunDir, TensorBoard, drop_entries, training_progress
 from nabra.schedule import build_schedule, group_by_length, shard
+from nabra.schedule.micro import plan_micro_batches
 
 
 def train(cfg: RunConfig, *, progress: bool = True, log=print) -> Path:
@@ -91,9 +92,11 @@ class Recipe:
         # switch and the LR curve of the original plan (the LR stays at its final value past it).
         self.planned_steps = self._planned_steps()
         self.micro_batches = micro_batches(cfg, self.acc)
+        self._check_budget()
         self.schedule = build_schedule(cfg.schedule.name, self.data.table, batch_size=cfg.train.batch_size,
                                        seed=cfg.train.seed, total_steps=self.planned_steps,
-                                       min_audio=self.acc.num_processes * self.micro_batches,  # one per micro-batch
+                                       # one per micro-batch (by token budget: one per rank at least; the plan gives the rest)
+                                       min_audio=self.acc.num_processes * (self.micro_batches or 1),
                                        config=getattr(cfg.schedule, cfg.schedule.name))
         if self.schedule.dev_loss_setting and not cfg.train.eval_every:
             raise NabraError(f"{self.schedule.dev_loss_setting} reads the dev loss: set train.eval_every > 0")
@@ -107,6 +110,15 @@ class Recipe:
         self.diagnostics = Diagnostics(cfg.train.volatility_window)
         self.task_set = cfg.task_set()
         self.filler = self._filler_batch()
+
+    def _check_budget(self) -> None:
+        """``micro_batch_tokens`` holds the longest example the run keeps (or it would go alone, over budget)."""
+        budget = self.cfg.train.micro_batch_tokens
+        longest = int(self.data.lengths.max()) if len(self.data.lengths) else 0
+        if budget and longest > budget:
+            raise NabraError(f"train.micro_batch_tokens {budget:,} is below the longest training example, about "
+                             f"{longest:,} tokens (collate.max_length {self.collator.max_length}): raise it to "
+                             f"{longest:,} or more, or lower collate.max_length")
 
     def _planned_steps(self) -> int:
         ckpts = checkpoints(self.run.path)
@@ -136,6 +148,15 @@ class Recipe:
                      "trained model (the demo's base: demo/runs/base-pretrain/final)")
         bundle = load(path, dtype=cfg.model.dtype)
         check_family(cfg.model.family, bundle.family, str(path))
+        if cfg.model.attn_implementation != "auto":
+            bundle.model.set_attn_implementation(cfg.model.attn_implementation)
+        if cfg.collate.packing:
+            refusal = bundle.family.packing_refusal(bundle.model)
+            if refusal:
+                raise NabraError(f"collate.packing: {refusal}")
+            if torch.cuda.is_available() and cfg.model.attn_implementation in ("auto", "sdpa", "eager"):
+                self.say("warning: collate.packing under SDPA/eager attention builds a mask of length² for each "
+                         "packed micro-batch; set model.attn_implementation: flash_attention_2 (varlen kernels)")
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
         labels = label_token_ids(bundle.tokenizer, cfg.task_set().label_sets().values()) if cfg.model.lora.train_label_tokens else None
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,
@@ -213,24 +234,25 @@ class Recipe:
         stage = self.schedule.stage()  # of the batch about to be drawn
         global_batch = self.schedule.next_batch()
         acc, world = self.acc, self.acc.num_processes
-        ordered = group_by_length(global_batch, self.data.lengths, world, self.micro_batches)
-        shards = shard(ordered, self.data.table, acc.process_index, world, self.micro_batches)
+        shards = self.micro_plan(global_batch)[acc.process_index]
         # Decode and collate this rank's micro-batches first: what they lose (audio that fails to
         # decode, examples overlong once collated) is known before the loss is scaled.
         mark = len(self.collator.skipped)
-        batches = [self._batch([self.data.train[i] for i in indices]) for indices in shards]
+        batches = [self._batch([self.data.train[i] for i in indices]) if indices is not None else None
+                   for indices in shards]
         per_example = self.cfg.train.loss_reduction == "example"
-        kept = [self.data.index[eid] for b in batches for eid in b["example_ids"]]
+        kept = [self.data.index[eid] for b in batches if b is not None for eid in b["example_ids"]]
         local = [len(kept) if per_example else sum(self.data.answer_tokens[i] for i in kept),
-                 sum(len(s) for s in shards) - len(kept)]
+                 sum(len(s) for s in shards if s is not None) - len(kept)]
         denominator, dropped = acc.reduce(torch.tensor(local, dtype=torch.float64, device=acc.device),
                                           reduction="sum").tolist()
         if dropped:
             self._quarantine(mark, self.step + 1, gather=world > 1)
         sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=acc.device)
         for j, batch in enumerate(batches):
-            # A micro-batch that lost every example still runs, at zero weight, so that DDP/FSDP ranks stay in step.
-            weight = 1.0 if batch["example_ids"] else 0.0
+            # A micro-batch that lost every example, or a stand-in of a rank with fewer micro-batches,
+            # still runs, at zero weight, so that DDP/FSDP ranks stay in step.
+            weight = 1.0 if batch is not None and batch["example_ids"] else 0.0
             batch = batch if weight else self.filler
             sync = j == len(batches) - 1
             with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
@@ -249,7 +271,19 @@ class Recipe:
         self.dropped += int(dropped)
         sums = acc.reduce(sums, reduction="sum")
         record = self._record(sums, grad_norm, stage, len(global_batch), time.perf_counter() - t0)
-        return {**record, "dropped": int(dropped)}
+        return {**record, "dropped": int(dropped), "micro_batches": len(shards)}
+
+    def micro_plan(self, global_batch) -> list[list]:
+        """Every rank's micro-batches of ``global_batch`` (arrays of example rows; ``None``: a stand-in),
+        the same number for every rank: by token budget (``train.micro_batch_tokens``), or equal counts
+        grouped by length. A pure function of the batch and the lengths: every rank plans alike."""
+        world = self.acc.num_processes
+        budget = self.cfg.train.micro_batch_tokens
+        if budget:
+            return plan_micro_batches(global_batch, self.data.lengths, self.data.table.has_audio, world, budget,
+                                      packing=self.collator.cfg.packing).ranks
+        ordered = group_by_length(global_batch, self.data.lengths, world, self.micro_batches)
+        return [shard(ordered, self.data.table, r, world, self.micro_batches) for r in range(world)]
 
     def _quarantine(self, mark: int, step: int, *, gather: bool = False, split: str = "train") -> None:
         """Write down the examples left out since the collator held ``mark`` skips: one line each time

@@ -124,18 +124,22 @@ def _run_cli(config, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("schedule", "label_tokens", "hybrid"), [("tpc", True, False), ("ads", False, False),
-                                                                 ("ads", True, True)])
-def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens, hybrid, request):
+@pytest.mark.parametrize(("schedule", "label_tokens", "hybrid", "packed"),
+                         [("tpc", True, False, False), ("ads", False, False, False), ("ads", True, True, False),
+                          ("ads", False, False, True)])
+def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens, hybrid, packed, request):
     # LoRA with dropout: the RNG state matters; ADS refreshes its embeddings from the model every 3 steps.
     # With label_tokens the label words' output rows are trained too: they are in the checkpoint as well.
     # hybrid: the Nemotron-3-Nano-Omni family (Mamba states, Parakeet features, a projector outside the tower).
+    # packed: micro-batches by token budget, each packed into one row.
     model = {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1, "train_aligner": True,
                                           "train_label_tokens": label_tokens}}
     if hybrid:
         model["path"] = str(request.getfixturevalue("tiny_nemotron"))
-    sections = {"train": {"max_steps": 8, "save_every": 2, "eval_every": 0, "keep_last": 10},
-                "schedule": {"name": schedule, "ads": {"refresh_every": 3}}, "model": model}
+    sections = {"train": {"max_steps": 8, "save_every": 2, "eval_every": 0, "keep_last": 10,
+                          **({"micro_batch_tokens": 1200} if packed else {})},
+                "schedule": {"name": schedule, "ads": {"refresh_every": 3}}, "model": model,
+                **({"collate": {"packing": True}} if packed else {})}
     reference = train(load_config(make_config("ref", **sections)), progress=False, log=lambda *_: None)
     config = make_config("killed", **sections)
     run = Path(load_config(config).output_dir)
@@ -161,6 +165,8 @@ def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_toke
     wa, wb = load_file(str(reference / "final" / "adapter_model.safetensors")), load_file(str(run / "final" / "adapter_model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     assert any("trainable_tokens" in k for k in wa) == label_tokens
+    if packed:
+        assert max(r["micro_batches"] for r in got) >= 2
 
 
 @pytest.mark.slow

@@ -9,6 +9,9 @@
 - The number of ``<|AUDIO|>`` placeholders of a segment comes from the same frame mask that is fed.
 - Labels are -100 everywhere but on the answer and its end token: the system/user prompt and the
   audio placeholders are inputs, not something the model should learn to write.
+- With ``collate.packing`` a training batch is one row: the sequences end to end, no padding, no
+  ``attention_mask``, and ``seq_lens`` (each sequence's length) from which the family derives the
+  positions that restart per sequence and confine attention to it (:class:`~nabra.model.loss.AnswerLoss`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ class Collator:
         self.segment_seconds = self.cfg.max_segment_seconds or self.window_seconds
         self.segment_samples = int(self.segment_seconds * self.sampling_rate)
         self.min_samples = int(math.ceil(self.cfg.min_audio_seconds * self.sampling_rate))
+        self.max_length: int | None = self.cfg.max_length if isinstance(self.cfg.max_length, int) else None
+        """The longest sequence kept (``None``: no limit; ``max_length: window`` is resolved by
+        :meth:`window_limit` at set-up)."""
         self.skipped = Skipped()
 
     @classmethod
@@ -89,6 +95,12 @@ class Collator:
         segments = max(1, math.ceil(duration / self.segment_seconds))
         frames = math.ceil(duration * self.sampling_rate / self.hop)
         return int(self.family.audio_token_count(frames)) + self.family.audio_run_overhead * segments
+
+    def window_limit(self, prompt_tokens: int, answer_tokens: int) -> int:
+        """``max_length: window``: the placeholders of a clip of the whole audio window, with the
+        longest prompt and the longest answer given (set as :attr:`max_length`)."""
+        self.max_length = self.audio_tokens(self.window_seconds) + prompt_tokens + answer_tokens
+        return self.max_length
 
     def segments(self, waveform: np.ndarray) -> list[np.ndarray]:
         """Equal segments of at most the window (``segment_seconds``); short clips zero-padded to the minimum."""
@@ -142,7 +154,8 @@ class Collator:
 
     # -- text --------------------------------------------------------------------------------
     def __call__(self, samples: list[tuple[Example, np.ndarray | None]], *, for_generation: bool = False) -> dict:
-        """Collate ``samples``. With ``for_generation`` the answer is left out and padding is on the left.
+        """Collate ``samples``. With ``for_generation`` the answer is left out and padding is on the left;
+        otherwise with ``packing`` the sequences are laid end to end in one row.
         An audio example without its waveform is left out (counted in :attr:`skipped`), never trained on text alone."""
         n_in = len(samples)
         if any(ex.audio and w is None for ex, w in samples):
@@ -163,7 +176,11 @@ class Collator:
         keep = self._keep(examples, prompt_ids, answer_ids)
         if not keep:
             return {"example_ids": [], "tasks": [], "n_skipped": n_in}
-        batch = self._pack([prompt_ids[i] for i in keep], [answer_ids[i] for i in keep], left=for_generation)
+        prompts, answers = [prompt_ids[i] for i in keep], [answer_ids[i] for i in keep]
+        if self.cfg.packing and not for_generation:
+            batch = self._pack_flat(prompts, answers)
+        else:
+            batch = self._pack(prompts, answers, left=for_generation)
         batch["example_ids"] = [examples[i].id for i in keep]
         batch["tasks"] = [examples[i].task for i in keep]
         batch["n_skipped"] = n_in - len(keep)
@@ -207,10 +224,10 @@ class Collator:
         keep = []
         for i, ex in enumerate(examples):
             n = len(prompt_ids[i]) + len(answer_ids[i])
-            if n <= self.cfg.max_length:
+            if self.max_length is None or n <= self.max_length:
                 keep.append(i)
                 continue
-            reason = f"{n} tokens (prompt {len(prompt_ids[i])} + answer {len(answer_ids[i])}) > max_length {self.cfg.max_length}"
+            reason = f"{n} tokens (prompt {len(prompt_ids[i])} + answer {len(answer_ids[i])}) > max_length {self.max_length}"
             if self.cfg.overlong == "error":
                 raise NabraError(f"example {ex.id}: {reason}; raise max_length or set overlong: skip")
             self.skipped.add(ex.id, reason)
@@ -229,6 +246,17 @@ class Collator:
             if a:
                 labels[row, start + len(p) : start + len(seq)] = torch.tensor(a)
         return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+    def _pack_flat(self, prompts: list[list[int]], answers: list[list[int]]) -> dict:
+        """One row: every sequence end to end, no padding; labels as in :meth:`_pack` (a sequence's first
+        token is its prompt's, never a label: no position learns to predict the next sequence)."""
+        ids: list[int] = []
+        labels: list[int] = []
+        for p, a in zip(prompts, answers, strict=True):
+            ids += p + a
+            labels += [IGNORE_INDEX] * len(p) + a
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "seq_lens": torch.tensor([len(p) + len(a) for p, a in zip(prompts, answers, strict=True)])}
 
 
 def to_device(batch: dict, device) -> dict:

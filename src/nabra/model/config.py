@@ -12,13 +12,19 @@ from nabra.model.families import FAMILIES, Family, lm_path_regex
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.tasks import SYSTEM_PROMPT
 
+WINDOW = "window"
+"""``collate.max_length: window``: the limit computed from the model's audio window at set-up."""
+
 
 @dataclass
 class CollatorConfig:
     """How examples become batches."""
 
-    max_length: int = 2048
-    """Longest token sequence (prompt with audio placeholders + answer)."""
+    max_length: int | str | None = 2048
+    """Longest token sequence (prompt with audio placeholders + answer). ``window``: computed at set-up from
+    the model's audio window — its placeholders for a clip of the full window (300 s: 7,502 for
+    Qwen2.5-Omni) + the longest prompt + the longest answer of the run —, so no clip the model can take
+    whole is dropped; ``null``: no limit."""
     overlong: str = "skip"
     """What to do with an example longer than ``max_length``: ``skip`` (counted) or ``error``."""
     max_segment_seconds: float | None = None
@@ -29,8 +35,17 @@ class CollatorConfig:
     """Shorter clips are zero-padded to this length (the encoder needs a few frames)."""
     system_prompt: str = SYSTEM_PROMPT
     """System message of every prompt."""
+    packing: bool = False
+    """Lay a training micro-batch's sequences end to end in one row, without padding (positions restart
+    and attention stays within each sequence). Exact on CPU (SDPA with a block-diagonal mask); on CUDA
+    use ``model.attn_implementation: flash_attention_2`` (varlen kernels, no mask of length²). The
+    hybrid Mamba families refuse it (their recurrent state would run across sequences)."""
 
     def __post_init__(self):
+        if isinstance(self.max_length, str) and self.max_length != WINDOW:
+            raise NabraError(f"collate.max_length must be a number of tokens, {WINDOW!r} or null, got {self.max_length!r}")
+        if isinstance(self.max_length, int) and self.max_length < 1:
+            raise NabraError(f"collate.max_length must be positive, got {self.max_length}")
         if self.max_segment_seconds is not None and not self.max_segment_seconds > 0:
             raise NabraError(f"collate.max_segment_seconds must be > 0, got {self.max_segment_seconds}")
         if self.overlong not in ("skip", "error"):

@@ -31,17 +31,27 @@ class AnswerLoss(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         thinker = thinker_of(self.model)
-        inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k != "labels"}
+        family = family_of_model(thinker)
+        inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and k not in ("labels", "seq_lens")}
         device = inputs["input_ids"].device
         labels = batch["labels"][:, 1:].to(device)
         where = labels != IGNORE_INDEX
+        packed = batch.get("seq_lens")
+        if packed is not None:  # one row of sequences end to end: positions restart, attention stays within each
+            inputs["position_ids"] = family.packed_positions(thinker, inputs, packed)
         # Position t predicts label t + 1: the positions whose logits are needed, on the input's grid.
         keep = torch.cat([where, torch.zeros_like(where[:, :1])], 1)
-        logits = family_of_model(thinker).answer_logits(thinker, inputs, keep).float()
+        logits = family.answer_logits(thinker, inputs, keep).float()
         token_loss = F.cross_entropy(logits, labels[where], reduction="none")
-        rows = where.nonzero()[:, 0]
-        sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype, device=device).index_add(0, rows, token_loss)
-        return sums, where.sum(1)
+        if packed is None:
+            rows, n = where.nonzero()[:, 0], labels.shape[0]
+        else:  # the sequence each label belongs to
+            n = len(packed)
+            seq = torch.repeat_interleave(torch.arange(n, device=device), packed.to(device))[1:]
+            rows = seq[where[0]]
+        sums = torch.zeros(n, dtype=token_loss.dtype, device=device).index_add(0, rows, token_loss)
+        counts = torch.zeros(n, dtype=torch.long, device=device).index_add(0, rows, torch.ones_like(rows))
+        return sums, counts
 
 
 def task_sums(tasks: list[str], losses: torch.Tensor, counts: torch.Tensor, order: list[str], device) -> torch.Tensor:

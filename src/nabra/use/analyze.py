@@ -179,7 +179,7 @@ class Analyzer:
         # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
         # was sized for its training clips, not for a 300-s window.
         room = collator.audio_tokens(self.window) + 4096
-        if cfg.collate.max_length < room:
+        if collator.max_length is not None and collator.max_length < room:
             collator = Collator.for_bundle(self.bundle, replace(cfg.collate, max_length=room))
         self.collator = collator
         self.task_set = cfg.task_set()

@@ -148,6 +148,32 @@ class Family:
         positions, _ = model.model.get_rope_index(input_ids, None, None, attention_mask, False, seqlens, None)
         return positions
 
+    def packing_refusal(self, model: Any) -> str | None:
+        """Why ``collate.packing`` cannot run on ``model`` (one line), or ``None`` when it can."""
+        return f"packed sequences are not supported for the {self.title}"
+
+    def packed_positions(self, model: Any, inputs: dict, seq_lens: Any) -> Any:
+        """Position ids of one packed row of sequences of ``seq_lens`` (``inputs``: the row's model inputs):
+        each sequence's own positions, as :meth:`positions` gives them for it alone (the M-RoPE index of
+        the Qwen-Omni thinkers, computed per sequence on the unpacked rows), after a first row of text
+        positions restarting at every sequence — from which transformers confines attention to each
+        sequence (a block-diagonal mask for SDPA/eager, varlen kernels for flash-attention). ``(4, 1, T)``
+        for M-RoPE, ``(1, T)`` for a model with 1-D positions."""
+        import torch
+
+        lens = seq_lens.tolist()
+        ids = inputs["input_ids"]
+        text = torch.cat([torch.arange(n, device=ids.device) for n in lens])[None]
+        rows = torch.zeros(len(lens), max(lens), dtype=ids.dtype, device=ids.device)
+        mask = torch.zeros_like(rows)
+        for i, piece in enumerate(torch.split(ids[0], lens)):
+            rows[i, : len(piece)], mask[i, : len(piece)] = piece, 1
+        positions = self.positions(model, rows, mask, inputs)
+        if positions is None:
+            return text
+        mrope = torch.cat([positions[:, i, :n] for i, n in enumerate(lens)], dim=-1)[:, None]
+        return torch.cat([text[None], mrope.to(text.dtype)])
+
     def audio_token_count(self, frames):
         """Placeholder tokens the model makes of ``frames`` valid feature frames (int, array or tensor)."""
         raise NotImplementedError

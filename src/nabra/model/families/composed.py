@@ -80,6 +80,13 @@ class Composed(Family):
     def audio_token_count(self, frames):
         return self.tower.audio_token_count(frames)
 
+    def packing_refusal(self, model: Any) -> str | None:
+        lm = model.language_model
+        if any("mamba" in name.rsplit(".", 1)[-1] for name, _ in lm.named_modules()):
+            return (f"this composed model's LM ({lm.config.model_type}) has Mamba layers, whose state would run from "
+                    "one packed sequence into the next (transformers' mixer takes no seq_idx): set collate.packing false")
+        return None  # an attention LM: 1-D positions restarting per sequence confine its causal mask
+
     def features(self, collator: Any, segments: list) -> tuple[Any, Any]:
         return self.tower.features(collator, segments)
 

@@ -109,6 +109,10 @@ class NemotronHOmni(Family):
     def audio_token_count(self, frames):
         return audio_token_count(frames)
 
+    def packing_refusal(self, model: Any) -> str | None:
+        return (f"the {self.title}'s Mamba-2 layers would carry their state from one packed sequence into the next "
+                "(transformers' NemotronH mixer takes no seq_idx/cu_seqlens): set collate.packing false")
+
     def features(self, collator: Any, segments: list) -> tuple[Any, Any]:
         out = collator.feature_extractor(segments, sampling_rate=collator.sampling_rate, return_tensors="pt",
                                          padding="longest", return_attention_mask=True)

@@ -104,6 +104,9 @@ class Qwen3Omni(Family):
     def audio_token_count(self, frames):
         return audio_token_count(frames)
 
+    def packing_refusal(self, model: Any) -> str | None:
+        return None  # its text model takes packed 4-row position ids (text + M-RoPE) and builds the per-sequence mask
+
     def aligner_output(self, model: Any, features: Any, mask: Any) -> Any:
         return model.get_audio_features(features, feature_attention_mask=mask).last_hidden_state
 
