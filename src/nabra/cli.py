@@ -144,8 +144,16 @@ def cmd_model_size(args) -> int:
     from nabra.model.config import LoraSettings
     from nabra.model.size import model_size, render
 
+    from nabra.model.size import parse_gib, render_budget, token_budget
+
     lora = LoraSettings(r=args.lora_r, train_aligner=args.train_aligner)
-    print(render(model_size(args.path, lora=lora, dtype=args.dtype)))
+    size = model_size(args.path, lora=lora, dtype=args.dtype)
+    print(render(size))
+    if args.gpu_memory:
+        window = 7_500 + 300  # 300 s of audio at 25 tokens a second (Qwen-Omni), a prompt and a short answer
+        for ckpt in (True, False):
+            print(render_budget(token_budget(size, size["shape"], parse_gib(args.gpu_memory), gradient_checkpointing=ckpt,
+                                             answer_share=args.answer_share), window))
     return 0
 
 
@@ -309,6 +317,10 @@ def _add_model_verbs(sub) -> None:
     size.add_argument("--lora-r", type=int, default=16)
     size.add_argument("--train-aligner", action="store_true", help="count the audio projector as trained too")
     size.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    size.add_argument("--gpu-memory", metavar="GIB", help="a GPU's memory (80GiB): estimate the train.micro_batch_tokens "
+                      "that fits it, with and without gradient checkpointing")
+    size.add_argument("--answer-share", type=float, default=0.15,
+                      help="share of a micro-batch's tokens that are answers (their logits are computed; default 0.15)")
     size.set_defaults(func=cmd_model_size)
     merge = model.add_parser("merge", help="merge a LoRA adapter into its base; writes a plain thinker checkpoint")
     merge.add_argument("base", type=Path)

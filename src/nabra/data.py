@@ -188,6 +188,8 @@ class Data:
     """Position of every training example in ``train``, by example id."""
     utterances: list[Utterance] = field(default_factory=list)
     """The valid training-split utterances the examples come from (what ADS embeds)."""
+    dev_lengths: list[int] = field(default_factory=list)
+    """Estimated sequence length (tokens) of every dev example, for the dev micro-batches."""
 
 
 @dataclass
@@ -214,9 +216,10 @@ def prepare(cfg: RunConfig, collator: Collator, manifests: Manifests, log: Log) 
     train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log)
     if not train:
         raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")
-    dev = dev_subset(drop_overlong(examples(dev_utts, cfg, "dev"), collator, log)[0], cfg.data.dev_per_task,
-                     cfg.train.seed)
+    dev_kept, _, dev_totals = drop_overlong(examples(dev_utts, cfg, "dev"), collator, log)
+    dev = dev_subset(dev_kept, cfg.data.dev_per_task, cfg.train.seed)
     dev.sort(key=lambda ex: ex.duration or 0.0)  # similar lengths batched together: less padding
+    total_of = {ex.id: n for ex, n in zip(dev_kept, dev_totals, strict=True)}
     counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
     log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")
     task_set = cfg.task_set()
@@ -225,4 +228,5 @@ def prepare(cfg: RunConfig, collator: Collator, manifests: Manifests, log: Log) 
     dialect_of = {u.id: u.dialect for u in dev_utts if u.dialect}
     used = {ex.utt_id for ex in train}
     return Data(train, dev, table, store, answer_tokens, dialect_of, np.asarray(lengths), where,
-                {ex.id: i for i, ex in enumerate(train)}, [u for u in utts if u.id in used])
+                {ex.id: i for i, ex in enumerate(train)}, [u for u in utts if u.id in used],
+                [total_of[ex.id] for ex in dev])

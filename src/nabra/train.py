@@ -44,7 +44,7 @@ from nabra.model.tiny import init_tiny
 from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
 from nabra.runlog import Diagnostics, RunDir, TensorBoard, drop_entries, training_progress
 from nabra.schedule import build_schedule, group_by_length, shard
-from nabra.schedule.micro import plan_micro_batches
+from nabra.schedule.micro import plan_micro_batches, token_batches
 
 
 def train(cfg: RunConfig, *, progress: bool = True, log=print) -> Path:
@@ -342,8 +342,11 @@ class Recipe:
         size = self.cfg.train.micro_batch_size or self.cfg.train.batch_size
         sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=self.acc.device)
         mark = len(self.collator.skipped)
-        for i in range(0, len(self.data.dev), size):
-            batch = self._batch(self.data.dev[i : i + size])
+        # The dev subset (sorted by duration) in micro-batches of the training's size, or of its token budget.
+        groups = token_batches(self.data.dev_lengths, self.cfg.train.micro_batch_tokens,
+                               packing=self.collator.cfg.packing, max_count=None if self.cfg.train.micro_batch_tokens else size)
+        for group in groups:
+            batch = self._batch([self.data.dev[i] for i in group])
             if not batch["example_ids"]:
                 continue
             with self.acc.autocast():
@@ -363,7 +366,7 @@ class Recipe:
         metrics, composite = score_examples(
             self.trained, self.bundle, self.collator, self.data.dev, self.data.store, task_set=self.task_set,
             batch_size=self.cfg.train.eval_batch_size, dialect_of=self.data.dialect_of,
-            weights=self.cfg.train.composite_weights)
+            weights=self.cfg.train.composite_weights, batch_tokens=self.cfg.train.micro_batch_tokens)
         self._quarantine(mark, self.step, split="dev")
         self.run.log({"step": self.step, "event": "dev_eval", "metrics": headline(metrics), "composite": composite})
         if composite == composite and composite > self.best:  # not NaN, and better
@@ -396,7 +399,8 @@ class Recipe:
             model.eval()
             compute_embeddings(self.bundle, None, cache, utterances=self.data.utterances, model=model, key=key,
                                dim=self.schedule.embedding_dim, seed=self.cfg.train.seed, progress=False,
-                               rank=acc.process_index, world=acc.num_processes, barrier=acc.wait_for_everyone)
+                               rank=acc.process_index, world=acc.num_processes, barrier=acc.wait_for_everyone,
+                               batch_tokens=self.cfg.train.micro_batch_tokens)
             model.train()
         vectors = example_vectors(cache / key, self.data.train, rank=acc.process_index, barrier=acc.wait_for_everyone)
         self.schedule.set_embeddings(vectors, recluster=not resuming, normalized=True)

@@ -39,6 +39,17 @@ def test_plan_batches_one_task_per_batch_longest_first():
     assert plan_batches(examples, 2, sort_by_length=False) == [[0, 1], [2], [3, 4]]
 
 
+def test_plan_batches_by_tokens_keep_a_long_clip_apart():
+    # A 300-s clip (7,500 audio tokens + its answer budget) beside 32 clips of 2 s: with a token cap the
+    # long one goes alone and the short ones share batches; without, it takes 15 of them with it.
+    examples = _examples([300.0] + [2.0] * 32)
+    assert [len(b) for b in plan_batches(examples, 16)] == [16, 16, 1]
+    batches = plan_batches(examples, 16, max_tokens=12_000)
+    assert batches[0] == [0] and [len(b) for b in batches[1:]] == [16, 16]
+    tight = plan_batches(examples, 16, max_tokens=600)
+    assert tight[0] == [0] and all(len(b) < 16 for b in tight[1:]) and sorted(sum(tight, [])) == list(range(33))
+
+
 def test_answer_budgets():
     asr_short, asr_long, episode = _examples([1.0, 60.0, 1200.0])
     # A 60-s clip or a 20-minute MGB-2 episode gets what its duration calls for: no fixed 448 cap.

@@ -83,3 +83,14 @@ def test_padded_cost_counts_the_rectangle():
 def test_bad_arguments_are_refused():
     with pytest.raises(NabraError, match="bad micro-batch plan"):
         plan_micro_batches(np.arange(2), np.ones(2, np.int64), np.ones(2, bool), 0, 10)
+
+
+def test_token_batches_keep_the_order_and_the_budget():
+    from nabra.schedule.micro import token_batches
+
+    lengths = [7600, 900, 800, 300, 300, 300, 100]
+    assert token_batches(lengths, 8000) == [[0], [1, 2, 3, 4, 5, 6]]
+    assert token_batches(lengths, 2000) == [[0], [1, 2], [3, 4, 5, 6]]  # padded: 2 x 900; 4 x 300
+    assert token_batches(lengths, 2000, packing=True) == [[0], [1, 2, 3], [4, 5, 6]]
+    assert token_batches(lengths, None, max_count=3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert token_batches(lengths, 8000, max_count=2) == [[0], [1, 2], [3, 4], [5, 6]]

@@ -28,7 +28,10 @@ def register(top_subparsers) -> None:
     ev.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} and the run's declared tasks "
                     "(default: the run's tasks)")
     ev.add_argument("--out", type=Path, help="output folder (default RUN/eval-SPLIT)")
-    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--batch-size", type=int, default=16, help="examples per generation batch (default 16)")
+    ev.add_argument("--batch-tokens", type=int,
+                    help="also at most this many tokens per generation batch (prompt with audio + answer budget, "
+                         "padding included; default: the run's train.micro_batch_tokens)")
     ev.add_argument("--scheme", default="default", choices=SCHEMES,
                     help="normalization of the headline WER/CER and ROUGE (the leaderboard's is always added)")
     ev.add_argument("--max-new-tokens", type=int, help="cap on every answer (default: per task)")
@@ -52,11 +55,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise NabraError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.batch_tokens is not None and args.batch_tokens <= 0:
+        raise NabraError(f"--batch-tokens must be positive, got {args.batch_tokens}")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     result = evaluate(args.model, args.manifest, split=args.split, tasks=tasks, out_dir=args.out,
                       batch_size=args.batch_size, scheme=args.scheme, base=args.base, device=args.device,
                       dtype=args.dtype, max_new_tokens=args.max_new_tokens,
-                      bertscore_model=args.bertscore_model, stop_loops=not args.keep_loops, progress=not args.quiet)
+                      bertscore_model=args.bertscore_model, stop_loops=not args.keep_loops, progress=not args.quiet,
+                      batch_tokens=args.batch_tokens)
     print_table(result)
     out = Path(result["out_dir"])
     print(f"wrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")

@@ -36,6 +36,7 @@ from nabra.model.load import read_json
 from nabra.model.loader import AudioStore
 from nabra.model.lora import load_adapter
 from nabra.progress import progress_bar
+from nabra.schedule.micro import token_batches
 from nabra.tasks import DEFAULT_TASKS, Example, TaskSet, parse_output
 
 AUDIO_TOKENS_PER_SECOND = 25
@@ -79,8 +80,11 @@ def prompt_length(ex: Example) -> float:
     return AUDIO_TOKENS_PER_SECOND * (ex.duration or 0.0) + len(ex.instruction) / 2
 
 
-def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool = True) -> list[list[int]]:
-    """Indices of ``examples`` per batch: one task per batch, longest prompts first when sorting."""
+def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool = True,
+                 max_tokens: int | None = None) -> list[list[int]]:
+    """Indices of ``examples`` per batch: one task per batch, longest prompts first when sorting; with
+    ``max_tokens`` also at most that many tokens a batch (left-padded prompt + answer budget, times the
+    rows): a 300-s clip does not take ``batch_size - 1`` others with it."""
     by_task: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
         by_task.setdefault(ex.task, []).append(i)
@@ -89,15 +93,20 @@ def plan_batches(examples: list[Example], batch_size: int, sort_by_length: bool 
         order = by_task[task]
         if sort_by_length:
             order = sorted(order, key=lambda i: -prompt_length(examples[i]))
-        batches += [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+        if max_tokens is None:
+            batches += [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+            continue
+        lengths = [math.ceil(prompt_length(examples[i])) + answer_budget(examples[i]) for i in order]
+        batches += [[order[k] for k in group] for group in token_batches(lengths, max_tokens, max_count=batch_size)]
     return batches
 
 
 def generate_predictions(model, bundle, collator, examples: list[Example], store, *, batch_size: int = 16,
                          max_new_tokens: int | None = None, sort_by_length: bool = True, progress: bool = True,
                          dialect_of: dict[str, str] | None = None, task_set: TaskSet = DEFAULT_TASKS,
-                         stop_loops: bool = True) -> list[Prediction]:
+                         stop_loops: bool = True, batch_tokens: int | None = None) -> list[Prediction]:
     """Greedy answers of ``model`` to ``examples``, parsed, in the order of ``examples``.
+    Batches of at most ``batch_size`` examples (and ``batch_tokens`` tokens, see :func:`plan_batches`).
 
     ``max_new_tokens`` (default: :func:`answer_budget` of each example, the largest of its batch)
     caps every answer. ``dialect_of`` maps utterance ids to dialects (for the per-dialect ASR
@@ -106,7 +115,7 @@ def generate_predictions(model, bundle, collator, examples: list[Example], store
     ``stop_loops``: an answer caught in a repetition loop ends there (:class:`LoopStop`).
     """
     outputs: dict[int, str] = {}
-    batches = plan_batches(examples, batch_size, sort_by_length)
+    batches = plan_batches(examples, batch_size, sort_by_length, batch_tokens)
     was_training = model.training
     model.eval()  # no dropout while generating; a model in training (dev evaluation) is given back as it was
     try:
@@ -206,11 +215,11 @@ def _eos_ids(model, tokenizer) -> set[int]:
 
 def score_examples(model, bundle, collator, examples: list[Example], store, *, task_set: TaskSet,
                    batch_size: int = 16, dialect_of: dict[str, str] | None = None, weights: dict | None = None,
-                   progress: bool = False) -> tuple[dict, float]:
+                   progress: bool = False, batch_tokens: int | None = None) -> tuple[dict, float]:
     """Generate on ``examples`` and score the answers: ``(metrics per task, composite score)`` with the
     composite's part ``weights`` (default equal). The dev evaluation of a training run."""
     preds = generate_predictions(model, bundle, collator, examples, store, batch_size=batch_size, progress=progress,
-                                 dialect_of=dialect_of, task_set=task_set)
+                                 dialect_of=dialect_of, task_set=task_set, batch_tokens=batch_tokens)
     metrics = compute_metrics(preds, task_set=task_set)
     return metrics, composite_score(metrics, weights or None, task_set)
 
@@ -306,14 +315,15 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
              tasks: list[str] | None = None, out_dir: str | os.PathLike | None = None, batch_size: int = 16,
              scheme: str = "default", base: str | None = None, device: str | None = None,
              dtype: str | None = None, max_new_tokens: int | None = None, bertscore_model: str | None = None,
-             stop_loops: bool = True, progress: bool = True, log=print) -> dict:
+             stop_loops: bool = True, progress: bool = True, log=print, batch_tokens: int | None = None) -> dict:
     """Evaluate the model at ``path`` on the ``split`` of ``manifest``; writes ``predictions.jsonl``
     and ``metrics.json`` to ``out_dir`` (default ``<run folder or path>/eval-<split>``) and returns
     what ``metrics.json`` holds, plus ``out_dir``.
 
     Templates, label sets and collation follow the run's config when ``path`` is (in) a run folder.
     ``bertscore_model``: a local model folder for BERTScore on summaries (needs bert-score).
-    ``stop_loops``: end an answer once it loops (``False``: every answer runs to its end token or budget)."""
+    ``stop_loops``: end an answer once it loops (``False``: every answer runs to its end token or budget).
+    ``batch_tokens``: also at most this many tokens a generation batch (default: the run's ``train.micro_batch_tokens``)."""
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
     cfg = run_config(path)
@@ -334,7 +344,8 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
         preds = generate_predictions(
             model, bundle, Collator.for_bundle(bundle, cfg.collate), examples, store,
             batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, task_set=task_set,
-            dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops)
+            dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops,
+            batch_tokens=batch_tokens or cfg.train.micro_batch_tokens)
     finally:
         store.close()
     # Audio that failed to decode: its examples have no answer and count as wrong; named here.

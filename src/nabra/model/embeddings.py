@@ -27,6 +27,7 @@ from nabra.files import atomic_path
 from nabra.model.collate import Collator
 from nabra.model.families import family_of_model
 from nabra.progress import progress_bar
+from nabra.schedule.micro import token_batches
 
 CHUNK = 256
 TEXT_SUFFIX = "#text"
@@ -113,7 +114,7 @@ def embedding_key(model, source: str | os.PathLike, data_key: str, dim: int = 0)
 def compute_embeddings(bundle, manifest: str | os.PathLike | None, cache_dir: str | os.PathLike, *,
                        batch_size: int = 16, key: str | None = None, progress: bool = True, model=None,
                        utterances: list[Utterance] | None = None, dim: int = 0, seed: int = 0,
-                       rank: int = 0, world: int = 1, barrier=None) -> EmbeddingTable:
+                       rank: int = 0, world: int = 1, barrier=None, batch_tokens: int | None = None) -> EmbeddingTable:
     """Aligner embeddings of ``utterances`` (default: every utterance of ``manifest``), from
     ``cache_dir/<key>`` when present. Vectors wider than ``dim`` (> 0) are reduced to ``dim`` by a
     random projection seeded with ``seed`` (cosines are kept to a few %, memory falls by D/dim).
@@ -123,6 +124,9 @@ def compute_embeddings(bundle, manifest: str | os.PathLike | None, cache_dir: st
     are padded), so FSDP/ZeRO-3 ranks stay in step. One cache: rank 0 joins the parts. Resumable:
     every chunk is written as it is done. Audio that fails to decode gets a zero vector (counted
     in ``info.json``). ``model`` overrides ``bundle.model`` (the PEFT model during training).
+    Batches of at most ``batch_size`` clips, and with ``batch_tokens`` of at most that many audio tokens
+    (padded: a 5-minute article goes alone, not with fifteen others); every rank runs as many forwards
+    as the busiest rank needs (stand-ins, dropped, fill the others).
     """
     model = model if model is not None else bundle.model
     barrier = barrier or (lambda: None)
@@ -132,17 +136,25 @@ def compute_embeddings(bundle, manifest: str | os.PathLike | None, cache_dir: st
     final = folder / "embeddings.npz"
     if not final.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        mine = utts[rank::world]
         size = -(-len(utts) // world)  # every rank embeds this many: the short shards repeat an utterance
-        padded = mine + [mine[0] if mine else utts[0]] * (size - len(mine))
-        chunks = [padded[i : i + CHUNK] for i in range(0, len(padded), CHUNK)]
+
+        def shard_chunks(r: int) -> list[list[Utterance]]:
+            mine = utts[r::world]
+            padded = mine + [mine[0] if mine else utts[0]] * (size - len(mine))
+            return [padded[i : i + CHUNK] for i in range(0, len(padded), CHUNK)]
+
+        chunks = shard_chunks(rank)
         collator = Collator.for_bundle(bundle)
+        plans = [[_audio_batches(c, collator, batch_size, batch_tokens) for c in shard_chunks(r)] for r in range(world)]
+        n_mine = len(utts[rank::world])
         project = _projection(model, dim, seed)
         for n, chunk in enumerate(_progress(chunks, progress and rank == 0, "aligner embeddings")):
             part = folder / f"part-w{world}-r{rank}-{n:06d}.npz"
-            real = max(0, min(CHUNK, len(mine) - n * CHUNK))  # the chunk's utterances that are not padding
+            real = max(0, min(CHUNK, n_mine - n * CHUNK))  # the chunk's utterances that are not padding
             if not part.is_file():
-                _embed_chunk(model, collator, bundle.tokenizer, chunk, batch_size, project, real).save(part)
+                forwards = max(len(p[n]) for p in plans)  # FSDP/ZeRO-3: every rank runs as many
+                _embed_chunk(model, collator, bundle.tokenizer, chunk, plans[rank][n], project, real,
+                             forwards).save(part)
         barrier()
         if rank == 0:
             _join(folder, world, len(utts), manifest)
@@ -174,16 +186,33 @@ def _projection(model, dim: int, seed: int):
     return lambda x: x @ r
 
 
+def _audio_batches(utts: list[Utterance], collator: Collator, batch_size: int,
+                   batch_tokens: int | None) -> list[list[int]]:
+    """Positions in ``utts`` of the audio utterances, in batches of at most ``batch_size`` (and
+    ``batch_tokens`` audio tokens, padded, shortest first)."""
+    audio = [i for i, u in enumerate(utts) if u.audio is not None]
+    if batch_tokens:
+        audio.sort(key=lambda i: utts[i].duration or 0.0)
+    lengths = [collator.audio_tokens(utts[i].duration or collator.cfg.min_audio_seconds) for i in audio]
+    return [[audio[k] for k in group] for group in token_batches(lengths, batch_tokens, max_count=batch_size)]
+
+
 @torch.no_grad()
-def _embed_chunk(model, collator: Collator, tokenizer, utts: list[Utterance], batch_size: int,
-                 project=lambda x: x, real: int | None = None) -> EmbeddingTable:
-    """Vectors of ``utts`` (only the first ``real`` are kept: the rest pad a shard)."""
+def _embed_chunk(model, collator: Collator, tokenizer, utts: list[Utterance], batches,
+                 project=lambda x: x, real: int | None = None, forwards: int = 0) -> EmbeddingTable:
+    """Vectors of ``utts`` (only the first ``real`` are kept: the rest pad a shard). ``batches``: positions
+    in ``utts`` per audio-tower forward, or a batch size; ``forwards``: at least this many forwards
+    (stand-ins of one clip, dropped, keep FSDP ranks in step)."""
     real = len(utts) if real is None else real
     keys, vectors, failed = [], [], 0
     base = _thinker(model)
-    audio = [(i, u) for i, u in enumerate(utts) if u.audio is not None]
-    for j in range(0, len(audio), batch_size):
-        batch = audio[j : j + batch_size]
+    if isinstance(batches, int):
+        audio = [i for i, u in enumerate(utts) if u.audio is not None]
+        batches = [audio[j : j + batches] for j in range(0, len(audio), batches)]
+    for _ in range(forwards - len(batches)):
+        _audio_means(base, collator, [Utterance(id="stand-in", audio=None)])
+    for group in batches:
+        batch = [(i, utts[i]) for i in group]
         means, bad = _audio_means(base, collator, [u for _, u in batch])
         keep = [k for k, (i, _) in enumerate(batch) if i < real]
         keys += [batch[k][1].id for k in keep]
@@ -203,6 +232,10 @@ def _audio_means(base, collator: Collator, utts: list[Utterance]) -> tuple[np.nd
     stand-in of silence keeps the batch, so every rank runs the same forwards)."""
     waves, bad = [], []
     for u in utts:
+        if u.audio is None:  # a stand-in forward: silence
+            waves.append(np.zeros(collator.min_samples, np.float32))
+            bad.append(True)
+            continue
         try:
             wave = load_audio(u.audio, offset=u.offset, duration=u.duration)
             check_samples(u.audio, wave)

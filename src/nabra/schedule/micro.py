@@ -144,7 +144,25 @@ def _splittable(bins: list[list[int]], has_audio: np.ndarray) -> int | None:
     """The micro-batch with the most examples whose alternate halves both hold audio, or ``None``."""
     best = None
     for j, b in enumerate(bins):
-        if len(b) >= 2 and any(has_audio[i] for i in b[0::2]) and any(has_audio[i] for i in b[1::2]):
-            if best is None or len(b) > len(bins[best]):
-                best = j
+        halves = len(b) >= 2 and any(has_audio[i] for i in b[0::2]) and any(has_audio[i] for i in b[1::2])
+        if halves and (best is None or len(b) > len(bins[best])):
+            best = j
     return best
+
+
+def token_batches(lengths, budget: int | None, *, packing: bool = False, max_count: int | None = None) -> list[list[int]]:
+    """Consecutive batches of positions ``0..len(lengths)-1``, in that order, each costing at most ``budget``
+    tokens (an example over it goes alone) and holding at most ``max_count`` examples: how evaluation,
+    dev losses and the embedding pass batch by tokens (give them sorted by length, for little padding).
+    ``budget`` ``None``: batches of ``max_count``."""
+    out: list[list[int]] = []
+    sizes: list[int] = []
+    for i, n in enumerate(int(x) for x in lengths):
+        full = max_count is not None and len(sizes) >= max_count
+        if out and not full and (budget is None or cost([*sizes, n], packing) <= budget):
+            out[-1].append(i)
+            sizes.append(n)
+        else:
+            out.append([i])
+            sizes = [n]
+    return out
