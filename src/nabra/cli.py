@@ -142,9 +142,7 @@ def cmd_model_info(args) -> int:
 
 def cmd_model_size(args) -> int:
     from nabra.model.config import LoraSettings
-    from nabra.model.size import model_size, render
-
-    from nabra.model.size import parse_gib, render_budget, token_budget
+    from nabra.model.size import model_size, parse_gib, render, render_budget, token_budget
 
     lora = LoraSettings(r=args.lora_r, train_aligner=args.train_aligner)
     size = model_size(args.path, lora=lora, dtype=args.dtype)
