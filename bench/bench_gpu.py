@@ -13,7 +13,10 @@ for ``--tokens``-token sequences. Measured, each after two warm-up steps:
    on one step, forward + backward, divided by step time and the measured peak) — with SDPA, with
    SDPA + gradient checkpointing, and with eager attention;
 3. Nabra's collator vs the stock processor's 300-s padding path on the same clips (CPU, ms per batch);
-4. the tiny recipe's ``nabra train`` for a few steps on CUDA in bf16, and its dev evaluation.
+4. the same global batch of mixed lengths (``--mixed``: 2-300 s) padded vs packed (per-sequence SDPA),
+   with gradient checkpointing: useful tokens/s, peak memory, MFU;
+5. the tiny recipe's ``nabra train`` for a few steps on CUDA in bf16, and its dev evaluation, padded
+   and with ``micro_batch_tokens`` + ``packing``.
 
 Targets (one H100/H200): MFU >= 35 %, peak memory <= 40 GB at batch 8. Without CUDA the script
 prints one line and exits 0 (``make bench`` runs it everywhere). ``--dry-run`` runs parts 2 and 3
@@ -134,7 +137,12 @@ def time_step(model, batch, steps: int, *, gradient_checkpointing: bool, attenti
     from nabra.model.loss import AnswerLoss, thinker_of
 
     thinker = thinker_of(model)
-    if hasattr(thinker, "set_attn_implementation"):
+    if attention == "nabra_packed_sdpa":  # the LM's attention per packed sequence; the encoder keeps SDPA
+        from nabra.model.packed_attention import use_packed_sdpa
+
+        thinker.set_attn_implementation("sdpa")
+        use_packed_sdpa(thinker.model.language_model)
+    elif hasattr(thinker, "set_attn_implementation"):
         thinker.set_attn_implementation(attention)
     else:  # older transformers: the attention function is looked up from the configs at forward time
         for c in (thinker.config, *(getattr(thinker.config, k) for k in ("text_config", "audio_config"))):
@@ -172,7 +180,7 @@ def time_step(model, batch, steps: int, *, gradient_checkpointing: bool, attenti
     with counter:
         step()
     seconds = statistics.median(times)
-    tokens = int(batch["attention_mask"].sum())
+    tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
     return {"step_s": seconds, "tokens_per_s": tokens / seconds, "peak_gb": peak_gb,
             "flops": counter.get_total_flops(), "tokens": tokens}
 
@@ -212,9 +220,46 @@ def bench_step(bundle, args, peak_tflops: float, device: str = "cuda", sizes: di
         record("gpu", f"LoRA step, {name}: step time", 1000 * r["step_s"], "ms")
         record("gpu", f"LoRA step, {name}: MFU", 100 * mfu, "%", at_least=100 * MFU_TARGET)
         record("gpu", f"LoRA step, {name}: peak memory", r["peak_gb"], "GB", at_most=MEMORY_TARGET_GB)
+    bench_packing(model, bundle, args, peak_tflops, device)
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
+
+
+def bench_packing(model, bundle, args, peak_tflops: float, device: str = "cuda") -> None:
+    """The same global batch of mixed lengths (``--mixed`` seconds) in one micro-batch, padded vs packed
+    (per-sequence SDPA), with gradient checkpointing: tokens/s counts the useful tokens of both."""
+    from nabra.model.collate import Collator
+    from nabra.model.config import CollatorConfig
+
+    samples = []
+    for k, seconds in enumerate(args.mixed):
+        examples, waves, _, _ = make_batch(bundle, 1, seconds, collator_tokens(bundle, seconds) + 60, seed=k)
+        samples.append((examples[0], waves[0]))
+    padded = Collator(bundle.tokenizer, bundle.feature_extractor, CollatorConfig(max_length=None))(samples)
+    packed = Collator(bundle.tokenizer, bundle.feature_extractor, CollatorConfig(max_length=None, packing=True))(samples)
+    useful = int(padded["attention_mask"].sum())
+    where = f"{len(samples)} clips of {min(args.mixed):g}-{max(args.mixed):g} s, {useful:,} useful tokens"
+    for name, batch, attention in (("padded", padded, "sdpa"), ("packed", packed, "nabra_packed_sdpa")):
+        try:
+            r = time_step(model, batch, args.steps, gradient_checkpointing=True, attention=attention, device=device)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            print(f"{name}: out of memory at {where}")
+            record("gpu", f"mixed lengths, {name}, {where}", float("nan"), "out of memory")
+            continue
+        mfu = r["flops"] / r["step_s"] / (peak_tflops * 1e12)
+        print(f"mixed lengths, {name:7s} step {1000 * r['step_s']:7.0f} ms  {useful / r['step_s']:9,.0f} useful tokens/s "
+              f"peak {r['peak_gb']:5.1f} GB  MFU {100 * mfu:5.1f} % ({batch['input_ids'].numel():,} tokens computed)")
+        record("gpu", f"mixed lengths, {name}, {where}", useful / r["step_s"], "useful tokens/s")
+        record("gpu", f"mixed lengths, {name}: peak memory", r["peak_gb"], "GB")
+        record("gpu", f"mixed lengths, {name}: MFU", 100 * mfu, "%")
+
+
+def collator_tokens(bundle, seconds: float) -> int:
+    from nabra.model.collate import Collator
+
+    return Collator(bundle.tokenizer, bundle.feature_extractor).audio_tokens(seconds)
 
 
 def bench_collation(bundle, args) -> None:
@@ -232,8 +277,9 @@ def bench_collation(bundle, args) -> None:
     record("gpu", "collation: processor (300-s padding) / nabra", p / o, "x", at_least=1)
 
 
-def bench_recipe(tmp: Path, steps: int) -> None:
-    """The tiny recipe's `nabra train` on CUDA in bf16 for ``steps`` steps, with a dev evaluation."""
+def bench_recipe(tmp: Path, steps: int, packing: bool = False) -> None:
+    """The tiny recipe's `nabra train` on CUDA in bf16 for ``steps`` steps, with a dev evaluation
+    (``packing``: micro-batches by token budget, packed)."""
     import json
 
     from nabra.config import RunConfig, from_dict
@@ -246,8 +292,11 @@ def bench_recipe(tmp: Path, steps: int) -> None:
         "output_dir": str(tmp / "run"), "data": {"manifest": str(corpus), "dev_per_task": 4},
         "model": {"path": str(model), "finetune": "lora", "dtype": "bfloat16"}, "schedule": {"name": "ads"},
         "train": {"max_steps": steps, "batch_size": 8, "precision": "bf16", "save_every": 0,
-                  "eval_every": steps, "seed": 0},
+                  "eval_every": steps, "seed": 0, **({"micro_batch_tokens": 2048} if packing else {})},
+        "collate": {"packing": packing},
     })
+    if packing:
+        cfg.output_dir += "-packed"
     t = time.perf_counter()
     run = train(cfg, progress=False, log=lambda *_: None)
     seconds = time.perf_counter() - t
@@ -255,9 +304,10 @@ def bench_recipe(tmp: Path, steps: int) -> None:
     losses = [r["loss"] for r in records if "loss" in r]
     evals = [r for r in records if r.get("event") == "dev_eval"]
     ok = len(losses) == steps and all(np.isfinite(losses)) and bool(evals)
-    print(f"tiny recipe on CUDA, bf16, ads, {steps} steps: {seconds:.0f} s, losses {losses[0]:.3f} -> {losses[-1]:.3f}, "
+    kind = "packed, micro_batch_tokens 2048" if packing else "padded"
+    print(f"tiny recipe on CUDA, bf16, ads, {kind}, {steps} steps: {seconds:.0f} s, losses {losses[0]:.3f} -> {losses[-1]:.3f}, "
           f"dev evaluation {'done' if evals else 'MISSING'}: {'ok' if ok else 'FAILED'}")
-    record("gpu", f"tiny recipe `nabra train` on CUDA bf16 ({steps} steps, finite losses, dev eval)", float(ok), "ok",
+    record("gpu", f"tiny recipe `nabra train` on CUDA bf16, {kind} ({steps} steps, finite losses, dev eval)", float(ok), "ok",
            at_least=1)
 
 
@@ -268,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=1024, help="sequence length to aim for (audio + prompt + answer)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per setting")
     p.add_argument("--recipe-steps", type=int, default=6)
+    p.add_argument("--mixed", type=float, nargs="+", default=[300, 120, 60, 20, 10, 8, 5, 4, 3, 2, 2, 2],
+                   help="clip lengths (s) of the padded-vs-packed batch")
     p.add_argument("--dry-run", action="store_true", help="parts 2 and 3 on the CPU with a tiny thinker (a check)")
     args = p.parse_args(argv)
     if args.dry_run:
@@ -288,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_collation(bundle, args)
         bench_step(bundle, args, peak)
         bench_recipe(Path(tmp) / "recipe", args.recipe_steps)
+        bench_recipe(Path(tmp) / "recipe", args.recipe_steps, packing=True)
     return 0
 
 
@@ -296,7 +349,7 @@ def dry_run(args) -> int:
     from nabra.model import load
     from nabra.testing import tiny_model_dir
 
-    args.batch, args.seconds, args.tokens, args.steps = 2, 2.0, 160, 1
+    args.batch, args.seconds, args.tokens, args.steps, args.mixed = 2, 2.0, 160, 1, [6.0, 2.0, 1.0]
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load(tiny_model_dir(Path(tmp) / "tok"))

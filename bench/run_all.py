@@ -38,6 +38,7 @@ BENCHES: dict[str, list[str]] = {  # name -> quick arguments (--full: none, the 
     "import": ["--rows", "50000", "--mgb2", "20000", "--ssum", "4"],
     "setup": ["--utterances", "200000"],
     "loader": ["--clips", "32"],
+    "batching": ["--steps", "100", "--train-steps", "3", "--train-utterances", "120"],
     "gpu": [],
 }
 PEERS: dict[str, list[str]] = {"peer_swift": ["--peer-python", ".venv-peers/bin/python"]}

@@ -140,6 +140,17 @@ def cmd_model_info(args) -> int:
     return 0
 
 
+def _window_tokens(name: str) -> int | None:
+    """Tokens of a 300-s clip (100 mel frames a second) in the family's prompts, with ~300 of prompt and answer."""
+    from nabra.model.families import family
+
+    try:
+        fam = family(name)
+        return int(fam.audio_token_count(30_000)) + fam.audio_run_overhead + 300
+    except Exception:  # noqa: BLE001 - a composed model's rate is its tower's: not known from the name
+        return None
+
+
 def cmd_model_size(args) -> int:
     from nabra.model.config import LoraSettings
     from nabra.model.size import model_size, parse_gib, render, render_budget, token_budget
@@ -148,7 +159,7 @@ def cmd_model_size(args) -> int:
     size = model_size(args.path, lora=lora, dtype=args.dtype)
     print(render(size))
     if args.gpu_memory:
-        window = 7_500 + 300  # 300 s of audio at 25 tokens a second (Qwen-Omni), a prompt and a short answer
+        window = _window_tokens(size["family"])
         for ckpt in (True, False):
             print(render_budget(token_budget(size, size["shape"], parse_gib(args.gpu_memory), gradient_checkpointing=ckpt,
                                              answer_share=args.answer_share), window))

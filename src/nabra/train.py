@@ -40,6 +40,7 @@ from nabra.model.families import AUTO, check_family, family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.lora import label_token_ids, trainable
 from nabra.model.loss import AnswerLoss, task_sums
+from nabra.model.packed_attention import use_packed_sdpa
 from nabra.model.tiny import init_tiny
 from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
 from nabra.runlog import Diagnostics, RunDir, TensorBoard, drop_entries, training_progress
@@ -154,7 +155,9 @@ class Recipe:
             refusal = bundle.family.packing_refusal(bundle.model)
             if refusal:
                 raise NabraError(f"collate.packing: {refusal}")
-            if torch.cuda.is_available() and cfg.model.attn_implementation in ("auto", "sdpa", "eager"):
+            if cfg.model.attn_implementation == "auto" and not torch.cuda.is_available():
+                use_packed_sdpa(bundle.family.parts(bundle.model)["language model"])  # no length² mask
+            elif torch.cuda.is_available() and cfg.model.attn_implementation in ("auto", "sdpa", "eager"):
                 self.say("warning: collate.packing under SDPA/eager attention builds a mask of length² for each "
                          "packed micro-batch; set model.attn_implementation: flash_attention_2 (varlen kernels)")
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation

@@ -14,6 +14,7 @@ from nabra.model.families import family_of_model
 from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen3_omni import QWEN3_OMNI
 from nabra.model.loss import AnswerLoss
+from nabra.model.packed_attention import use_packed_sdpa
 from nabra.model.tiny import TinyConfig, init_tiny
 from nabra.tasks import Example
 from nabra.testing import write_causal_lm
@@ -54,7 +55,11 @@ def _answer_logits(model, batch):
     return family.answer_logits(model, inputs, keep), loss(batch)
 
 
-def _check_equal(bundle):
+def _check_equal(bundle, per_sequence=False):
+    """``per_sequence``: the language model's attention is Nabra's per-sequence SDPA (what training on
+    CPU uses), else transformers' SDPA with its block-diagonal mask."""
+    if per_sequence:
+        use_packed_sdpa(bundle.family.parts(bundle.model)["language model"])
     padded, packed = _both(bundle)
     assert packed["input_ids"].shape[0] == 1 and "attention_mask" not in packed
     assert packed["input_ids"].shape[1] == int(padded["attention_mask"].sum()) < padded["input_ids"].numel()
@@ -78,6 +83,14 @@ def test_packed_equals_padded_qwen2_5_omni(qwen2_5):
     _check_equal(qwen2_5)
 
 
+def test_per_sequence_sdpa_equals_the_masked_one(tiny_dir):
+    bundle = load(tiny_dir)
+    _check_equal(bundle, per_sequence=True)
+    lm = bundle.family.parts(bundle.model)["language model"]
+    assert lm.config._attn_implementation == "nabra_packed_sdpa"
+    assert bundle.model.model.audio_tower.config._attn_implementation != "nabra_packed_sdpa"  # the encoder keeps its own
+
+
 def test_packing_across_sequences_would_differ(qwen2_5):
     # The check has teeth: the same packed row without its restarting positions (one long sequence,
     # attention across the examples) gives other logits.
@@ -91,13 +104,15 @@ def test_packing_across_sequences_would_differ(qwen2_5):
     assert (good - bad).abs().max() > 1e-3
 
 
-def test_packed_equals_padded_qwen3_omni(tmp_path, corpus):
-    _check_equal(load(init_tiny(tmp_path / "qwen3", corpus, TinyConfig(vocab_size=512), QWEN3_OMNI)))
+@pytest.mark.parametrize("per_sequence", [False, True])
+def test_packed_equals_padded_qwen3_omni(tmp_path, corpus, per_sequence):
+    _check_equal(load(init_tiny(tmp_path / "qwen3", corpus, TinyConfig(vocab_size=512), QWEN3_OMNI)), per_sequence)
 
 
-def test_packed_equals_padded_composed_attention_lm(tmp_path, tiny_dir):
+@pytest.mark.parametrize("per_sequence", [False, True])
+def test_packed_equals_padded_composed_attention_lm(tmp_path, tiny_dir, per_sequence):
     out = compose(tiny_dir, write_causal_lm(tmp_path / "lm", "jais2"), tmp_path / "composed", log=lambda *_: None)
-    _check_equal(load(out))
+    _check_equal(load(out), per_sequence)
 
 
 def test_hybrid_mamba_families_refuse_packing(tmp_path, corpus, tiny_dir):
