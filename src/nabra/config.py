@@ -173,8 +173,9 @@ class TrainConfig:
             if self.micro_batch_tokens <= 0:
                 raise NabraError(f"train.micro_batch_tokens must be positive, got {self.micro_batch_tokens}")
             if self.micro_batch_size is not None:
-                raise NabraError("train.micro_batch_size and train.micro_batch_tokens are two ways to cut a batch: "
-                                 "set one (micro_batch_size: null)")
+                raise NabraError(f"train.micro_batch_size ({self.micro_batch_size}) and train.micro_batch_tokens "
+                                 f"({self.micro_batch_tokens}) are two ways to cut a batch: set one (override the other "
+                                 "with =null, e.g. train.micro_batch_tokens=null)")
 
 
 def _check_schedule_name(self) -> None:

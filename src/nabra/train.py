@@ -346,7 +346,8 @@ class Recipe:
         sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=self.acc.device)
         mark = len(self.collator.skipped)
         # The dev subset (sorted by duration) in micro-batches of the training's size, or of its token budget.
-        groups = token_batches(self.data.dev_lengths, self.cfg.train.micro_batch_tokens,
+        lengths = self.data.dev_lengths if len(self.data.dev_lengths) == len(self.data.dev) else [0] * len(self.data.dev)
+        groups = token_batches(lengths, self.cfg.train.micro_batch_tokens,
                                packing=self.collator.cfg.packing, max_count=None if self.cfg.train.micro_batch_tokens else size)
         for group in groups:
             batch = self._batch([self.data.dev[i] for i in group])

@@ -174,7 +174,7 @@ class Analyzer:
         if self.language not in ("ar", "en"):
             raise NabraError(f"--language must be ar or en, got {self.language!r}")
         self.model, self.bundle = load_for_eval(model_path, device=device)
-        collator = Collator.for_bundle(self.bundle, cfg.collate)
+        collator = Collator.for_bundle(self.bundle, replace(cfg.collate, packing=False))  # padded rows: one per label
         self.window = min(segment_seconds or collator.window_seconds, collator.window_seconds)
         # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
         # was sized for its training clips, not for a 300-s window.
