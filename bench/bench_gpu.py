@@ -185,6 +185,20 @@ def time_step(model, batch, steps: int, *, gradient_checkpointing: bool, attenti
             "flops": counter.get_total_flops(), "tokens": tokens}
 
 
+def measure(model, batch, steps: int, gradient_checkpointing: bool, attention: str, device: str, peak_tflops: float,
+            label: str, where: str) -> tuple[dict, float] | None:
+    """:func:`time_step` and its MFU; ``None`` (said and recorded) when it runs out of memory."""
+    try:
+        r = time_step(model, batch, steps, gradient_checkpointing=gradient_checkpointing, attention=attention,
+                      device=device)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        print(f"{label}: out of memory at {where}")
+        record("gpu", f"{label}, {where}", float("nan"), "out of memory")
+        return None
+    return r, r["flops"] / r["step_s"] / (peak_tflops * 1e12)
+
+
 def bench_step(bundle, args, peak_tflops: float, device: str = "cuda", sizes: dict = RELEASE_7B) -> None:
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
@@ -204,22 +218,9 @@ def bench_step(bundle, args, peak_tflops: float, device: str = "cuda", sizes: di
           f"(LoRA {n_lora / 1e6:.1f} M trainable), built on {device} in {time.perf_counter() - t:.0f} s")
     _, _, _, batch = make_batch(bundle, args.batch, args.seconds, args.tokens)
     where = f"batch {args.batch} x {args.seconds:g} s, {batch['input_ids'].shape[1]} tokens"
-    for name, gc, attention in (("SDPA", False, "sdpa"), ("SDPA + gradient checkpointing", True, "sdpa"),
-                                ("eager attention", False, "eager")):
-        try:
-            r = time_step(model, batch, args.steps, gradient_checkpointing=gc, attention=attention, device=device)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            print(f"{name}: out of memory at {where}")
-            record("gpu", f"LoRA step, {name}, {where}", float("nan"), "out of memory")
-            continue
-        mfu = r["flops"] / r["step_s"] / (peak_tflops * 1e12)
-        print(f"{name:32s} step {1000 * r['step_s']:7.0f} ms  {r['tokens_per_s']:9,.0f} tokens/s  "
-              f"peak {r['peak_gb']:5.1f} GB  MFU {100 * mfu:5.1f} % ({r['flops'] / 1e12:.1f} TFLOP a step)")
-        record("gpu", f"LoRA step, {name}, {where}", r["tokens_per_s"], "tokens/s")
-        record("gpu", f"LoRA step, {name}: step time", 1000 * r["step_s"], "ms")
-        record("gpu", f"LoRA step, {name}: MFU", 100 * mfu, "%", at_least=100 * MFU_TARGET)
-        record("gpu", f"LoRA step, {name}: peak memory", r["peak_gb"], "GB", at_most=MEMORY_TARGET_GB)
+    settings = [(name, batch, gc, attention) for name, gc, attention in
+                (("SDPA", False, "sdpa"), ("SDPA + gradient checkpointing", True, "sdpa"), ("eager attention", False, "eager"))]
+    run_settings(model, settings, args.steps, device, peak_tflops, "LoRA step", where, targets=True)
     bench_packing(model, bundle, args, peak_tflops, device)
     del model
     if device == "cuda":
@@ -240,20 +241,26 @@ def bench_packing(model, bundle, args, peak_tflops: float, device: str = "cuda")
     packed = Collator(bundle.tokenizer, bundle.feature_extractor, CollatorConfig(max_length=None, packing=True))(samples)
     useful = int(padded["attention_mask"].sum())
     where = f"{len(samples)} clips of {min(args.mixed):g}-{max(args.mixed):g} s, {useful:,} useful tokens"
-    for name, batch, attention in (("padded", padded, "sdpa"), ("packed", packed, "nabra_packed_sdpa")):
-        try:
-            r = time_step(model, batch, args.steps, gradient_checkpointing=True, attention=attention, device=device)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            print(f"{name}: out of memory at {where}")
-            record("gpu", f"mixed lengths, {name}, {where}", float("nan"), "out of memory")
+    settings = [("mixed lengths, padded", padded, True, "sdpa"), ("mixed lengths, packed", packed, True, "nabra_packed_sdpa")]
+    run_settings(model, settings, args.steps, device, peak_tflops, "LoRA step", where, targets=False)
+
+
+def run_settings(model, settings, steps: int, device: str, peak_tflops: float, prefix: str, where: str, *,
+                 targets: bool) -> None:
+    """Time each ``(name, batch, gradient checkpointing, attention)``; print and record its useful tokens/s,
+    step time, MFU and peak memory (``targets``: against the MFU and memory targets)."""
+    for name, batch, gc, attention in settings:
+        measured = measure(model, batch, steps, gc, attention, device, peak_tflops, f"{prefix}, {name}", where)
+        if measured is None:
             continue
-        mfu = r["flops"] / r["step_s"] / (peak_tflops * 1e12)
-        print(f"mixed lengths, {name:7s} step {1000 * r['step_s']:7.0f} ms  {useful / r['step_s']:9,.0f} useful tokens/s "
-              f"peak {r['peak_gb']:5.1f} GB  MFU {100 * mfu:5.1f} % ({batch['input_ids'].numel():,} tokens computed)")
-        record("gpu", f"mixed lengths, {name}, {where}", useful / r["step_s"], "useful tokens/s")
-        record("gpu", f"mixed lengths, {name}: peak memory", r["peak_gb"], "GB")
-        record("gpu", f"mixed lengths, {name}: MFU", 100 * mfu, "%")
+        r, mfu = measured
+        print(f"{name:32s} step {1000 * r['step_s']:7.0f} ms  {r['tokens_per_s']:9,.0f} tokens/s  "
+              f"peak {r['peak_gb']:5.1f} GB  MFU {100 * mfu:5.1f} % ({r['flops'] / 1e12:.1f} TFLOP a step, "
+              f"{batch['input_ids'].numel():,} tokens computed)")
+        record("gpu", f"{prefix}, {name}, {where}", r["tokens_per_s"], "useful tokens/s")
+        record("gpu", f"{prefix}, {name}: step time", 1000 * r["step_s"], "ms")
+        record("gpu", f"{prefix}, {name}: MFU", 100 * mfu, "%", at_least=100 * MFU_TARGET if targets else None)
+        record("gpu", f"{prefix}, {name}: peak memory", r["peak_gb"], "GB", at_most=MEMORY_TARGET_GB if targets else None)
 
 
 def collator_tokens(bundle, seconds: float) -> int:
