@@ -90,9 +90,10 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (saves memory on large models)."""
     attn_implementation: str = "auto"
-    """transformers' attention kernel for the language model: ``auto`` (what the checkpoint loads with:
-    SDPA), ``sdpa``, ``eager``, ``flash_attention_2`` (CUDA, the flash-attn package: packed sequences
-    run its varlen kernels) or ``flex_attention``."""
+    """transformers' attention kernel: ``auto`` (what the checkpoint loads with, SDPA; with ``collate.packing``
+    the language model runs SDPA one packed sequence at a time, no length² mask), ``sdpa``, ``eager``,
+    ``flash_attention_2`` (CUDA, the flash-attn package: packed sequences run its varlen kernels) or
+    ``flex_attention``."""
 
     def __post_init__(self):
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:

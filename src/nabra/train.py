@@ -155,11 +155,12 @@ class Recipe:
             refusal = bundle.family.packing_refusal(bundle.model)
             if refusal:
                 raise NabraError(f"collate.packing: {refusal}")
-            if cfg.model.attn_implementation == "auto" and not torch.cuda.is_available():
-                use_packed_sdpa(bundle.family.parts(bundle.model)["language model"])  # no length² mask
-            elif torch.cuda.is_available() and cfg.model.attn_implementation in ("auto", "sdpa", "eager"):
-                self.say("warning: collate.packing under SDPA/eager attention builds a mask of length² for each "
-                         "packed micro-batch; set model.attn_implementation: flash_attention_2 (varlen kernels)")
+            if cfg.model.attn_implementation == "auto":  # SDPA per sequence: no length² mask
+                use_packed_sdpa(bundle.family.parts(bundle.model)["language model"])
+            elif cfg.model.attn_implementation in ("sdpa", "eager"):
+                self.say(f"warning: collate.packing under {cfg.model.attn_implementation} attention builds a mask of "
+                         "length² for each packed micro-batch; leave model.attn_implementation: auto (SDPA per "
+                         "sequence) or set flash_attention_2 (varlen kernels)")
         torch.manual_seed(cfg.train.seed)  # LoRA's initialisation
         labels = label_token_ids(bundle.tokenizer, cfg.task_set().label_sets().values()) if cfg.model.lora.train_label_tokens else None
         return bundle, trainable(bundle.model, cfg.model.finetune, cfg.model.lora,

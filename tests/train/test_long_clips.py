@@ -55,3 +55,22 @@ def test_the_old_fixed_length_dropped_it(long_manifest, tiny_dir):
     _, data = _prepare(cfg, load(tiny_dir), said.append)
     assert {ex.utt_id for ex in data.train} == {"art1"}
     assert any(line.startswith("skipping art0#asr") for line in said)
+
+
+def test_the_shipped_7b_recipe_trains_packed_on_the_tiny_model(tiny, synth_corpus, tmp_path):
+    # The recipe's own batching (max_length window, micro_batch_tokens, packing, gradient checkpointing,
+    # ADS) with only the model, data, precision and length of the run swapped for a CPU test.
+    import json
+
+    from nabra.train import train
+
+    cfg = load_config("omni7b-lora-ads", [
+        f"model.path={tiny}", "model.dtype=float32", "train.precision=fp32", f"data.manifest={synth_corpus}",
+        f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.batch_size=8", "train.eval_every=0",
+        "train.save_every=0", "train.warmup_steps=1", "schedule.ads.refresh_every=10", "data.dev_per_task=2",
+        "model.lora.r=4", "model.lora.alpha=8"])
+    assert cfg.collate.packing and cfg.train.micro_batch_tokens and cfg.model.gradient_checkpointing
+    run = train(cfg, progress=False, log=lambda *_: None)
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert [r["step"] for r in records] == [1, 2] and all(r["loss"] > 0 and r["grad_norm"] > 0 for r in records)
+    assert all(r["micro_batches"] == 1 for r in records)  # eight short clips: one packed row

@@ -37,9 +37,9 @@ class CollatorConfig:
     """System message of every prompt."""
     packing: bool = False
     """Lay a training micro-batch's sequences end to end in one row, without padding (positions restart
-    and attention stays within each sequence). Exact on CPU (SDPA with a block-diagonal mask); on CUDA
-    use ``model.attn_implementation: flash_attention_2`` (varlen kernels, no mask of length²). The
-    hybrid Mamba families refuse it (their recurrent state would run across sequences)."""
+    and attention stays within each sequence: SDPA one sequence at a time, or with
+    ``model.attn_implementation: flash_attention_2`` its varlen kernels). With ``train.micro_batch_tokens``.
+    The hybrid Mamba families refuse it (their recurrent state would run across sequences)."""
 
     def __post_init__(self):
         if isinstance(self.max_length, str) and self.max_length != WINDOW:

@@ -8,7 +8,8 @@ sequences need the sum of their squares, and is slower than padding. This module
 ``attention_mask``, one row, positions that restart) it cuts query, key and value at the sequence
 starts and runs causal SDPA on each piece; everything else (padded batches, generation with a cache,
 bidirectional encoders) goes to transformers' own SDPA with its own mask. Nabra sets it on the
-language model when ``collate.packing`` runs without CUDA (``model.attn_implementation: auto``).
+language model when ``collate.packing`` runs with ``model.attn_implementation: auto``; on CUDA each
+piece takes SDPA's flash or memory-efficient kernel (``is_causal``, no mask).
 """
 
 from __future__ import annotations
