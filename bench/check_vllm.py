@@ -38,9 +38,10 @@ from nabra.corpus.audio import load_audio
 from nabra.corpus.manifest import Utterance, read_manifest
 from nabra.corpus.synth import SynthConfig, synthesize
 from nabra.errors import NabraError
-from nabra.evaluate.runner import answer_budget, generate_batch, load_for_eval, run_config
+from nabra.evaluate.runner import answer_budget, generate_batch, load_for_eval
 from nabra.model.collate import Collator
 from nabra.model.tiny import TinyConfig, init_tiny
+from nabra.run.folder import config_of
 from nabra.tasks import prompt_example
 from nabra.testing import write_release_checkpoint
 from nabra.train import train
@@ -92,7 +93,7 @@ class Reference:
         import torch
 
         self.torch = torch
-        cfg = run_config(run)
+        cfg = config_of(run)
         self.model, self.bundle = load_for_eval(run, dtype="bfloat16", device="cpu")
         self.collator = Collator.for_bundle(self.bundle, replace(cfg.collate, max_length=8192))
         self.task_set = cfg.task_set()
@@ -237,7 +238,7 @@ def _peft_as_vllm_lora(peft_dir: Path, built, ref, utts, python, work) -> dict:
     import shutil
     import tempfile
 
-    from nabra.model.load import read_json
+    from nabra.files import read_json
 
     # a fresh folder each time: nothing is removed, not even a copy of our own
     fake = Path(tempfile.mkdtemp(prefix="peft-as-lora-", dir=work / "exports"))

@@ -16,7 +16,6 @@ Finished pieces are reused when the demo is run again.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -43,6 +42,7 @@ from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.load import inspect_family
 from nabra.model.tiny import TinyConfig, init_tiny
 from nabra.progress import progress_bar
+from nabra.run.folder import RunFolder
 from nabra.schedule import SCHEDULE_NAMES
 from nabra.train import train
 
@@ -86,7 +86,7 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Fa
         if held is not fam:
             raise NabraError(f"{out} holds a {held.name} demo (its tiny model {tiny}); the {fam.name} demo "
                              f"needs another --out (default demo-{fam.name})")
-    if (final / "nabra_run.json").is_file():
+    if RunFolder(final.parent).has_weights("final"):
         return final
     base_manifest = ensure_corpus(out / "base-corpus", plan, console, seed=BASE_SEED,
                                   utterances=plan["base_utterances"], summary_fraction=0.0)
@@ -209,8 +209,11 @@ def headline(runs: list[Path], console: Console) -> None:
     """Mean over seeds of the main test metrics, one row per schedule."""
     rows: dict[str, list[dict]] = {}
     for run in runs:
-        data = json.loads((run / "eval-test" / "metrics.json").read_text())
-        rows.setdefault(run.name.split("-seed")[0], []).append(data)
+        folder = RunFolder.open(run)
+        data = folder.final_metrics("test")
+        if data is None:
+            raise NabraError(f"{folder.eval_dir('test') / 'metrics.json'}: missing: the run was not evaluated")
+        rows.setdefault(folder.schedule, []).append(data)
     cols = [("WER", "asr", "wer"), ("CER", "asr", "cer"), ("SSUM R-L", "ssum", "rougeL"),
             ("TSUM R-L", "tsum", "rougeL"), ("DID F1", "did", "macro_f1"), ("SER F1", "ser", "macro_f1")]
     table = Table(title="test split (unseen voices and sentences), mean over seeds")

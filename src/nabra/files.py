@@ -262,3 +262,19 @@ def staged_folder(final: str | os.PathLike, *, replace: bool = False) -> Iterato
             os.replace(path, final / path.name)
     finally:
         remove(tmp)
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in ``path``, or a NabraError naming the file (never a decode traceback)."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise NabraError(f"{path}: not a JSON file (not UTF-8 text: byte 0x{e.object[e.start]:02X} at "
+                         f"offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise NabraError(f"{path}: not a JSON file ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise NabraError(f"{path}: not a usable JSON file (nested too deeply)") from None
+    if not isinstance(value, dict):
+        raise NabraError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value

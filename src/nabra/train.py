@@ -3,7 +3,7 @@
 One readable file wiring the library (as torchtune's recipes do): :meth:`Recipe.setup` builds the
 accelerator, the run folder, the model, the data (:mod:`nabra.data`), the schedule and the
 optimizer; :meth:`Recipe.train` runs the steps, with dev evaluations (:mod:`nabra.evaluate`) and
-checkpoints (:mod:`nabra.checkpoint`); :meth:`Recipe.save` writes ``final/``. ``accelerate launch``
+checkpoints (:mod:`nabra.run.checkpoint`); :meth:`Recipe.save` writes ``final/``. ``accelerate launch``
 runs the same file on several GPUs (DDP, FSDP, DeepSpeed).
 
 Every process derives the same global batch from the schedule's seed and takes its shard: no data
@@ -23,7 +23,6 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from nabra import data as run_data
-from nabra.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_model, trainer_state
 from nabra.config import RunConfig
 from nabra.errors import NabraError
 from nabra.evaluate.runner import headline, score_examples
@@ -42,8 +41,9 @@ from nabra.model.lora import label_token_ids, trainable
 from nabra.model.loss import AnswerLoss, task_sums
 from nabra.model.packed_attention import use_packed_sdpa
 from nabra.model.tiny import init_tiny
-from nabra.optim import build_optimizer, micro_batches, seed_everything, total_steps
-from nabra.runlog import Diagnostics, RunDir, TensorBoard, drop_entries, training_progress
+from nabra.run.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_model, trainer_state
+from nabra.run.log import Diagnostics, RunDir, TensorBoard, drop_entries, training_progress
+from nabra.run.optim import build_optimizer, micro_batches, seed_everything, total_steps
 from nabra.schedule import build_schedule, group_by_length, shard
 from nabra.schedule.micro import plan_micro_batches, token_batches
 
@@ -198,7 +198,7 @@ class Recipe:
         """Resume if there is a checkpoint, run the remaining steps, save ``final/``; returns the run folder.
         A finished run (its last step checkpointed, ``final/`` written) is left as it is."""
         self.resume()
-        if self.step >= self.total_steps and (self.run.path / "final" / "nabra_run.json").is_file():
+        if self.step >= self.total_steps and self.run.has_weights("final"):
             self.say(f"{self.run.path} finished at step {self.step}: nothing to do (raise train.max_steps to "
                      "continue it)")
             self.data.store.close()

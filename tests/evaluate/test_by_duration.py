@@ -59,6 +59,8 @@ def test_the_demo_headline_adds_a_table_by_length(tmp_path):
     for name, short, long in (("base", 0.36, 0.95), ("ads-seed0", 0.40, 0.90), ("ads-seed1", 0.42, 0.86)):
         folder = tmp_path / name
         (folder / "eval-test").mkdir(parents=True)
+        schedule, _, seed = name.partition("-seed")  # as the demo writes them: the schedule in config.yaml
+        (folder / "config.yaml").write_text(f"schedule:\n  name: {schedule}\ntrain:\n  seed: {seed or 0}\n")
         asr_m = {"wer": 0.7, "cer": 0.6, "by_duration": {"< 10 s": {"cer": short, "n": 95},
                                                         "10-30 s": {"cer": long, "n": 5}}}
         (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr_m}, "composite": 0.5}))

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from nabra import checkpoint as ckpt_module
-from nabra.checkpoint import checkpoints
 from nabra.cli import main
 from nabra.config import load_config
 from nabra.errors import NabraError
+from nabra.run import checkpoint as ckpt_module
+from nabra.run.checkpoint import checkpoints
 from nabra.train import train
 
 

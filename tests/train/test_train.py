@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nabra.checkpoint import checkpoints
 from nabra.cli import main
 from nabra.config import load_config
 from nabra.errors import NabraError
+from nabra.run.checkpoint import checkpoints
 from nabra.train import setup, train
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from nabra.errors import NabraError
 from nabra.evaluate.claims import check_claims
 from nabra.evaluate.claims import run_tasks as report_tasks
 from nabra.evaluate.metrics import primary
-from nabra.files import read_records, write_text
+from nabra.files import write_text
+from nabra.run.folder import BASELINES, RunFolder
 from nabra.schedule import SCHEDULE_NAMES
 
 LABEL_ROWS = (("accuracy", "accuracy", True), ("macro_f1", "macro-F1", True), ("unparsed_rate", "unparsed", False))
@@ -105,27 +105,20 @@ class Run:
 
 
 def read_run(path: str | os.PathLike) -> Run:
-    """Read a run folder; a missing ``config.yaml`` is an error, missing metrics are noted."""
-    import yaml
-
-    path = Path(path)
-    config_file = path / "config.yaml"
-    if not config_file.is_file():
-        raise NabraError(f"{path}: no config.yaml: not a Nabra run folder")
-    cfg = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-    run = Run(path, str((cfg.get("schedule") or {}).get("name", "unknown")), int((cfg.get("train") or {}).get("seed", 0)))
-    _read_records(run)
-    _read_final(run)
+    """Read a run folder (through :class:`~nabra.run.folder.RunFolder`); a missing or damaged
+    ``config.yaml`` is an error naming it, missing metrics are noted."""
+    folder = RunFolder.open(path)
+    run = Run(folder.path, folder.schedule, folder.seed)
+    _read_records(run, folder)
+    _read_final(run, folder)
     return run
 
 
-def _read_records(run: Run) -> None:
-    metrics = run.path / "metrics.jsonl"
-    if not metrics.is_file():
+def _read_records(run: Run, folder: RunFolder) -> None:
+    if not folder.metrics.is_file():
         run.notes.append(f"{run.name}: no metrics.jsonl (no curves)")
         return
-    records, torn = read_records(metrics)  # a line torn by a crash: the rest is still good
-    bad = len(torn)
+    records, bad = folder.records()  # a line torn by a crash: the rest is still good
     for record in records:
         event = record.get("event")
         if event == "dev":
@@ -140,10 +133,10 @@ def _read_records(run: Run) -> None:
         run.notes.append(f"{run.name}: {bad} unreadable line(s) in metrics.jsonl skipped")
 
 
-def _read_final(run: Run) -> None:
-    test = run.path / "eval-test" / "metrics.json"
-    if test.is_file():
-        run.final, run.final_source = json.loads(test.read_text(encoding="utf-8")), "test"
+def _read_final(run: Run, folder: RunFolder) -> None:
+    test = folder.final_metrics("test")
+    if test is not None:
+        run.final, run.final_source = test, "test"
         cut = {t: m["truncated"] for t, m in run.final.get("metrics", {}).items() if m.get("truncated")}
         if cut:
             run.notes.append(f"{run.name}: answers cut at their token budget (no end token): "
@@ -216,9 +209,6 @@ def _fmt(stat: Stat | None) -> str:
 # the summary in words
 # ============================================================================================
 
-BASELINES = ("untrained", "base")
-"""Schedule names of baseline runs: ``nabra demo`` evaluates the untrained tiny model and the
-ASR-pretrained base it fine-tunes under these. They are compared with, never ranked."""
 WER_NOT_LEARNED = 0.9
 """ASR whose test WER is at least this was not learned (a model that transcribes nothing scores 1.0)."""
 KEEP_MARGIN = 0.02

@@ -18,7 +18,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from nabra import data
-from nabra.config import RunConfig, load_config
+from nabra.config import RunConfig
 from nabra.corpus.manifest import TASKS
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import (
@@ -29,13 +29,13 @@ from nabra.evaluate.metrics import (
     repetition_loop,
     require_bertscore,
 )
-from nabra.files import atomic_path, write_text
+from nabra.files import atomic_path, read_json, write_text
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.load import read_json
 from nabra.model.loader import AudioStore
 from nabra.model.lora import load_adapter
 from nabra.progress import progress_bar
+from nabra.run.folder import RunFolder
 from nabra.schedule.micro import token_batches
 from nabra.tasks import DEFAULT_TASKS, Example, TaskSet, parse_output
 
@@ -233,38 +233,19 @@ def headline(metrics: dict) -> dict:
 # loading a trained model
 # ============================================================================================
 
-def run_folder(path: str | os.PathLike) -> Path | None:
-    """The run folder ``path`` is, or lies in (``run/final``, ``run/best``); ``None`` otherwise."""
-    path = Path(path)
-    if (path / "config.yaml").is_file():
-        return path
-    if path.name in ("final", "best") and (path.parent / "config.yaml").is_file():
-        return path.parent
-    return None
-
-
-def run_config(path: str | os.PathLike):
-    """The run's config when ``path`` is (in) a run folder, else the defaults."""
-    run = run_folder(path)
-    return load_config(run / "config.yaml") if run else RunConfig()
-
-
 def load_for_eval(path: str | os.PathLike, *, base: str | None = None, dtype: str | None = None,
-                  device: str | None = None):
-    """``(model, bundle)`` ready to generate, from a run folder (its ``best/`` if present, else
-    ``final/``), a thinker checkpoint folder, or a PEFT adapter folder. An adapter is merged into
-    its base (``base``, else ``nabra_run.json``'s ``base_model``, else the run config's
-    ``model.path``, else ``adapter_config.json``'s ``base_model_name_or_path``)."""
+                  device: str | None = None, run: RunFolder | None = None):
+    """``(model, bundle)`` ready to generate, from a run folder (its ``best/`` if complete, else
+    ``final/``: :meth:`RunFolder.weights`), a thinker checkpoint folder, or a PEFT adapter folder. An
+    adapter is merged into its base (``base``, else ``nabra_run.json``'s ``base_model``, else the run
+    config's ``model.path``, else ``adapter_config.json``'s ``base_model_name_or_path``). ``run``: the
+    run folder ``path`` is (in), when the caller has it open already."""
     path = Path(path)
     if not path.is_dir():
         raise NabraError(f"{path}: not a folder (expected a run folder, a checkpoint or an adapter folder)")
-    run = run_folder(path)
-    cfg = run_config(path) if run else None
-    weights = path
-    if run == path:
-        weights = path / "best" if (path / "best").is_dir() else path / "final"
-        if not weights.is_dir():
-            raise NabraError(f"{path}: run folder without final/ or best/: has its training finished?")
+    run = run or RunFolder.find(path)
+    cfg = run.config() if run else None
+    weights = run.weights() if run and run.path == path else path
     dtype = dtype or (cfg.model.dtype if cfg else "float32")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     bundle = _load_weights(weights, dtype, base, cfg.model.path if cfg else None)
@@ -326,7 +307,8 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     ``batch_tokens``: also at most this many tokens a generation batch (default: the run's ``train.micro_batch_tokens``)."""
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
-    cfg = run_config(path)
+    run = RunFolder.find(path)
+    cfg = run.config() if run else RunConfig()
     task_set = cfg.task_set()
     tasks = list(tasks or cfg.data.tasks)
     task_set.check(tasks)
@@ -338,7 +320,7 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
         log(message)
     if not examples:
         raise NabraError(f"{manifest}: no {split} examples for task(s) {', '.join(tasks)}")
-    model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device)
+    model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device, run=run)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     try:
         preds = generate_predictions(
@@ -360,7 +342,7 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
               "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None, task_set),
               "skipped": skipped, "unreadable_audio": unreadable}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
-    out = Path(out_dir) if out_dir else (run_folder(path) or Path(path)) / f"eval-{split}"
+    out = Path(out_dir) if out_dir else run.eval_dir(split) if run else Path(path) / f"eval-{split}"
     write_outputs(out, preds, result)
     return {**result, "out_dir": str(out)}
 

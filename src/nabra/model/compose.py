@@ -24,10 +24,10 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     ``out`` must be absent, empty or an earlier composed model, which only ``force`` replaces."""
     from transformers import AutoTokenizer
 
-    from nabra.files import check_output_folder, staged_folder
+    from nabra.files import check_output_folder, read_json, staged_folder
     from nabra.model.families import FAMILIES
     from nabra.model.families.base import loading
-    from nabra.model.load import load, read_json, torch_dtype
+    from nabra.model.load import load, torch_dtype
 
     if projector not in PROJECTORS:
         raise NabraError(f"unknown projector {projector!r}; choose one of {', '.join(PROJECTORS)}")

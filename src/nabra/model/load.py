@@ -8,13 +8,13 @@ or a thinker-only folder). Every folder must also hold the tokenizer and the fea
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nabra.errors import NabraError
+from nabra.files import read_json
 from nabra.model.families import Family, detect
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -73,22 +73,6 @@ def inspect_family(path: str | os.PathLike) -> tuple[Family, str, dict]:
     for weights in sorted(path.glob("*.safetensors")):
         check_safetensors(weights)
     return fam, layout, config
-
-
-def read_json(path: Path) -> dict:
-    """The JSON object in ``path``, or a NabraError naming the file (never a decode traceback)."""
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise NabraError(f"{path}: not a JSON file (not UTF-8 text: byte 0x{e.object[e.start]:02X} at "
-                         f"offset {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise NabraError(f"{path}: not a JSON file ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except RecursionError:
-        raise NabraError(f"{path}: not a usable JSON file (nested too deeply)") from None
-    if not isinstance(value, dict):
-        raise NabraError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def check_safetensors(path: Path) -> None:

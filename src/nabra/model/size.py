@@ -33,9 +33,9 @@ import os
 from pathlib import Path
 
 from nabra.errors import NabraError
+from nabra.files import read_json
 from nabra.model.config import LoraSettings
 from nabra.model.families import detect
-from nabra.model.load import read_json
 
 BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 

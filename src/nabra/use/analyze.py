@@ -23,17 +23,19 @@ from pathlib import Path
 
 import torch
 
+from nabra.config import RunConfig
 from nabra.corpus.audio import audio_info
 from nabra.corpus.importers.common import AUDIO_SUFFIXES, audio_files
 from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
 from nabra.errors import AudioError, NabraError
-from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
+from nabra.evaluate.runner import generate_predictions, load_for_eval
 from nabra.files import check_output_file
 from nabra.model.collate import Collator, to_device
 from nabra.model.families import family_of_model
 from nabra.model.loader import AudioStore
 from nabra.model.loss import AnswerLoss, thinker_of
 from nabra.progress import progress_bar
+from nabra.run.folder import RunFolder, config_of
 from nabra.tasks import Example, prompt_example
 
 ANALYZE_TASKS = ("asr", "ssum", "did", "ser")
@@ -169,11 +171,12 @@ class Analyzer:
     def __init__(self, model_path: str | os.PathLike, *, language: str | None = None,
                  segment_seconds: float | None = None, device: str | None = None):
         self.model_path = str(model_path)
-        cfg = run_config(model_path)
+        run = RunFolder.find(model_path)
+        cfg = run.config() if run else RunConfig()
         self.language = language or cfg.data.language or "ar"
         if self.language not in ("ar", "en"):
             raise NabraError(f"--language must be ar or en, got {self.language!r}")
-        self.model, self.bundle = load_for_eval(model_path, device=device)
+        self.model, self.bundle = load_for_eval(model_path, device=device, run=run)
         collator = Collator.for_bundle(self.bundle, replace(cfg.collate, packing=False))  # padded rows: one per label
         self.window = min(segment_seconds or collator.window_seconds, collator.window_seconds)
         # A window's audio placeholders plus a prompt and a long answer must fit: the run's max_length
@@ -246,7 +249,7 @@ def analyze(paths: list[str | os.PathLike], model_path: str | os.PathLike, *, ta
             device: str | None = None, progress: bool = True, log=print) -> tuple[list[dict], list[str]]:
     """``(one result per recording, the inputs skipped with their reasons)``; ``tasks`` default: all
     the model's (:func:`analyze_tasks` of its run)."""
-    allowed = analyze_tasks(run_config(model_path).task_set())
+    allowed = analyze_tasks(config_of(model_path).task_set())
     tasks = check_tasks(tasks or allowed, allowed)
     skipped: list[str] = []
     recordings = collect(list(paths), skipped)

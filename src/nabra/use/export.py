@@ -33,13 +33,13 @@ from nabra.config import RunConfig
 from nabra.corpus.manifest import Utterance
 from nabra.corpus.stats import manifest_stats
 from nabra.errors import NabraError
-from nabra.evaluate.runner import run_config, run_folder
-from nabra.files import atomic_path, check_output_folder, remove, write_text
+from nabra.files import atomic_path, check_output_folder, read_json, remove, write_text
 from nabra.model import load
-from nabra.model.load import inspect_checkpoint, inspect_family, read_json
+from nabra.model.load import inspect_checkpoint, inspect_family
 from nabra.model.lora import load_adapter
 from nabra.model.ties import fix_tie_flags, set_tie_flags, tied_in
 from nabra.progress import progress_bar
+from nabra.run.folder import RunFolder
 from nabra.tasks import prompt_example
 
 DTYPES = ("bfloat16", "float16", "float32")
@@ -68,17 +68,19 @@ def export(run: str | Path, out: str | Path, *, merge: bool = False, fmt: str | 
     if merge and fmt not in (None, "merged"):
         raise NabraError(f"--merge is --format merged: it cannot go with --format {fmt}")
     run = Path(run)
-    folder = run_folder(run)
-    if folder is None:
-        raise NabraError(f"{run}: not a run folder (no config.json): export needs the run that trained the model")
-    cfg = run_config(folder)
-    trained = _weights(folder, weights)
+    found = RunFolder.find(run)
+    if found is None:
+        raise NabraError(f"{run}: not a run folder (no config.yaml): export needs the run that trained the model")
+    if weights not in (None, "best", "final"):
+        raise NabraError(f"--weights must be best or final, got {weights!r}")
+    folder, cfg = found.path, found.config()
+    trained = found.weights(weights)
     adapter = (trained / "adapter_config.json").is_file()
     fmt = fmt or ("merged" if merge or not adapter else "peft")
     if not adapter and fmt != "merged":
         raise NabraError(f"{trained}: a full fine-tune has no adapter to export as {fmt}: "
                          f"export the whole model (nabra export {run} --out DIR)")
-    base_dir = Path(base or _base_of(trained, cfg))
+    base_dir = Path(base or _base_of(found, trained))
     family, base_layout, _ = inspect_family(base_dir)
     if fmt == "vllm-lora":
         _check_vllm_lora(trained, family, run)
@@ -96,7 +98,7 @@ def export(run: str | Path, out: str | Path, *, merge: bool = False, fmt: str | 
             layout = _merged(trained, base_dir, tmp, dtype, system, log)
         else:  # a full fine-tune: the thinker itself
             layout = _full(trained, base_dir, tmp, dtype, system, log)
-        write_text(tmp / "README.md", model_card(folder, cfg, trained, base_dir, layout, fmt, dtype))
+        write_text(tmp / "README.md", model_card(found, trained, base_dir, layout, fmt, dtype))
         (tmp / EXPORT_MARKER).write_text(json.dumps(
             {"run": str(folder.resolve()), "weights": trained.name, "format": fmt, "layout": layout,
              "base_model": str(base_dir), "dtype": dtype if fmt == "merged" else None,
@@ -105,17 +107,8 @@ def export(run: str | Path, out: str | Path, *, merge: bool = False, fmt: str | 
     return out
 
 
-def _weights(run: Path, which: str | None) -> Path:
-    if which not in (None, "best", "final"):
-        raise NabraError(f"--weights must be best or final, got {which!r}")
-    for name in ([which] if which else ["best", "final"]):
-        if (run / name / "nabra_run.json").is_file():
-            return run / name
-    raise NabraError(f"{run}: no {which or 'best/ or final'}/ model: has its training finished?")
-
-
-def _base_of(trained: Path, cfg: RunConfig) -> str:
-    recorded = read_json(trained / "nabra_run.json").get("base_model") or cfg.model.path
+def _base_of(run: RunFolder, trained: Path) -> str:
+    recorded = run.base_model(trained.name)
     if not Path(recorded).is_dir():
         raise NabraError(f"{trained}: its base model {recorded} is not there: pass --base FOLDER")
     return recorded
@@ -442,10 +435,10 @@ def _prompt_section(cfg: RunConfig, base: Path, fmt: str) -> list[str]:
             "```python", client_snippet(cfg), "```", ""]
 
 
-def model_card(run: Path, cfg: RunConfig, trained: Path, base: Path, layout: str, fmt: str, dtype: str) -> str:
+def model_card(folder: RunFolder, trained: Path, base: Path, layout: str, fmt: str, dtype: str) -> str:
     """``README.md`` of an export: what it is, how it was trained, how it scored, how to prompt and serve
     it, what it is not for."""
-    info = read_json(trained / "nabra_run.json")
+    run, cfg, info = folder.path, folder.config(), folder.info(trained.name)
     merged = fmt == "merged"
     lines = ["---", "library_name: " + ("transformers" if merged else "peft"), f"base_model: {base}",
              "language: [ar, en]", "tags: [nabra, qwen2.5-omni, audio, speech, arabic, asr, summarization,"

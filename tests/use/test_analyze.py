@@ -10,9 +10,10 @@ import soundfile as sf
 from nabra.cli import main
 from nabra.config import load_config
 from nabra.corpus.manifest import read_manifest
-from nabra.evaluate.runner import generate_predictions, load_for_eval, run_config
+from nabra.evaluate.runner import generate_predictions, load_for_eval
 from nabra.model.collate import Collator
 from nabra.model.loader import AudioStore
+from nabra.run.folder import config_of
 from nabra.tasks import prompt_example
 from nabra.train import train
 from nabra.use.analyze import analyze
@@ -51,7 +52,7 @@ def test_the_most_probable_label_is_the_one_generated(label_run, synth_corpus):
     utts = [u for u in read_manifest(synth_corpus) if u.split in ("test", "dev")][:12]
     results, _ = analyze([u.audio for u in utts], label_run, tasks=["did", "ser"], progress=False)
     model, bundle = load_for_eval(label_run, device="cpu")
-    cfg = run_config(label_run)
+    cfg = config_of(label_run)
     collator, store = Collator(bundle.tokenizer, bundle.feature_extractor, cfg.collate), AudioStore(0, 1)
     agreed = 0
     for task in ("did", "ser"):

@@ -21,9 +21,9 @@ from safetensors.torch import load_file
 from nabra.cli import main
 from nabra.config import load_config
 from nabra.corpus.manifest import Utterance
-from nabra.evaluate.runner import run_config
 from nabra.model import load
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
+from nabra.run.folder import config_of
 from nabra.tasks import prompt_example
 from nabra.train import train
 from nabra.use.export import chat_template, task_messages, vllm_lora_name, vllm_lora_refusals
@@ -110,7 +110,7 @@ def test_the_shipped_template_and_card_give_nabras_prompt(lora_run, tmp_path, mo
     puts the run's in; the card's client is valid Python that sends exactly those messages."""
     out = tmp_path / "merged"
     assert main(["export", str(lora_run), "--out", str(out), "--merge"]) == 0
-    cfg = run_config(lora_run)
+    cfg = config_of(lora_run)
     template = (out / "chat_template.jinja").read_text()
     assert json.loads((out / "chat_template.json").read_text())["chat_template"] == template
     assert template == chat_template(QWEN2_5_OMNI, cfg.collate.system_prompt)
@@ -228,7 +228,7 @@ def test_the_vllm_engine_answers_what_the_analyzer_answers(lora_run, tmp_path):
     probs = result["did"]["probabilities"]
     assert result["did"]["label"] == "LAV" and sum(probs.values()) == pytest.approx(1.0)
     assert probs["LAV"] > probs["EGY"] > probs["GLF"]
-    cfg = run_config(lora_run)
+    cfg = config_of(lora_run)
     for body in bodies:
         system, user = body["messages"][:2]
         assert system == {"role": "system", "content": cfg.collate.system_prompt} and body["temperature"] == 0

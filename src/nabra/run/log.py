@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nabra.checkpoint import checkpoints
 from nabra.config import RunConfig, dump_config, to_dict
 from nabra.errors import NabraError
 from nabra.files import disk_full, open_append, read_records, write_text
 from nabra.progress import progress_bar
+from nabra.run.checkpoint import checkpoints
+from nabra.run.folder import RunFolder
 
 RESUMABLE_CHANGES = {"output_dir", "train.max_steps", "train.epochs", "train.save_every", "train.keep_last",
                      "train.eval_every", "train.log_every", "train.tensorboard"}
@@ -23,19 +24,20 @@ RESUMABLE_CHANGES = {"output_dir", "train.max_steps", "train.epochs", "train.sav
 is where the run lives, not what it is: a run folder copied to another disk resumes there)."""
 
 
-class RunDir:
-    """``config.yaml``, ``metrics.jsonl``, ``checkpoints/``, ``final/`` of one run (written by the main process)."""
+class RunDir(RunFolder):
+    """The run folder as training writes it: ``config.yaml``, ``metrics.jsonl``, ``quarantine.jsonl``
+    (by the main process; checkpoints and weights by :mod:`nabra.run.checkpoint`)."""
 
     def __init__(self, path: str | Path, cfg: RunConfig, is_main: bool):
-        self.path = Path(path)
+        super().__init__(path)
+        self._config = cfg
         self.is_main = is_main
-        self.metrics = self.path / "metrics.jsonl"
         if is_main:
             self.path.mkdir(parents=True, exist_ok=True)
             self._check_config(cfg)
 
     def _check_config(self, cfg: RunConfig) -> None:
-        saved = self.path / "config.yaml"
+        saved = self.config_file
         if saved.is_file() and checkpoints(self.path):
             old = yaml.safe_load(saved.read_text(encoding="utf-8"))
             diffs = [k for k in _diff_keys(old, to_dict(cfg)) if k not in RESUMABLE_CHANGES]
@@ -43,11 +45,6 @@ class RunDir:
                 raise NabraError(f"{self.path} holds a run with another config ({', '.join(diffs)} differ): "
                                  "resume it with the same config, or choose another output_dir")
         saved.write_text(dump_config(cfg), encoding="utf-8")
-
-    @property
-    def quarantine(self) -> Path:
-        """``quarantine.jsonl``: invalid manifest lines, and examples left out during the run."""
-        return self.path / "quarantine.jsonl"
 
     def truncate(self, step: int) -> list[str]:
         """Drop the metric and quarantine lines past ``step`` (0: a start without a checkpoint), which
