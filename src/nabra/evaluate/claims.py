@@ -18,13 +18,13 @@ split by the ``balanced`` ablation into balance and diversity, (d) TPC induces n
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from nabra.corpus.manifest import TASKS
 from nabra.evaluate.metrics import primary
+from nabra.evaluate.stats import TIE, Stat, compare
 
 # The schedules the paper's claims are about (registered names: tests/evaluate/test_claims.py checks).
 ADS = "ads"
@@ -32,8 +32,6 @@ UNIFORM = "uniform"
 SUPPORTED, NOT_SUPPORTED, SPREAD, UNTESTABLE = "supported", "not supported", "within seed spread", "not testable"
 LEVEL = 0.5
 """Claim (a): the dev-loss level is this far from the common start to the worse side's best loss."""
-MIN_GAP = 5e-4
-"""Differences below this are no difference (0.05 points of a metric in [0, 1])."""
 
 
 @dataclass
@@ -49,41 +47,19 @@ class Claim:
         return f"({self.key}) {self.claim} — **{self.verdict}**: {self.evidence}"
 
 
-@dataclass
-class Side:
-    """Per-seed values of one schedule."""
-
-    values: list[float]
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.values))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
-
-    def text(self, scale: float = 1.0, digits: int = 1) -> str:
-        m = f"{scale * self.mean:.{digits}f}"
-        return f"{m} ± {scale * self.std:.{digits}f}" if len(self.values) > 1 else m
-
-
-def verdict(a: Side, b: Side, higher: bool, min_gap: float = MIN_GAP, scale: float = 1.0,
+def verdict(a: Stat, b: Stat, higher: bool, min_gap: float = TIE, scale: float = 1.0,
             unit: str = "") -> tuple[str, str]:
-    """Whether ``a`` beats ``b`` (higher or lower, as claimed) beyond the seed spread; and a note
-    (the spread times ``scale``, in ``unit``: the figures' own)."""
-    diff = (a.mean - b.mean) * (1 if higher else -1)
-    single = len(a.values) < 2 or len(b.values) < 2
-    spread = 0.0 if single else max(a.std, b.std)
-    note = " (one seed on a side: spread unknown)" if single else f" (seed spread {scale * spread:.3g}{unit})"
-    if abs(diff) <= max(spread, min_gap):
+    """Whether ``a`` beats ``b`` (higher or lower, as claimed) beyond the seed spread (:func:`compare`,
+    the report's test too); and a note (the spread times ``scale``, in ``unit``: the figures' own)."""
+    c = compare(a, b, higher)
+    note = " (one seed on a side: spread unknown)" if c.spread is None else f" (seed spread {scale * c.spread:.3g}{unit})"
+    if not c.beyond_spread(min_gap):
         return SPREAD, note
-    return (SUPPORTED if diff > 0 else NOT_SUPPORTED), note
+    return (SUPPORTED if c.diff > 0 else NOT_SUPPORTED), note
 
 
-def _side(runs, value) -> Side | None:
-    values = [v for v in (value(r) for r in runs) if v is not None and math.isfinite(v)]
-    return Side(values) if values else None
+def _side(runs, value) -> Stat | None:
+    return Stat.of(value(r) for r in runs)
 
 
 def _missing(key: str, claim: str, what: str) -> Claim:
@@ -139,7 +115,7 @@ def claim_converges_faster(groups) -> Claim:
         if not start > worse_best:
             continue  # the loss never fell: no level to reach
         level = start - LEVEL * (start - worse_best)
-        reach = {s: Side([steps_to_reach(st, loss, level) or float(st[-1]) * 2 for st, loss in xs])
+        reach = {s: Stat([steps_to_reach(st, loss, level) or float(st[-1]) * 2 for st, loss in xs])
                  for s, xs in series.items()}
         v, _ = verdict(reach["ads"], reach["uniform"], higher=False, min_gap=0.5)
         votes.append(v)
@@ -273,15 +249,15 @@ def claim_negative_transfer(groups) -> Claim:
         return _missing("d", text, "needs tpc runs with dev evaluations before and after a stage boundary")
     parts, found, improved = [], [], True
     for key in keys:
-        side = Side([c[key] for c in changes if key in c])
+        side = Stat([c[key] for c in changes if key in c])
         stage, task = key
         metric = primary(task)[0]
-        zero = Side([0.0] * max(len(side.values), 2)) if len(side.values) > 1 else Side([0.0])
+        zero = Stat([0.0] * max(len(side.values), 2)) if len(side.values) > 1 else Stat([0.0])
         v, _ = verdict(side, zero, higher=True)
         if v == SUPPORTED:
             found.append(f"{task} at stage {stage}")
-        improved &= side.mean <= MIN_GAP
-        shown = Side([abs(x) for x in side.values]) if side.mean < 0 else side
+        improved &= side.mean <= TIE
+        shown = Stat([abs(x) for x in side.values]) if side.mean < 0 else side
         parts.append(f"{task} {metric} after stage {stage} begins: {'worse' if side.mean > 0 else 'better'} by "
                      f"{shown.text(100)} points [{'drop' if v == SUPPORTED else 'no clear drop' if v == SPREAD else 'gain'}]")
     verdict_ = SUPPORTED if found else NOT_SUPPORTED if improved else SPREAD
@@ -330,7 +306,7 @@ def worst_task_ranks(groups) -> dict[str, tuple[int, str]]:
         order = sorted(means, key=lambda s: -means[s] if higher else means[s])
         for s in means:
             # Ties share the better rank: a task every schedule fails does not make one the worst.
-            rank = 1 + sum(abs(means[o] - means[s]) > MIN_GAP and order.index(o) < order.index(s) for o in order)
+            rank = 1 + sum(abs(means[o] - means[s]) > TIE and order.index(o) < order.index(s) for o in order)
             ranks.setdefault(s, []).append((rank, task))
     return {s: max(rs) for s, rs in ranks.items()}
 
