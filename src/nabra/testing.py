@@ -65,17 +65,31 @@ def write_lines(path: str | Path, records: list) -> Path:
     return path
 
 
-def write_eval_run(folder: str | Path, schedule: str, seed: int, asr: dict, composite: float = 0.5) -> Path:
-    """A run folder as the report reads it, with only an ASR test result: ``config.yaml`` (schedule,
-    seed), one training step in ``metrics.jsonl``, ``eval-test/metrics.json`` with ``asr`` metrics."""
+def write_run(folder: str | Path, schedule: str, seed: int = 0, *, records=(), test: dict | None = None,
+              config: dict | None = None) -> Path:
+    """The one fake run folder of the tests, in the layout training and ``nabra evaluate`` write (what
+    :class:`~nabra.run.folder.RunFolder` reads): ``config.yaml`` (the schedule — or a baseline's name —,
+    the seed and any other ``config`` sections), ``metrics.jsonl`` (``records``, one a line) and, with
+    ``test`` (``{"metrics": {...}, "composite": x}``), ``eval-test/metrics.json``."""
     import yaml
 
     folder = Path(folder)
-    (folder / "eval-test").mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed}}))
-    (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "task_loss": {"asr": 1.0}}) + "\n")
-    (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr}, "composite": composite}))
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"schedule": {"name": schedule}, "train": {"seed": seed}, **(config or {})}
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    if records:
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                                              encoding="utf-8")
+    if test is not None:
+        (folder / "eval-test").mkdir(exist_ok=True)
+        (folder / "eval-test" / "metrics.json").write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
     return folder
+
+
+def write_eval_run(folder: str | Path, schedule: str, seed: int, asr: dict, composite: float = 0.5) -> Path:
+    """:func:`write_run` with one training step and only an ASR test result."""
+    return write_run(folder, schedule, seed, records=[{"step": 1, "loss": 1.0, "task_loss": {"asr": 1.0}}],
+                     test={"metrics": {"asr": asr}, "composite": composite})
 
 
 # -- tiny models ---------------------------------------------------------------------------------
@@ -298,32 +312,6 @@ def check_left_padded_generation(bundle, seed: int = 1) -> None:
     alone = [generate_batch(bundle.model, bundle.tokenizer, collator, [(e, w)], 12, stop_loops=False)[0]
              for e, w in zip(examples, waves, strict=True)]
     assert [both[0], both[1]] == alone
-
-
-def check_cached_label_scoring(run: str | Path, manifest: str | Path, n: int = 5) -> None:
-    """Assert that analyze's cached label scoring equals whole-sequence scoring on ``n`` test clips
-    of ``manifest`` (batches of other sizes: other padding), for DID and SER."""
-    import pytest
-
-    from nabra.corpus.manifest import read_manifest
-    from nabra.tasks import prompt_example
-    from nabra.use.analyze import Analyzer, label_probabilities, label_probabilities_cached
-
-    analyzer = Analyzer(run)
-    try:
-        utts = [u for u in read_manifest(manifest) if u.split == "test"][:n]
-        for task in analyzer.task_set.label_tasks():
-            examples = [prompt_example(u, task, task_set=analyzer.task_set) for u in utts]
-            if not examples:
-                continue
-            args = (analyzer.model, analyzer.bundle, analyzer.collator, analyzer.store, examples,
-                    analyzer.task_set.labels(task).names)
-            ref = label_probabilities(*args, batch_size=2, progress=False)
-            got = label_probabilities_cached(*args, batch_size=3, progress=False)
-            for r, g in zip(ref, got, strict=True):
-                assert g == pytest.approx(r, abs=1e-5)
-    finally:
-        analyzer.close()
 
 
 def check_collator_equals_processor(bundle, examples, waves, *, tolerance: float = 1e-5) -> dict:

@@ -2,7 +2,6 @@
 and past Qwen2.5-Omni's 300-s one, the report and the demo's headline say it per schedule — the demo's
 tiny model transcribes its 2-s clips and loses its 20-s news paragraphs, which one CER hides."""
 
-import json
 
 import pytest
 
@@ -54,17 +53,14 @@ def test_the_demo_headline_adds_a_table_by_length(tmp_path):
     from rich.console import Console
 
     from nabra.demo import headline
+    from nabra.testing import write_run
 
     runs = []
     for name, short, long in (("base", 0.36, 0.95), ("ads-seed0", 0.40, 0.90), ("ads-seed1", 0.42, 0.86)):
-        folder = tmp_path / name
-        (folder / "eval-test").mkdir(parents=True)
         schedule, _, seed = name.partition("-seed")  # as the demo writes them: the schedule in config.yaml
-        (folder / "config.yaml").write_text(f"schedule:\n  name: {schedule}\ntrain:\n  seed: {seed or 0}\n")
         asr_m = {"wer": 0.7, "cer": 0.6, "by_duration": {"< 10 s": {"cer": short, "n": 95},
                                                         "10-30 s": {"cer": long, "n": 5}}}
-        (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"asr": asr_m}, "composite": 0.5}))
-        runs.append(folder)
+        runs.append(write_run(tmp_path / name, schedule, int(seed or 0), test={"metrics": {"asr": asr_m}, "composite": 0.5}))
     console = Console(record=True, width=120)
     headline(runs, console)
     text = console.export_text()

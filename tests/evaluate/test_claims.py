@@ -1,12 +1,10 @@
 """The report's claims section: fake runs whose figures make each verdict known in advance."""
 
-import json
 import math
-
-import yaml
 
 from nabra.evaluate.claims import NOT_SUPPORTED, SPREAD, SUPPORTED, UNTESTABLE, check_claims, steps_to_reach
 from nabra.evaluate.report import by_schedule, make_report, ranked, read_run
+from nabra.testing import write_run as fake_run
 
 STEPS = 60
 
@@ -15,8 +13,6 @@ def write_run(folder, schedule, seed, *, asr_tau=20.0, volatility=1.0, f1=0.5, c
               stages=None, asr_dev_wer=None, weights=None):
     """A run folder as the trainer and `nabra evaluate` write it. ``stages``: (first step, stage) list;
     ``asr_dev_wer``: {step: WER} of the dev evaluations; ``weights``: {step: shares} schedule events."""
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed}}))
     jitter = 0.01 * (seed - 0.5)  # two seeds: a small, known spread
     lines = []
     for step in range(0, STEPS + 1):
@@ -36,13 +32,10 @@ def write_run(folder, schedule, seed, *, asr_tau=20.0, volatility=1.0, f1=0.5, c
                           "metrics": {"asr": {"wer": dev_wer + jitter}, "did": {"macro_f1": f1}}})
         if weights and step in weights:
             lines.append({"step": step, "event": "schedule", "message": "moved", "weights": weights[step]})
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     f1_jitter = 2 * jitter  # DID and SER move together: a 1.4-point spread of their mean
     metrics = {"asr": {"wer": wer + jitter, "cer": (wer + jitter) / 2}, "did": {"macro_f1": f1 + f1_jitter},
                "ser": {"macro_f1": f1 + f1_jitter}, "ssum": {"rougeL": 0.3}}
-    (folder / "eval-test").mkdir()
-    (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": metrics, "composite": composite + jitter}))
-    return folder
+    return fake_run(folder, schedule, seed, records=lines, test={"metrics": metrics, "composite": composite + jitter})
 
 
 TPC_STAGES = [(0, "tpc:1/2 asr"), (31, "tpc:2/2 asr+did+ser")]

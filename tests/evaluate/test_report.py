@@ -1,20 +1,17 @@
-import json
 import math
 import re
 
 import numpy as np
-import yaml
 
 from nabra.cli import main
 from nabra.evaluate.report import average, make_report, read_run, smooth
+from nabra.testing import write_run
 
 DIDS = ["EGY", "GLF", "LAV", "NOR", "MSA"]
 
 
 def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0, test=True, looped=None):
     """A run folder as training and evaluation write it: config.yaml, metrics.jsonl, eval-test/."""
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed}}))
     rng = np.random.default_rng(seed + 17 * len(schedule))
     lines = []
     for step in range(1, steps + 1):
@@ -30,7 +27,7 @@ def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0
             lines.append({"step": step, "event": "dev", "dev_loss": {t: v + 0.2 for t, v in task_loss.items()}})
             lines.append({"step": step, "event": "dev_eval", "composite": 0.5,
                           "metrics": {"asr": {"wer": wer + decay}, "did": {"macro_f1": f1 * (1 - decay)}}})
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    result = None
     if test:
         confusion = np.eye(5, 6, dtype=int) * 4
         confusion[1, 5] = 2  # GLF twice unparsed
@@ -38,10 +35,8 @@ def fake_run(folder, schedule, seed, *, wer, rouge, f1, steps=60, volatility=1.0
                    "ssum": {"rouge1": rouge + 0.1, "rouge2": rouge / 2, "rougeL": rouge, "n": 5},
                    "did": {"accuracy": f1 + 0.02, "macro_f1": f1, "unparsed_rate": 0.1, "n": 22,
                            "confusion": {"labels": DIDS, "columns": DIDS + ["unparsed"], "matrix": confusion.tolist()}}}
-        composite = ((1 - wer) + rouge + f1) / 3
-        (folder / "eval-test").mkdir()
-        (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": metrics, "composite": composite}))
-    return folder
+        result = {"metrics": metrics, "composite": ((1 - wer) + rouge + f1) / 3}
+    return write_run(folder, schedule, seed, records=lines, test=result)
 
 
 def two_schedules(tmp_path):

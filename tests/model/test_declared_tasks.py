@@ -1,7 +1,6 @@
 """Tasks declared in a run's config (``tasks:``): parsed and checked, turned into examples, balanced by
 label in the schedules, scored with macro-F1 and a confusion matrix, reported like DID and SER."""
 
-import json
 
 import numpy as np
 import pytest
@@ -158,24 +157,19 @@ def test_a_declared_task_gets_macro_f1_a_confusion_matrix_and_a_composite_part(t
 
 def test_the_report_tabulates_and_plots_a_declared_task(tmp_path):
     from nabra.evaluate.report import make_report
+    from nabra.testing import write_run
 
     runs = []
     for schedule, f1s in (("uniform", (0.50, 0.54)), ("ads", (0.70, 0.74))):
         for seed, f1 in enumerate(f1s):
-            folder = tmp_path / f"{schedule}{seed}"
-            (folder / "eval-test").mkdir(parents=True)
-            (folder / "config.yaml").write_text(yaml.safe_dump({"schedule": {"name": schedule}, "train": {"seed": seed},
-                                                                "tasks": {"aid": AID}}, allow_unicode=True,
-                                                               sort_keys=False))
-            (folder / "metrics.jsonl").write_text(
-                json.dumps({"step": 1, "loss": 1.0, "task_loss": {"aid": 1.0}}) + "\n"
-                + json.dumps({"step": 1, "event": "dev", "dev_loss": {"aid": 2.0}}) + "\n"
-                + json.dumps({"step": 2, "event": "dev", "dev_loss": {"aid": 1.0 - f1}}) + "\n")
+            records = [{"step": 1, "loss": 1.0, "task_loss": {"aid": 1.0}},
+                       {"step": 1, "event": "dev", "dev_loss": {"aid": 2.0}},
+                       {"step": 2, "event": "dev", "dev_loss": {"aid": 1.0 - f1}}]
             aid = {"accuracy": f1, "macro_f1": f1, "unparsed_rate": 0.0, "n": 6,
                    "confusion": {"labels": ["Arabic", "Mandarin", "Hindi"], "columns": ["Arabic", "Mandarin", "Hindi", "unparsed"],
                                  "matrix": [[2, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0]]}}
-            (folder / "eval-test" / "metrics.json").write_text(json.dumps({"metrics": {"aid": aid}, "composite": f1}))
-            runs.append(folder)
+            runs.append(write_run(tmp_path / f"{schedule}{seed}", schedule, seed, records=records,
+                                  test={"metrics": {"aid": aid}, "composite": f1}, config={"tasks": {"aid": AID}}))
     out = make_report(runs, tmp_path / "r").parent
     md = (out / "report.md").read_text()
     assert "AID (macro-F1): **ads** wins with 72.0% vs uniform 52.0%" in md

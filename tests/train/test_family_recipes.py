@@ -86,7 +86,7 @@ def test_a_lora_run_evaluates_and_its_merged_export_loads_with_the_stock_class(f
 
 
 def test_analyze_scores_labels_with_its_cache_as_without(full_run, synth_corpus):
-    from nabra.testing import check_cached_label_scoring
+    from checks import check_cached_label_scoring
 
     _, run = full_run
     check_cached_label_scoring(run, synth_corpus, n=4)

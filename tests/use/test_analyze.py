@@ -115,7 +115,7 @@ def test_a_six_minute_recording_is_transcribed_by_window_and_summarized_from_its
 
 
 def test_cached_label_scoring_equals_whole_sequence_scoring(label_run, synth_corpus):
-    from nabra.testing import check_cached_label_scoring
+    from checks import check_cached_label_scoring
 
     check_cached_label_scoring(label_run, synth_corpus, n=5)
 
