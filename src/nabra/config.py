@@ -241,12 +241,20 @@ class RunConfig:
         _check_task_names(self, task_set)
 
     def task_set(self) -> TaskSet:
-        """The run's tasks: the built-in five with the run's DID/SER label sets, then the declared ones."""
+        """The run's tasks: the built-in five with the run's DID/SER label sets, then the declared ones.
+        Built once per config (again only if those settings change): its task specs key the template
+        caches, which a new set at every call would keep missing."""
+        key = repr((self.data.dialects, self.data.emotions, self.tasks))
+        cached = self.__dict__.get("_task_set")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         dialects, emotions = label_sets(self.data.dialects, self.data.emotions)
         declared = tuple(declared_task(name, field=t.field, labels=t.labels, description=t.description,
                                        description_ar=t.description_ar, templates=t.templates)
                          for name, t in self.tasks.items())
-        return TaskSet.default(dialects, emotions, declared)
+        task_set = TaskSet.default(dialects, emotions, declared)
+        self.__dict__["_task_set"] = (key, task_set)  # not a field: not in config.yaml, not compared
+        return task_set
 
 
 def _check_task_names(cfg: RunConfig, task_set: TaskSet) -> None:

@@ -88,20 +88,10 @@ LABEL_TEMPLATES_AR = (
 """The default templates of a declared task, from its ``description`` (English) and
 ``description_ar`` (Arabic; without one the task has English templates only)."""
 
-METRICS: dict[str, tuple[str, ...]] = {
-    "asr": ("wer", "cer"),
-    "ssum": ("rouge1", "rouge2", "rougeL"),
-    "tsum": ("rouge1", "rouge2", "rougeL"),
-    "did": ("accuracy", "macro_f1"),
-    "ser": ("accuracy", "macro_f1"),
-}
-"""Headline metrics of the built-in tasks; every label task (declared ones too) has did/ser's."""
 COMPOSITE_PARTS = ("asr", "sum", "did", "ser")
 """Parts of the composite score (:func:`nabra.evaluate.metrics.composite_score`): 1 - WER, ROUGE-L
 (mean of ssum/tsum), macro-F1 of DID, of SER; and the macro-F1 of each declared label task, as a
 part named by the task."""
-AUDIO_TASKS = frozenset({"asr", "ssum", "did", "ser"})
-"""Built-in tasks that feed audio; every declared task does too."""
 LABEL_FIELDS = {"did": "dialect", "ser": "emotion"}
 
 

@@ -38,7 +38,7 @@ from nabra.model.embeddings import (
 from nabra.model.families import AUTO, check_family, family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.model.lora import label_token_ids, trainable
-from nabra.model.loss import AnswerLoss, task_sums
+from nabra.model.loss import AnswerLoss, TaskSums
 from nabra.model.packed_attention import use_packed_sdpa
 from nabra.model.tiny import init_tiny
 from nabra.run.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_model, trainer_state
@@ -56,7 +56,11 @@ def train(cfg: RunConfig, *, progress: bool = True, log=print) -> Path:
 def setup(cfg: RunConfig, log=print) -> Recipe:
     """The recipe of ``cfg`` with everything before step 1 done."""
     recipe = Recipe(cfg, log)
-    recipe.setup()
+    try:
+        recipe.setup()
+    except BaseException:
+        recipe.cleanup()
+        raise
     return recipe
 
 
@@ -71,6 +75,33 @@ class Recipe:
         self.embedding_key: str | None = None
         self.dropped = 0
         """Training examples left out of their batches so far (audio that failed to decode, overlong)."""
+        # What setup() builds, in its order:
+        self.acc: Accelerator | None = None
+        self.run: RunDir | None = None
+        """The run folder, written by the main process."""
+        self.bundle = None
+        """The loaded model bundle (thinker, tokenizer, feature extractor, family)."""
+        self.collator: Collator | None = None
+        self.data: run_data.Data | None = None
+        self.total_steps = self.planned_steps = 0
+        """Steps of this start / of the run's first start (an extension keeps its plan)."""
+        self.micro_batches: int | None = None
+        """Micro-batches per process and step (``None``: by token budget, planned each step)."""
+        self.schedule = None
+        self.model = self.optimizer = self.lr_scheduler = None
+        """The loss-wrapped model and its optimizer, as accelerate prepared them."""
+        self.tasks: list[str] = []
+        """The run's tasks that have training examples (the per-task logs' columns)."""
+        self.diagnostics: Diagnostics | None = None
+        self.task_set = None
+        self.filler: dict | None = None
+        """The zero-weight stand-in micro-batch."""
+        self.tb: TensorBoard | None = None
+
+    def cleanup(self) -> None:
+        """Release what the run holds (the audio store's decoding threads); every way out of training calls it."""
+        if self.data is not None:
+            self.data.store.close()
 
     # ========================================================================================
     # setup
@@ -196,12 +227,18 @@ class Recipe:
 
     def train(self, *, progress: bool = True) -> Path:
         """Resume if there is a checkpoint, run the remaining steps, save ``final/``; returns the run folder.
-        A finished run (its last step checkpointed, ``final/`` written) is left as it is."""
+        A finished run (its last step checkpointed, ``final/`` written) is left as it is. Whatever happens,
+        :meth:`cleanup` runs."""
+        try:
+            return self._train(progress)
+        finally:
+            self.cleanup()
+
+    def _train(self, progress: bool) -> Path:
         self.resume()
         if self.step >= self.total_steps and self.run.has_weights("final"):
             self.say(f"{self.run.path} finished at step {self.step}: nothing to do (raise train.max_steps to "
                      "continue it)")
-            self.data.store.close()
             return self.run.path
         train = self.cfg.train
         # Steps logged again after a resume replace the old ones in TensorBoard too.
@@ -229,7 +266,6 @@ class Recipe:
         if self.dropped:
             self.say(f"{self.dropped:,} training example(s) were left out of their batches (audio that failed "
                      f"to decode, or overlong): listed in {self.run.quarantine}")
-        self.data.store.close()
         return self.run.path
 
     def train_step(self) -> dict:
@@ -252,7 +288,7 @@ class Recipe:
                                           reduction="sum").tolist()
         if dropped:
             self._quarantine(mark, self.step + 1, gather=world > 1)
-        sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=acc.device)
+        sums = TaskSums(self.tasks, acc.device)
         for j, batch in enumerate(batches):
             # A micro-batch that lost every example, or a stand-in of a rank with fewer micro-batches,
             # still runs, at zero weight, so that DDP/FSDP ranks stay in step.
@@ -266,14 +302,14 @@ class Recipe:
                 summed = (losses / counts.clamp(min=1)).sum() if per_example else losses.sum()
                 acc.backward(summed * weight / max(denominator, 1.0) * world)
             if weight:
-                sums += task_sums(batch["tasks"], losses, counts, self.tasks, acc.device)
+                sums.add(batch["tasks"], losses, counts)
         grad_norm = self._clip()
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.dropped += int(dropped)
-        sums = acc.reduce(sums, reduction="sum")
+        sums.reduce(acc)
         record = self._record(sums, grad_norm, stage, len(global_batch), time.perf_counter() - t0)
         return {**record, "dropped": int(dropped), "micro_batches": len(shards)}
 
@@ -327,11 +363,11 @@ class Recipe:
             norm = engine() if engine else None
         return float("nan") if norm is None else float(norm)
 
-    def _record(self, sums: torch.Tensor, grad_norm: float, stage: str, n_examples: int, seconds: float) -> dict:
+    def _record(self, sums: TaskSums, grad_norm: float, stage: str, n_examples: int, seconds: float) -> dict:
         # The loss as the step averaged it: token mean, or the mean of each example's token mean.
-        num, den = (2, 3) if self.cfg.train.loss_reduction == "example" else (0, 1)
-        task_loss = {t: float(sums[num, i] / sums[den, i]) for i, t in enumerate(self.tasks) if sums[den, i] > 0}
-        record = {"step": self.step, "loss": float(sums[num].sum() / sums[den].sum().clamp(min=1)),
+        per_example = self.cfg.train.loss_reduction == "example"
+        task_loss = sums.task_means(per_example)
+        record = {"step": self.step, "loss": sums.mean(per_example),
                   "task_loss": task_loss, "lr": self.lr_scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                   "stage": stage, "examples_per_s": n_examples / seconds}
         record.update(self.diagnostics.update(task_loss, grad_norm))
@@ -344,7 +380,7 @@ class Recipe:
             return {}
         self.model.eval()
         size = self.cfg.train.micro_batch_size or self.cfg.train.batch_size
-        sums = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=self.acc.device)
+        sums = TaskSums(self.tasks, self.acc.device)
         mark = len(self.collator.skipped)
         # The dev subset (sorted by duration) in micro-batches of the training's size, or of its token budget.
         lengths = self.data.dev_lengths if len(self.data.dev_lengths) == len(self.data.dev) else [0] * len(self.data.dev)
@@ -356,10 +392,10 @@ class Recipe:
                 continue
             with self.acc.autocast():
                 losses, counts = self.model(batch)
-            sums += task_sums(batch["tasks"], losses, counts, self.tasks, self.acc.device)
+            sums.add(batch["tasks"], losses, counts)
         self.model.train()
         self._quarantine(mark, self.step, split="dev")
-        return {t: float(sums[0, i] / sums[1, i]) for i, t in enumerate(self.tasks) if sums[1, i] > 0}
+        return sums.task_means()
 
     def _dev_evaluation(self) -> None:
         """Dev losses; with ``eval_metrics`` also generate, score (WER/CER, ROUGE, macro-F1, composite),

@@ -27,7 +27,6 @@ from nabra.text.arabic import is_blank
 
 TASKS = ("asr", "ssum", "tsum", "did", "ser")
 SPLITS = ("train", "dev", "test")
-AUDIO_TASKS = frozenset({"asr", "ssum", "did", "ser"})
 
 
 @dataclass(slots=True)

@@ -54,15 +54,43 @@ class AnswerLoss(nn.Module):
         return sums, counts
 
 
-def task_sums(tasks: list[str], losses: torch.Tensor, counts: torch.Tensor, order: list[str], device) -> torch.Tensor:
-    """[4, n_tasks] float64 per task of ``order`` (for per-task logs): summed token loss, label tokens,
-    summed per-example mean loss, examples. Rows 0/1 give the token mean, rows 2/3 the example mean."""
-    out = torch.zeros(4, len(order), dtype=torch.float64, device=device)
-    for task, loss, n in zip(tasks, losses.detach(), counts, strict=True):
-        j = order.index(task)
-        out[0, j] += loss.double()
-        out[1, j] += n.double()
-        if n > 0:
-            out[2, j] += loss.double() / n.double()
-            out[3, j] += 1
-    return out
+class TaskSums:
+    """Per task of ``tasks`` (for the per-task logs), in one float64 tensor (one all-reduce): the summed
+    token loss, the label tokens, the summed per-example mean loss and the examples. The token mean
+    is the first over the second, the example mean the third over the fourth."""
+
+    TOKEN_LOSS, TOKENS, EXAMPLE_LOSS, EXAMPLES = range(4)
+
+    def __init__(self, tasks: list[str], device):
+        self.tasks = list(tasks)
+        self.data = torch.zeros(4, len(self.tasks), dtype=torch.float64, device=device)
+
+    def add(self, tasks: list[str], losses: torch.Tensor, counts: torch.Tensor) -> None:
+        """Add a micro-batch's per-example summed losses and label-token counts (examples of ``tasks``)."""
+        for task, loss, n in zip(tasks, losses.detach(), counts, strict=True):
+            j = self.tasks.index(task)
+            self.data[self.TOKEN_LOSS, j] += loss.double()
+            self.data[self.TOKENS, j] += n.double()
+            if n > 0:
+                self.data[self.EXAMPLE_LOSS, j] += loss.double() / n.double()
+                self.data[self.EXAMPLES, j] += 1
+
+    def reduce(self, acc) -> TaskSums:
+        """Summed over the processes (``accelerate``'s reduce)."""
+        self.data = acc.reduce(self.data, reduction="sum")
+        return self
+
+    def _rows(self, per_example: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if per_example:
+            return self.data[self.EXAMPLE_LOSS], self.data[self.EXAMPLES]
+        return self.data[self.TOKEN_LOSS], self.data[self.TOKENS]
+
+    def task_means(self, per_example: bool = False) -> dict[str, float]:
+        """Each task's mean loss (token mean, or the mean of its examples' token means); tasks without any left out."""
+        num, den = self._rows(per_example)
+        return {t: float(num[i] / den[i]) for i, t in enumerate(self.tasks) if den[i] > 0}
+
+    def mean(self, per_example: bool = False) -> float:
+        """The mean over every task, as the step averaged it."""
+        num, den = self._rows(per_example)
+        return float(num.sum() / den.sum().clamp(min=1))

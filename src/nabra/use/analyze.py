@@ -38,7 +38,6 @@ from nabra.progress import progress_bar
 from nabra.run.folder import RunFolder, config_of
 from nabra.tasks import Example, prompt_example
 
-ANALYZE_TASKS = ("asr", "ssum", "did", "ser")
 MANIFEST_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
@@ -236,7 +235,7 @@ def analyze_tasks(task_set) -> tuple[str, ...]:
     return ("asr", "ssum", *task_set.label_tasks())
 
 
-def check_tasks(tasks, allowed=ANALYZE_TASKS) -> tuple[str, ...]:
+def check_tasks(tasks, allowed) -> tuple[str, ...]:
     tasks = tuple(tasks)
     bad = [t for t in tasks if t not in allowed]
     if bad or not tasks:

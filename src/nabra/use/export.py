@@ -35,7 +35,7 @@ from nabra.corpus.stats import manifest_stats
 from nabra.errors import NabraError
 from nabra.files import atomic_path, check_output_folder, read_json, remove, write_text
 from nabra.model import load
-from nabra.model.load import inspect_checkpoint, inspect_family
+from nabra.model.load import inspect_checkpoint, inspect_family, torch_dtype
 from nabra.model.lora import load_adapter
 from nabra.model.ties import fix_tie_flags, set_tie_flags, tied_in
 from nabra.progress import progress_bar
@@ -114,12 +114,6 @@ def _base_of(run: RunFolder, trained: Path) -> str:
     return recorded
 
 
-def _torch_dtype(dtype: str):
-    import torch
-
-    return getattr(torch, dtype)
-
-
 # ============================================================================================
 # merged weights
 # ============================================================================================
@@ -145,7 +139,7 @@ def _merged(adapter: Path, base: Path, out: Path, dtype: str, system: str, log) 
     layout, _ = inspect_checkpoint(base)
     log(f"merging {adapter} into {base} ({layout} layout) in {dtype}")
     bundle = load(base, dtype="float32")  # merge in float32, then cast once
-    merged = load_adapter(bundle.model, adapter).merge_and_unload().to(_torch_dtype(dtype))
+    merged = load_adapter(bundle.model, adapter).merge_and_unload().to(torch_dtype(dtype))
     if not bundle.family.release_architecture:
         _save_thinker(bundle, merged, out, system)  # the model class's own layout (save_pretrained)
         return f"merged {bundle.family.title} (save_pretrained layout)"

@@ -29,9 +29,6 @@ LAYOUT = """\
       <speaker>-<chapter>.trans.txt     <speaker>-<chapter>-<NNNN> TRANSCRIPT, a line each
       <speaker>-<chapter>-<NNNN>.flac"""
 
-SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean",
-           "test-other")
-"""The official subsets (OpenSLR 12); MiniLibriSpeech's ``train-clean-5`` and ``dev-clean-2`` read the same."""
 SEX = {"F": "female", "M": "male"}
 _UTT_ID = re.compile(r"(\d+)-(\d+)-(\d+)")
 
