@@ -14,13 +14,13 @@ import typing
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import MAX_LINE_BYTES
-from nabra.errors import NabraError, printable
+from nabra.errors import NabraError, check_choices, choices_text, printable
 from nabra.model.config import CollatorConfig, LoraSettings
 from nabra.model.families import AUTO, family
 from nabra.schedule import SCHEDULES
@@ -28,7 +28,6 @@ from nabra.schedule.config import DEFAULT_STAGES
 from nabra.tasks import COMPOSITE_PARTS, TaskSet, declared_task
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass
@@ -41,7 +40,7 @@ class DataConfig:
     """Manifest for the dev evaluation (default: the ``dev`` split of ``manifest``)."""
     tasks: list[str] | None = None
     """Tasks to train (asr, ssum, tsum, did, ser and the run's declared ``tasks:``); null: all of them."""
-    language: str | None = None
+    language: Literal["ar", "en"] | None = None
     """Instruction templates: ``ar``, ``en`` or both (null)."""
     dialects: list[str] | None = None
     """Dialect label set (default EGY, GLF, LAV, NOR, MSA)."""
@@ -66,8 +65,7 @@ class DataConfig:
             raise NabraError("data.tasks: an empty list trains nothing (null: every task)")
         if self.max_line_bytes < 1:
             raise NabraError(f"data.max_line_bytes must be a positive number of bytes, got {self.max_line_bytes}")
-        if self.language not in (None, "ar", "en"):
-            raise NabraError(f"data.language must be ar, en or null, got {self.language!r}")
+        check_choices(self, "data")
 
 
 @dataclass
@@ -83,24 +81,21 @@ class ModelConfig:
     """Build a tiny random thinker at ``path`` first when the folder is empty or absent (the CPU demo)."""
     dtype: str = "float32"
     """Weights dtype: float32, bfloat16 or float16."""
-    finetune: str = "lora"
+    finetune: Literal["lora", "full"] = "lora"
     """``lora`` (adapters on the language model) or ``full`` (every weight; for tiny models)."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA settings (used when finetune is lora)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (saves memory on large models)."""
-    attn_implementation: str = "auto"
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3",
+                                 "flex_attention"] = "auto"
     """transformers' attention kernel: ``auto`` (what the checkpoint loads with, SDPA; with ``collate.packing``
     the language model runs SDPA one packed sequence at a time, no length² mask), ``sdpa``, ``eager``,
     ``flash_attention_2`` (CUDA, the flash-attn package: packed sequences run its varlen kernels) or
     ``flex_attention``."""
 
     def __post_init__(self):
-        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise NabraError(f"model.attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, "
-                             f"got {self.attn_implementation!r}")
-        if self.finetune not in ("lora", "full"):
-            raise NabraError(f"model.finetune must be 'lora' or 'full', got {self.finetune!r}")
+        check_choices(self, "model")
         if self.family != AUTO:
             family(self.family)  # a clear error naming the known families
 
@@ -124,7 +119,7 @@ class TrainConfig:
     over the processes by their tokens. For corpora whose lengths differ widely (2-s labels beside
     5-minute articles): the budget sizes the memory of every forward pass, not its worst case.
     ``nabra model size MODEL --gpu-memory 80GiB`` suggests one."""
-    loss_reduction: str = "token"
+    loss_reduction: Literal["token", "example"] = "token"
     """How a global batch's answer tokens are averaged: ``token`` (every answer token weighs the same:
     a 40-token transcript outweighs a one-word dialect label 40 to 1) or ``example`` (each example's
     mean token loss, then the mean over examples: every example weighs the same, whatever its task)."""
@@ -138,7 +133,7 @@ class TrainConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping (0 = no clipping; the norm is logged either way)."""
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16"] = "fp32"
     """``fp32`` or ``bf16`` (autocast; GPUs with bf16 support)."""
     seed: int = 0
     """Seed of the schedule, the initialisation of new weights and dropout."""
@@ -163,10 +158,7 @@ class TrainConfig:
     """Also log to TensorBoard (``tb/`` in the run folder; needs the tensorboard package)."""
 
     def __post_init__(self):
-        if self.loss_reduction not in ("token", "example"):
-            raise NabraError(f"train.loss_reduction must be token or example, got {self.loss_reduction!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise NabraError(f"train.precision must be fp32 or bf16, got {self.precision!r}")
+        check_choices(self, "train")
         for name in ("max_steps", "batch_size", "keep_last", "log_every", "volatility_window"):
             if getattr(self, name) <= 0:
                 raise NabraError(f"train.{name} must be positive, got {getattr(self, name)}")
@@ -307,6 +299,10 @@ def from_dict(cls, data: Any, where: str = ""):
 
 def _coerce(tp, value, path: str):
     origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise NabraError(f"{path} must be {choices_text(typing.get_args(tp))}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
@@ -316,7 +312,10 @@ def _coerce(tp, value, path: str):
                 return _coerce(arg, value, path)
             except NabraError:
                 continue
-        return _coerce(args[-1], value, path)
+        last = args[-1]
+        if typing.get_origin(last) is typing.Literal and value not in typing.get_args(last):  # null is allowed too
+            raise NabraError(f"{path} must be {choices_text((*typing.get_args(last), None))}, got {value!r}")
+        return _coerce(last, value, path)
     if dataclasses.is_dataclass(tp):
         return value if isinstance(value, tp) else from_dict(tp, value or {}, path)
     if origin in (list, tuple):

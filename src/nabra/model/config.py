@@ -6,8 +6,9 @@ Torch-free, so that the run config (``nabra.config``) is read and checked before
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from nabra.errors import NabraError
+from nabra.errors import NabraError, check_choices
 from nabra.model.families import FAMILIES, Family, lm_path_regex
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 from nabra.tasks import SYSTEM_PROMPT
@@ -25,7 +26,7 @@ class CollatorConfig:
     the model's audio window — its placeholders for a clip of the full window (300 s: 7,502 for
     Qwen2.5-Omni) + the longest prompt + the longest answer of the run —, so no clip the model can take
     whole is dropped; ``null``: no limit."""
-    overlong: str = "skip"
+    overlong: Literal["skip", "error"] = "skip"
     """What to do with an example longer than ``max_length``: ``skip`` (counted) or ``error``."""
     max_segment_seconds: float | None = None
     """Audio longer than this is cut into equal segments, each its own audio run. Default: the
@@ -48,8 +49,7 @@ class CollatorConfig:
             raise NabraError(f"collate.max_length must be positive, got {self.max_length}")
         if self.max_segment_seconds is not None and not self.max_segment_seconds > 0:
             raise NabraError(f"collate.max_segment_seconds must be > 0, got {self.max_segment_seconds}")
-        if self.overlong not in ("skip", "error"):
-            raise NabraError(f"collator overlong must be 'skip' or 'error', got {self.overlong!r}")
+        check_choices(self, "collate")
 
 
 
