@@ -23,7 +23,7 @@ from figures import record
 from nabra.corpus.manifest import Utterance
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import FAMILIES
 from nabra.model.lora import trainable
 from nabra.model.tiny import TinyConfig, init_tiny
@@ -49,7 +49,7 @@ def measure(folder: Path, batch, repeats: int) -> dict[str, float]:
     inputs = {k: v for k, v in collator(batch).items() if isinstance(v, torch.Tensor)}
     for mode in ("full", "lora"):
         torch.manual_seed(0)
-        model = trainable(load(folder).model, mode, LoraSettings(r=16))
+        model = trainable(load(folder).model, mode, LoraConfig(r=16))
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
         def step(model=model, opt=opt):

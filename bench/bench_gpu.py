@@ -202,7 +202,7 @@ def measure(model, batch, steps: int, gradient_checkpointing: bool, attention: s
 def bench_step(bundle, args, peak_tflops: float, device: str = "cuda", sizes: dict = RELEASE_7B) -> None:
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
-    from nabra.model.config import LoraSettings
+    from nabra.model.config import LoraConfig
     from nabra.model.lora import trainable
 
     cfg = omni7b_config(bundle.tokenizer, sizes)
@@ -212,7 +212,7 @@ def bench_step(bundle, args, peak_tflops: float, device: str = "cuda", sizes: di
         model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16,
                                                                         attn_implementation="sdpa")
     n_params = sum(p.numel() for p in model.parameters())
-    model = trainable(model, "lora", LoraSettings(r=16, alpha=32, dropout=0.0, train_aligner=False))
+    model = trainable(model, "lora", LoraConfig(r=16, alpha=32, dropout=0.0, train_aligner=False))
     n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{'7B-shaped' if sizes is RELEASE_7B else 'dry-run'} thinker: {n_params / 1e9:.2f} B parameters "
           f"(LoRA {n_lora / 1e6:.1f} M trainable), built on {device} in {time.perf_counter() - t:.0f} s")

@@ -62,3 +62,17 @@ def test_apply_override_creates_sections():
     data = {}
     apply_override(data, "schedule.ads.refresh_every=50")
     assert data == {"schedule": {"ads": {"refresh_every": 50}}}
+
+
+def test_the_schedule_section_has_one_field_per_registered_schedule_typed_by_its_settings():
+    import dataclasses
+    import typing
+
+    from nabra.config import ScheduleConfig
+    from nabra.schedule import SCHEDULES
+
+    hints = typing.get_type_hints(ScheduleConfig)
+    sections = [f.name for f in dataclasses.fields(ScheduleConfig) if f.name != "name"]
+    assert sections == list(SCHEDULES)  # the registry's order
+    for name, cls in SCHEDULES.items():
+        assert hints[name] is cls.config_class, name

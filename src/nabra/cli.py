@@ -152,10 +152,10 @@ def _window_tokens(name: str) -> int | None:
 
 
 def cmd_model_size(args) -> int:
-    from nabra.model.config import LoraSettings
+    from nabra.model.config import LoraConfig
     from nabra.model.size import model_size, parse_gib, render, render_budget, token_budget
 
-    lora = LoraSettings(r=args.lora_r, train_aligner=args.train_aligner)
+    lora = LoraConfig(r=args.lora_r, train_aligner=args.train_aligner)
     size = model_size(args.path, lora=lora, dtype=args.dtype)
     print(render(size))
     if args.gpu_memory:

@@ -21,10 +21,18 @@ import yaml
 from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import MAX_LINE_BYTES
 from nabra.errors import NabraError, check_choices, choices_text, printable
-from nabra.model.config import CollatorConfig, LoraSettings
+from nabra.model.config import CollatorConfig, LoraConfig
 from nabra.model.families import AUTO, family
 from nabra.schedule import SCHEDULES
-from nabra.schedule.config import DEFAULT_STAGES
+from nabra.schedule.config import (
+    DEFAULT_STAGES,
+    AdaptiveConfig,
+    ADSConfig,
+    BalancedConfig,
+    TPCADSConfig,
+    TPCConfig,
+    UniformConfig,
+)
 from nabra.tasks import COMPOSITE_PARTS, TaskSet, declared_task
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -83,7 +91,7 @@ class ModelConfig:
     """Weights dtype: float32, bfloat16 or float16."""
     finetune: Literal["lora", "full"] = "lora"
     """``lora`` (adapters on the language model) or ``full`` (every weight; for tiny models)."""
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     """LoRA settings (used when finetune is lora)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (saves memory on large models)."""
@@ -171,23 +179,24 @@ class TrainConfig:
                                  "with =null, e.g. train.micro_batch_tokens=null)")
 
 
-def _check_schedule_name(self) -> None:
-    if self.name not in SCHEDULES:
-        names = list(SCHEDULES)
-        raise NabraError(f"schedule.name must be {', '.join(names[:-1])} or {names[-1]}, got {self.name!r}")
+@dataclass
+class ScheduleConfig:
+    """Which data schedule (``name``), with the settings of each registered schedule
+    (``schedule.<name>.<field>``; see docs/schedules.md). One field per entry of
+    :data:`nabra.schedule.SCHEDULES`, typed by its ``config_class`` (a test checks they match)."""
 
+    name: str = "uniform"
+    """The schedule: one of the registry's names."""
+    uniform: UniformConfig = field(default_factory=UniformConfig)
+    tpc: TPCConfig = field(default_factory=TPCConfig)
+    ads: ADSConfig = field(default_factory=ADSConfig)
+    tpc_ads: TPCADSConfig = field(default_factory=TPCADSConfig)
+    balanced: BalancedConfig = field(default_factory=BalancedConfig)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
 
-# One section per registered schedule, typed by its settings class (nabra.schedule.config): the
-# registry is the only list of schedule names, and each section is documented by its class.
-ScheduleConfig = dataclasses.make_dataclass(
-    "ScheduleConfig",
-    [("name", str, field(default="uniform"))]
-    + [(name, cls.config_class, field(default_factory=cls.config_class)) for name, cls in SCHEDULES.items()],
-    namespace={"__post_init__": _check_schedule_name},
-)
-ScheduleConfig.__module__ = __name__
-ScheduleConfig.__doc__ = ("Which data schedule (``name``), with the settings of each registered schedule "
-                          "(``schedule.<name>.<field>``; see docs/schedules.md).")
+    def __post_init__(self):
+        if self.name not in SCHEDULES:
+            raise NabraError(f"schedule.name must be {choices_text(list(SCHEDULES))}, got {self.name!r}")
 
 
 @dataclass

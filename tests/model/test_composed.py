@@ -14,7 +14,7 @@ from nabra.errors import NabraError
 from nabra.model import load
 from nabra.model.collate import Collator
 from nabra.model.compose import compose
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import detect, family, family_of_model
 from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
@@ -94,7 +94,7 @@ def test_the_collator_works_as_for_the_audio_family(composed_dir, tiny_dir):
 
 
 def test_lora_targets_the_lm_only_mamba_included_and_the_projector_trains(composed_dir):
-    model = trainable(load(composed_dir).model, "lora", LoraSettings(train_aligner=True))
+    model = trainable(load(composed_dir).model, "lora", LoraConfig(train_aligner=True))
     names = trainable_parameter_names(model)
     adapters = [n for n in names if ".lora_" in n]
     assert adapters and all(".language_model.model.layers." in n for n in adapters)
@@ -131,7 +131,7 @@ def test_the_adapter_and_the_projector_round_trip(composed_dir, tmp_path):
     inputs = _batch(bundle)
     with torch.no_grad():
         before = bundle.model.eval()(**inputs).logits
-    model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
+    model = trainable(bundle.model, "lora", LoraConfig(r=8, train_aligner=True))
     lora_steps(model, inputs, steps=4)
     model.eval()
     with torch.no_grad():
@@ -162,7 +162,7 @@ def test_a_nemotron_tower_composes_with_its_own_features_and_counts(tmp_path, co
         assert torch.isfinite(bundle.model(**inputs).loss)
     from nabra.model.embeddings import aligner_parameters
 
-    model = trainable(bundle.model, "lora", LoraSettings(train_aligner=True))
+    model = trainable(bundle.model, "lora", LoraConfig(train_aligner=True))
     saved = {n.split(".modules_to_save.")[0].rsplit(".", 1)[-1] for n in trainable_parameter_names(model)
              if ".modules_to_save." in n}
     assert saved == {"embed_audio", "projector"}  # the tower's own projector and the new one

@@ -50,10 +50,10 @@ def test_fingerprint_changes_with_trainable_weights(tiny_dir):
     import torch
 
     from nabra.model import load
-    from nabra.model.config import LoraSettings
+    from nabra.model.config import LoraConfig
     from nabra.model.lora import apply_lora
 
-    model = apply_lora(load(tiny_dir).model, LoraSettings(train_aligner=True))
+    model = apply_lora(load(tiny_dir).model, LoraConfig(train_aligner=True))
     before = aligner_fingerprint(model)
     assert aligner_fingerprint(model) == before
     with torch.no_grad():

@@ -6,7 +6,7 @@ from nabra.config import load_config
 from nabra.errors import NabraError
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import FAMILIES, Family, check_family, detect, family, family_of_model
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
 
@@ -36,11 +36,11 @@ def test_a_loaded_model_knows_its_family(tiny_dir):
 
 
 def test_lora_targets_stay_inside_the_family_lm():
-    regex = LoraSettings(targets=("q_proj", "down_proj")).target_regex(QWEN2_5_OMNI)
+    regex = LoraConfig(targets=("q_proj", "down_proj")).target_regex(QWEN2_5_OMNI)
     assert regex == r"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)\.(?:q_proj|down_proj)"
-    config = LoraSettings(train_aligner=True).peft_config(family=QWEN2_5_OMNI)
+    config = LoraConfig(train_aligner=True).peft_config(family=QWEN2_5_OMNI)
     assert config.modules_to_save == list(QWEN2_5_OMNI.aligner_modules)
-    assert LoraSettings(train_audio_encoder=True).peft_config().modules_to_save == [QWEN2_5_OMNI.audio_encoder]
+    assert LoraConfig(train_audio_encoder=True).peft_config().modules_to_save == [QWEN2_5_OMNI.audio_encoder]
 
 
 def test_model_family_in_the_config_is_checked(tmp_path):

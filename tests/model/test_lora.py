@@ -8,7 +8,7 @@ from nabra.corpus.manifest import read_manifest
 from nabra.errors import NabraError
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.lora import (
     apply_lora,
     load_adapter,
@@ -40,7 +40,7 @@ def _randomize_lora(model):
 
 
 def test_lora_touches_only_the_language_model(tiny_dir):
-    model = apply_lora(load(tiny_dir).model, LoraSettings(r=4))
+    model = apply_lora(load(tiny_dir).model, LoraConfig(r=4))
     names = trainable_parameter_names(model)
     layers = load(tiny_dir).model.config.text_config.num_hidden_layers
     assert len(names) == layers * 7 * 2  # 7 projections x (A, B) per decoder layer
@@ -52,19 +52,19 @@ def test_lora_touches_only_the_language_model(tiny_dir):
 
 
 def test_aligner_and_audio_encoder_options(tiny_dir):
-    names = trainable_parameter_names(apply_lora(load(tiny_dir).model, LoraSettings(train_aligner=True)))
+    names = trainable_parameter_names(apply_lora(load(tiny_dir).model, LoraConfig(train_aligner=True)))
     extra = sorted(n for n in names if not LM_LORA.fullmatch(n))
     assert extra and all(".audio_tower.proj." in n or ".audio_tower.ln_post." in n for n in extra)
-    names = trainable_parameter_names(apply_lora(load(tiny_dir).model, LoraSettings(train_audio_encoder=True)))
+    names = trainable_parameter_names(apply_lora(load(tiny_dir).model, LoraConfig(train_audio_encoder=True)))
     assert any(re.search(r"\.audio_tower\..*layers\.0\.", n) for n in names)
     assert not any("visual" in n for n in names)
 
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(NabraError, match="unknown LoRA targets"):
-        LoraSettings(targets=("qkv",))
+        LoraConfig(targets=("qkv",))
     with pytest.raises(NabraError, match="r > 0"):
-        LoraSettings(r=0)
+        LoraConfig(r=0)
 
 
 def _saved_random_adapter(base, model, corpus, out):
@@ -79,7 +79,7 @@ def _saved_random_adapter(base, model, corpus, out):
 
 def test_adapter_save_load_merge_round_trip(tiny_dir, corpus, tmp_path):
     base = load(tiny_dir)
-    model = apply_lora(base.model, LoraSettings(r=4, train_aligner=True))
+    model = apply_lora(base.model, LoraConfig(r=4, train_aligner=True))
     adapter, inputs, expected = _saved_random_adapter(base, model, corpus, tmp_path / "adapter")
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
 
@@ -131,8 +131,8 @@ def test_label_tokens_train_only_their_output_rows_and_survive_save_load_merge(t
     base = load(tiny_dir)
     ids = _label_ids(base)
     with pytest.raises(NabraError, match="no label token ids"):
-        apply_lora(load(tiny_dir).model, LoraSettings(r=4, train_label_tokens=True))
-    model = apply_lora(base.model, LoraSettings(r=4, train_label_tokens=True), label_token_ids=ids)
+        apply_lora(load(tiny_dir).model, LoraConfig(r=4, train_label_tokens=True))
+    model = apply_lora(base.model, LoraConfig(r=4, train_label_tokens=True), label_token_ids=ids)
     extra = [n for n in trainable_parameter_names(model) if not LM_LORA.fullmatch(n)]
     assert len(extra) == 1 and "lm_head" in extra[0] and "trainable_tokens" in extra[0], extra
     adapter, inputs, expected = _saved_random_adapter(base, model, corpus, tmp_path / "adapter")

@@ -9,7 +9,7 @@ import torch
 
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import detect
 from nabra.model.families.nemotron_h_omni import NEMOTRON_H_OMNI, audio_token_count
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
@@ -78,7 +78,7 @@ def test_collator_equals_transformers_processor(nemotron):
 def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
     from nabra.model.embeddings import aligner_parameters
 
-    model = trainable(load(nemotron_dir).model, "lora", LoraSettings(train_aligner=True, train_label_tokens=True),
+    model = trainable(load(nemotron_dir).model, "lora", LoraConfig(train_aligner=True, train_label_tokens=True),
                       label_token_ids=[5, 6, 7])
     # the label rows are the LM head's (the vision tower's patch embedding is never touched)
     assert [n for n, p in model.named_parameters() if p.requires_grad and "trainable_tokens" in n] == [
@@ -94,7 +94,7 @@ def test_lora_covers_mamba_attention_and_mlp_inside_the_lm_only(nemotron_dir):
     assert not [n for n in names if "audio_tower" in n or ".experts.up_proj" in n or ".experts.down_proj" in n]
     assert all("embed_audio" in n or "trainable_tokens" in n for n in names if ".lora_" not in n)
     with pytest.raises(Exception, match="gate_proj are not projections of the Nemotron-3-Nano-Omni"):
-        LoraSettings(targets=("gate_proj",)).target_regex(NEMOTRON_H_OMNI)
+        LoraConfig(targets=("gate_proj",)).target_regex(NEMOTRON_H_OMNI)
 
 
 def test_left_padded_generation_equals_generation_alone(nemotron):
@@ -105,7 +105,7 @@ def test_left_padded_generation_equals_generation_alone(nemotron):
 def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(nemotron_dir, tmp_path):
     torch.manual_seed(0)
     bundle = load(nemotron_dir)
-    model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
+    model = trainable(bundle.model, "lora", LoraConfig(r=8, train_aligner=True))
     examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
     batch = Collator.for_bundle(bundle)(list(zip(examples, noise_waves(examples, 2), strict=True)))
     inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}

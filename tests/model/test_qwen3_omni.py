@@ -12,7 +12,7 @@ from safetensors import safe_open
 from nabra.errors import NabraError
 from nabra.model import load
 from nabra.model.collate import Collator
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import detect, family
 from nabra.model.families.qwen3_omni import QWEN3_OMNI, audio_token_count
 from nabra.model.lora import load_adapter, save_adapter, trainable, trainable_parameter_names
@@ -101,7 +101,7 @@ def test_collator_equals_transformers_processor(qwen3):
 
 
 def test_lora_stays_in_the_lm_attention_and_the_experts_stay_frozen(qwen3_dir):
-    model = trainable(load(qwen3_dir).model, "lora", LoraSettings(train_aligner=True))
+    model = trainable(load(qwen3_dir).model, "lora", LoraConfig(train_aligner=True))
     names = trainable_parameter_names(model)
     adapters = [n for n in names if ".lora_" in n]
     assert adapters and all(".language_model.layers." in n and ".self_attn." in n for n in adapters)
@@ -114,7 +114,7 @@ def test_lora_stays_in_the_lm_attention_and_the_experts_stay_frozen(qwen3_dir):
 def test_a_few_steps_lower_the_loss_and_the_adapter_round_trips(qwen3_dir, tmp_path):
     torch.manual_seed(0)
     bundle = load(qwen3_dir)
-    model = trainable(bundle.model, "lora", LoraSettings(r=8, train_aligner=True))
+    model = trainable(bundle.model, "lora", LoraConfig(r=8, train_aligner=True))
     rng = np.random.default_rng(1)
     examples = [audio_example(f"t{i}", task, s) for i, (task, s) in enumerate([("asr", 1.5), ("ser", 2.0), ("did", 1.0)])]
     waves = [(0.1 * rng.standard_normal(int(ex.duration * 16000))).astype(np.float32) for ex in examples]
@@ -141,7 +141,7 @@ def test_size_from_config_json_alone_matches_the_loaded_model(which, qwen3_dir, 
     only_config = tmp_path / "config-only"
     only_config.mkdir()
     shutil.copy(folder / "config.json", only_config / "config.json")
-    settings = LoraSettings(r=4, train_aligner=True)
+    settings = LoraConfig(r=4, train_aligner=True)
     size = model_size(only_config, lora=settings, dtype="float32")
     bundle = load(folder)
     assert size["parameters"] == sum(p.numel() for p in bundle.model.parameters())

@@ -69,8 +69,8 @@ def test_composed_merged_and_release_configs_agree(lm, tiny_dir, tmp_path):
     from peft import get_peft_model
 
     from nabra.model import load
-    from nabra.model.config import LoraSettings
+    from nabra.model.config import LoraConfig
     from nabra.model.lora import save_adapter
 
-    adapter = save_adapter(get_peft_model(load(tiny_dir).model, LoraSettings(r=2).peft_config()), tmp_path / "adapter")
+    adapter = save_adapter(get_peft_model(load(tiny_dir).model, LoraConfig(r=2).peft_config()), tmp_path / "adapter")
     assert tie_problems(merge(load(tiny_dir), adapter, tmp_path / "merged")) == []  # a bundle of its own: PEFT wraps in place

@@ -56,7 +56,7 @@ class CollatorConfig:
 
 
 @dataclass
-class LoraSettings:
+class LoraConfig:
     """LoRA hyper-parameters and what else is trained."""
 
     r: int = 8
@@ -110,7 +110,7 @@ class LoraSettings:
         ``module_names``: every module path of the model, to target by name (``family.lora_targets_by_name``)."""
         import re
 
-        from peft import LoraConfig
+        from peft import LoraConfig as PeftLoraConfig
 
         targets: str | list[str] = self.target_regex(family)
         if family.lora_targets_by_name:
@@ -123,6 +123,6 @@ class LoraSettings:
 
         modules_to_save = ([family.audio_encoder] if self.train_audio_encoder else
                            list(family.aligner_modules) if self.train_aligner else None)
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+        return PeftLoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=targets, modules_to_save=modules_to_save,
                           trainable_token_indices=trainable_tokens or None, bias="none", task_type="CAUSAL_LM")

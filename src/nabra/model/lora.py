@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 
 from nabra.errors import NabraError
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import family_of_model
 
 
-def trainable(model, finetune: str = "lora", settings: LoraSettings | None = None, *,
+def trainable(model, finetune: str = "lora", settings: LoraConfig | None = None, *,
               gradient_checkpointing: bool = False, label_token_ids: list[int] | None = None):
     """The thinker ready to train: LoRA adapters on the language model (everything else frozen), or
     with ``finetune="full"`` every weight but what its family leaves frozen (the vision part, weights
@@ -53,12 +53,12 @@ def frozen_batch_norms_stay_in_eval(model) -> int:
     return kept
 
 
-def apply_lora(model, settings: LoraSettings | None = None, *, label_token_ids: list[int] | None = None):
+def apply_lora(model, settings: LoraConfig | None = None, *, label_token_ids: list[int] | None = None):
     """Wrap ``model`` in a PEFT LoRA model; everything else is frozen (but the output rows of
     ``label_token_ids`` with ``settings.train_label_tokens``)."""
     from peft import get_peft_model
 
-    settings = settings or LoraSettings()
+    settings = settings or LoraConfig()
     tokens = None
     if settings.train_label_tokens:
         if not label_token_ids:

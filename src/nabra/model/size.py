@@ -34,13 +34,13 @@ from pathlib import Path
 
 from nabra.errors import NabraError
 from nabra.files import read_json
-from nabra.model.config import LoraSettings
+from nabra.model.config import LoraConfig
 from nabra.model.families import detect
 
 BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
 
-def model_size(path: str | os.PathLike, *, lora: LoraSettings | None = None, dtype: str = "bfloat16") -> dict:
+def model_size(path: str | os.PathLike, *, lora: LoraConfig | None = None, dtype: str = "bfloat16") -> dict:
     """``{"family", "layout", "parameters", "parts": {name: n}, "weights_gib", "lora_trainable"}`` of the
     checkpoint folder ``path`` (only its ``config.json`` is read); ``lora``: the settings to count
     (default r 8 on every projection); ``dtype``: of the weights."""
@@ -59,7 +59,7 @@ def model_size(path: str | os.PathLike, *, lora: LoraSettings | None = None, dty
         model = fam.new_model(config)
         total = sum(p.numel() for p in model.parameters())
         parts = {name: sum(p.numel() for p in module.parameters()) for name, module in fam.parts(model).items()}
-        settings = lora or LoraSettings()
+        settings = lora or LoraConfig()
         names = [n for n, _ in model.named_modules()] if fam.lora_targets_by_name else None
         peft = get_peft_model(model, settings.peft_config(None, fam, names))
         trainable = sum(p.numel() for p in peft.parameters() if p.requires_grad)
