@@ -18,18 +18,26 @@ IM_START, IM_END = SPECIAL_TOKENS["im_start"], SPECIAL_TOKENS["im_end"]
 AUDIO, AUDIO_BOS, AUDIO_EOS = (SPECIAL_TOKENS[k] for k in ("audio_token", "audio_bos_token", "audio_eos_token"))
 
 # Qwen2.5-Omni's own chat template, reduced to text and audio (what Nabra sends).
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'audio' or 'audio' in item %}{{ '<|audio_bos|><|AUDIO|><|audio_eos|>' }}"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+def chat_template(audio: str, assistant: str = "") -> str:
+    """The ChatML template of the Omni families reduced to text and audio: each audio item becomes
+    ``audio`` (the family's placeholder run, as the processor expands it), and the generation prompt
+    opens the assistant's turn followed by ``assistant`` (Nemotron's empty ``<think></think>``)."""
+    return (
+        "{% for message in messages %}"
+        "{{ '<|im_start|>' + message['role'] + '\n' }}"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for item in message['content'] %}"
+        "{% if item['type'] == 'audio' or 'audio' in item %}{{ '" + audio + "' }}"
+        "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}"
+        "{{ '<|im_end|>\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n" + assistant + "' }}{% endif %}"
+    )
+
+
+CHAT_TEMPLATE = chat_template("<|audio_bos|><|AUDIO|><|audio_eos|>")
+"""Qwen2.5-Omni's chat template reduced to text and audio (what a tiny tokenizer ships)."""
 
 
 def prompt_text(system: str, instruction: str, audio_runs: list[int]) -> str:

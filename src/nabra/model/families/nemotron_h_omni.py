@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nabra.errors import NabraError
+from nabra.model import tokens
 from nabra.model.families.base import Family, loading
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "in_proj", "out_proj", "up_proj", "down_proj")
@@ -53,18 +54,8 @@ SPECIAL_TOKENS = {
 }
 """The tokens the processor and the chat layout use (``<so_start>``/``<so_end>`` are hard-coded there)."""
 
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'audio' or 'audio' in item %}{{ '<so_start><so_embedding><so_end>\n' }}"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think></think>' }}{% endif %}"
-)
+CHAT_TEMPLATE = tokens.chat_template("<so_start><so_embedding><so_end>\n", "<think></think>")
+"""Nemotron-3-Nano-Omni's chat template reduced to text and audio (its generation prompt closes an empty thought)."""
 
 
 def audio_token_count(frames):

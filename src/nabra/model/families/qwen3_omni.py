@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nabra.errors import NabraError
+from nabra.model import tokens
 from nabra.model.families.base import Family, loading
 from nabra.model.families.qwen2_5_omni import PROJECTIONS, whisper_feature_extractor
 
@@ -43,18 +44,7 @@ SPECIAL_TOKENS = {
 }
 """The release tokenizer's special tokens (``tokenizer_config.json``; the ids are the config's)."""
 
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'audio' or 'audio' in item %}{{ '<|audio_start|><|audio_pad|><|audio_end|>' }}"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+CHAT_TEMPLATE = tokens.chat_template("<|audio_start|><|audio_pad|><|audio_end|>")
 """Qwen3-Omni's chat template reduced to text and audio (what Nabra sends)."""
 
 
