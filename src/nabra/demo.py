@@ -32,7 +32,7 @@ from nabra.corpus.manifest import iter_manifest, write_manifest
 from nabra.corpus.synth import SynthConfig, synthesize
 from nabra.corpus.validate import ValidationReport, validate_manifest
 from nabra.errors import NabraError
-from nabra.evaluate.metrics import DURATION_BUCKETS
+from nabra.evaluate.metrics import DURATION_BUCKETS, HEADLINE
 from nabra.evaluate.report import make_report
 from nabra.evaluate.runner import evaluate
 from nabra.files import write_text
@@ -214,8 +214,7 @@ def headline(runs: list[Path], console: Console) -> None:
         if data is None:
             raise NabraError(f"{folder.eval_dir('test') / 'metrics.json'}: missing: the run was not evaluated")
         rows.setdefault(folder.schedule, []).append(data)
-    cols = [("WER", "asr", "wer"), ("CER", "asr", "cer"), ("SSUM R-L", "ssum", "rougeL"),
-            ("TSUM R-L", "tsum", "rougeL"), ("DID F1", "did", "macro_f1"), ("SER F1", "ser", "macro_f1")]
+    cols = [(title, task, key) for task, key, title in HEADLINE]
     table = Table(title="test split (unseen voices and sentences), mean over seeds")
     table.add_column("schedule")
     for title, _, _ in cols:

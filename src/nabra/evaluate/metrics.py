@@ -409,3 +409,14 @@ def _skip(message: str, skipped: list[str] | None) -> None:
     log.info(message)
     if skipped is not None:
         skipped.append(message)
+
+
+HEADLINE = (("asr", "wer", "WER"), ("asr", "cer", "CER"), ("ssum", "rougeL", "SSUM R-L"), ("tsum", "rougeL", "TSUM R-L"),
+            ("did", "macro_f1", "DID F1"), ("ser", "macro_f1", "SER F1"))
+"""The headline columns (task, metric key, title) of a one-line result table (the demo's, a model card's)."""
+
+
+def headline_columns(metrics: dict) -> list[tuple[str, str, str]]:
+    """:data:`HEADLINE`, then the macro-F1 of each declared label task found in ``metrics``."""
+    return [*HEADLINE, *((t, "macro_f1", f"{t.upper()} F1") for t, m in metrics.items()
+                         if t not in ("did", "ser") and isinstance(m, dict) and "macro_f1" in m)]

@@ -33,6 +33,7 @@ from nabra.config import RunConfig
 from nabra.corpus.manifest import Utterance
 from nabra.corpus.stats import manifest_stats
 from nabra.errors import NabraError
+from nabra.evaluate.metrics import headline_columns
 from nabra.files import atomic_path, check_output_folder, read_json, remove, write_text
 from nabra.model import load
 from nabra.model.load import inspect_checkpoint, inspect_family, torch_dtype
@@ -453,7 +454,7 @@ def model_card(folder: RunFolder, trained: Path, base: Path, layout: str, fmt: s
              *[f"- declared task `{s.name}` (field `{s.field}`): {', '.join(s.labels.names)}"
                for s in cfg.task_set().declared()], ""]
     lines += ["## Data", "", *_data_summary(cfg), ""]
-    lines += ["## Evaluation", "", *_metrics_table(run), ""]
+    lines += ["## Evaluation", "", *_metrics_table(folder), ""]
     lines += ["## Use", "",
               "```bash", f"nabra analyze call.wav --model {run}",
               *(["nabra analyze call.wav --model <this folder>   # a merged export reads as a checkpoint"] if merged else []),
@@ -483,19 +484,12 @@ def _data_summary(cfg: RunConfig) -> list[str]:
             *([f"- emotions: {st['emotions']}"] if st["emotions"] else [])]
 
 
-_COLUMNS = (("asr", "wer", "WER"), ("asr", "cer", "CER"), ("ssum", "rougeL", "SSUM R-L"), ("tsum", "rougeL", "TSUM R-L"),
-            ("did", "macro_f1", "DID F1"), ("ser", "macro_f1", "SER F1"))
-
-
-def _metrics_table(run: Path) -> list[str]:
+def _metrics_table(run: RunFolder) -> list[str]:
     for split in ("test", "dev"):
-        path = run / f"eval-{split}" / "metrics.json"
-        if path.is_file():
-            result = read_json(path)
+        result = run.final_metrics(split)
+        if result is not None:
             metrics = result.get("metrics", {})
-            columns = [*_COLUMNS, *((t, "macro_f1", f"{t.upper()} F1") for t, m in metrics.items()
-                                    if t not in ("did", "ser") and isinstance(m, dict) and "macro_f1" in m)]
-            cells = [(label, metrics.get(task, {}).get(key)) for task, key, label in columns]
+            cells = [(label, metrics.get(task, {}).get(key)) for task, key, label in headline_columns(metrics)]
             cells = [(label, v) for label, v in cells if isinstance(v, int | float)]
             if not cells:
                 break
