@@ -11,14 +11,8 @@ from nabra.corpus import ssum
 from nabra.corpus.audio import SAMPLE_RATE, audio_info, load_audio
 from nabra.corpus.importers.common import SkipReport
 from nabra.corpus.manifest import SPLITS, read_manifest
-from nabra.corpus.ssum import (
-    SsumConfig,
-    build,
-    clean_for_tts,
-    load_journal,
-    plan_documents,
-    split_sentences,
-)
+from nabra.corpus.ssum import SsumConfig, build, load_journal, plan_documents
+from nabra.corpus.ssum_text import clean_for_tts, split_sentences
 from nabra.corpus.tts import EspeakTTS, espeak_available
 from nabra.corpus.validate import ValidationConfig, validate_manifest
 from nabra.errors import NabraError
