@@ -12,7 +12,6 @@ from transformers import AutoModelForCausalLM
 from nabra.errors import NabraError
 from nabra.model import tokens
 from nabra.model.composed import PROJECTORS, ComposedAudioLMConfig, add_layout_tokens, from_parts
-from nabra.model.ties import fix_tie_flags
 
 COMPOSE_MARKER = "nabra_compose.json"
 
@@ -27,7 +26,7 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     from nabra.files import check_output_folder, read_json, staged_folder
     from nabra.model.families import FAMILIES
     from nabra.model.families.base import loading
-    from nabra.model.load import load, torch_dtype
+    from nabra.model.load import load, save_folder, torch_dtype
 
     if projector not in PROJECTORS:
         raise NabraError(f"unknown projector {projector!r}; choose one of {', '.join(PROJECTORS)}")
@@ -65,10 +64,7 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None
     with staged_folder(out, replace=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        source.feature_extractor.save_pretrained(tmp)
-        fix_tie_flags(tmp)
+        save_folder(tmp, model, tokenizer, source.feature_extractor)
         (tmp / COMPOSE_MARKER).write_text(json.dumps({
             "audio_from": str(audio_from), "audio_family": tower.name, "lm": str(lm), "lm_model_type": model_type,
             "projector": projector, "tokens_added": added, "seed": seed}, indent=2, ensure_ascii=False) + "\n")

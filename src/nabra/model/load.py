@@ -16,6 +16,7 @@ from typing import Any
 from nabra.errors import NabraError
 from nabra.files import read_json
 from nabra.model.families import Family, detect
+from nabra.model.ties import fix_tie_flags
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16", "auto": "auto"}
@@ -108,3 +109,15 @@ def load(path: str | os.PathLike, *, dtype: str = "float32", device: str | None 
     if device is not None:
         model.to(device)
     return ModelBundle(model.eval(), tokenizer, feature_extractor, path, layout, fam)
+
+
+def save_folder(out: str | os.PathLike, model, tokenizer, feature_extractor) -> Path:
+    """Write a model folder :func:`load` reads back: the model's config and safetensors, its tokenizer
+    and feature extractor, and tie flags that agree with the weights at every config level (what
+    ``model init-tiny``, ``model compose``, ``model merge`` and ``export`` share)."""
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    feature_extractor.save_pretrained(out)
+    fix_tie_flags(out)
+    return out

@@ -120,16 +120,13 @@ def merge(bundle, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     import json
 
     from nabra.files import check_output_folder, staged_folder
-    from nabra.model.ties import fix_tie_flags
+    from nabra.model.load import save_folder
 
     out_dir = check_output_folder(out_dir, MERGE_MARKER, force=force, what="merged model",
                                   protect=[("the base model", bundle.path), ("the adapter", adapter_dir)])
     merged = load_adapter(bundle.model, adapter_dir).merge_and_unload()
     with staged_folder(out_dir, replace=True) as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        bundle.tokenizer.save_pretrained(tmp)
-        bundle.feature_extractor.save_pretrained(tmp)
-        fix_tie_flags(tmp)
+        save_folder(tmp, merged, bundle.tokenizer, bundle.feature_extractor)
         (tmp / MERGE_MARKER).write_text(json.dumps({"base": str(bundle.path), "adapter": str(adapter_dir)},
                                                    indent=2, ensure_ascii=False) + "\n")
     return out_dir

@@ -15,7 +15,7 @@ from nabra.corpus.manifest import Utterance, iter_manifest
 from nabra.files import check_output_folder, staged_folder
 from nabra.model.families import Family
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI, whisper_feature_extractor
-from nabra.model.ties import fix_tie_flags
+from nabra.model.load import save_folder
 from nabra.tasks import SYSTEM_PROMPT, TEMPLATES
 
 
@@ -135,9 +135,6 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | 
     model.generation_config.eos_token_id = ids[family.special_tokens["im_end"]]
     model.generation_config.pad_token_id = ids[family.special_tokens["eos_token"]]
     with staged_folder(out_dir, replace=True) as tmp:  # config.json moved in last: a kill leaves no half model
-        model.save_pretrained(tmp)  # safetensors
-        tokenizer.save_pretrained(tmp)
-        family.new_feature_extractor().save_pretrained(tmp)
-        fix_tie_flags(tmp)  # every level says what the weights are (vLLM reads text_config's)
+        save_folder(tmp, model, tokenizer, family.new_feature_extractor())  # tie flags: vLLM reads text_config's
         (tmp / TINY_MARKER).write_text(json.dumps({"family": family.name, **vars(cfg)}, indent=2) + "\n")
     return out_dir

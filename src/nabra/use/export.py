@@ -36,9 +36,9 @@ from nabra.errors import NabraError
 from nabra.evaluate.metrics import headline_columns
 from nabra.files import atomic_path, check_output_folder, read_json, remove, write_text
 from nabra.model import load
-from nabra.model.load import inspect_checkpoint, inspect_family, torch_dtype
+from nabra.model.load import inspect_checkpoint, inspect_family, save_folder, torch_dtype
 from nabra.model.lora import load_adapter
-from nabra.model.ties import fix_tie_flags, set_tie_flags, tied_in
+from nabra.model.ties import set_tie_flags, tied_in
 from nabra.progress import progress_bar
 from nabra.run.folder import RunFolder
 from nabra.tasks import prompt_example
@@ -129,10 +129,7 @@ def _full(trained: Path, base: Path, out: Path, dtype: str, system: str, log) ->
 
 
 def _save_thinker(bundle, model, out: Path, system: str) -> None:
-    model.save_pretrained(out, safe_serialization=True)
-    bundle.tokenizer.save_pretrained(out)
-    bundle.feature_extractor.save_pretrained(out)
-    fix_tie_flags(out)
+    save_folder(out, model, bundle.tokenizer, bundle.feature_extractor)
     write_chat_template(out, bundle.family, system)
 
 
