@@ -10,8 +10,12 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM
 
 from nabra.errors import NabraError
+from nabra.files import check_output_folder, read_json, staged_folder
 from nabra.model import tokens
 from nabra.model.composed import PROJECTORS, ComposedAudioLMConfig, add_layout_tokens, from_parts
+from nabra.model.families import FAMILIES
+from nabra.model.families.base import loading
+from nabra.model.load import load, save_folder, torch_dtype
 
 COMPOSE_MARKER = "nabra_compose.json"
 
@@ -22,11 +26,6 @@ def compose(audio_from: str | os.PathLike, lm: str | os.PathLike, out: str | os.
     new projector, and the causal LM of the folder ``lm`` (its tokenizer gets the layout's tokens).
     ``out`` must be absent, empty or an earlier composed model, which only ``force`` replaces."""
     from transformers import AutoTokenizer
-
-    from nabra.files import check_output_folder, read_json, staged_folder
-    from nabra.model.families import FAMILIES
-    from nabra.model.families.base import loading
-    from nabra.model.load import load, save_folder, torch_dtype
 
     if projector not in PROJECTORS:
         raise NabraError(f"unknown projector {projector!r}; choose one of {', '.join(PROJECTORS)}")

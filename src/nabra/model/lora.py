@@ -8,12 +8,15 @@ in full on request (PEFT ``modules_to_save``), and the vision part is never touc
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from nabra.errors import NabraError
+from nabra.files import check_output_folder, staged_folder
 from nabra.model.config import LoraConfig
 from nabra.model.families import family_of_model
+from nabra.model.load import save_folder
 
 
 def trainable(model, finetune: str = "lora", settings: LoraConfig | None = None, *,
@@ -117,10 +120,6 @@ def merge(bundle, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     """Merge an adapter into the bundle's thinker and write a plain thinker checkpoint that
     :func:`nabra.model.load` reads (weights, tokenizer, feature extractor). ``out_dir`` must be absent,
     empty or an earlier merge (``nabra_merge.json``), which only ``force`` replaces."""
-    import json
-
-    from nabra.files import check_output_folder, staged_folder
-    from nabra.model.load import save_folder
 
     out_dir = check_output_folder(out_dir, MERGE_MARKER, force=force, what="merged model",
                                   protect=[("the base model", bundle.path), ("the adapter", adapter_dir)])

@@ -36,6 +36,7 @@ from nabra.errors import NabraError
 from nabra.evaluate.metrics import headline_columns
 from nabra.files import atomic_path, check_output_folder, read_json, remove, write_text
 from nabra.model import load
+from nabra.model.families.qwen2_5_omni import RELEASE_IMAGE_KEYS
 from nabra.model.load import inspect_checkpoint, inspect_family, save_folder, torch_dtype
 from nabra.model.lora import load_adapter
 from nabra.model.ties import set_tie_flags, tied_in
@@ -208,7 +209,6 @@ def _release(base: Path, bundle, thinker, out: Path, system: str, log) -> None:
 def _release_preprocessor(bundle, out: Path) -> None:
     """``preprocessor_config.json`` as the release has it: the audio keys and the Qwen2-VL image keys
     (the processor a serving engine builds wants them even for audio only)."""
-    from nabra.model.families.qwen2_5_omni import RELEASE_IMAGE_KEYS
 
     path = out / "preprocessor_config.json"
     have = read_json(path) if path.is_file() else {}

@@ -371,7 +371,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, limits: Limi
         log(f"warning: serving on {host}: reachable from other machines (there is no authentication); "
             "requests by name need --allowed-host NAME")
     if engine == "vllm":
-        from nabra.use.vllm_engine import VllmAnalyzer
+        from nabra.use.vllm_engine import VllmAnalyzer  # only this engine needs it (and its HTTP client)
 
         analyzer = VllmAnalyzer(model, url=vllm_url, python=vllm_python, language=language, log=log)
     elif engine == "nabra":

@@ -31,6 +31,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from nabra.corpus.audio import SAMPLE_RATE, load_audio
 from nabra.corpus.manifest import Utterance
 from nabra.errors import NabraError
 from nabra.evaluate.runner import answer_budget
@@ -194,8 +195,6 @@ class VllmClient:
 def wav_base64(path: str, offset: float = 0.0, duration: float | None = None) -> str:
     """The span of ``path`` as 16-kHz 16-bit WAV, base64 (what ``input_audio`` takes)."""
     import soundfile as sf
-
-    from nabra.corpus.audio import SAMPLE_RATE, load_audio
 
     buf = io.BytesIO()
     sf.write(buf, load_audio(path, offset=offset, duration=duration), SAMPLE_RATE, format="WAV", subtype="PCM_16")

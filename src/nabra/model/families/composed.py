@@ -97,6 +97,7 @@ class Composed(Family):
         return self.tower.feature_extractor_class()
 
     def model_class(self) -> Any:
+        # Here, not at the top: the families' registry is read with the config, before torch is imported.
         from nabra.model.composed import ComposedAudioLMForCausalLM
 
         return ComposedAudioLMForCausalLM
