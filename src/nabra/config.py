@@ -24,15 +24,7 @@ from nabra.errors import NabraError, check_choices, choices_text, printable
 from nabra.model.config import CollatorConfig, LoraConfig
 from nabra.model.families import AUTO, family
 from nabra.schedule import SCHEDULES
-from nabra.schedule.config import (
-    DEFAULT_STAGES,
-    AdaptiveConfig,
-    ADSConfig,
-    BalancedConfig,
-    TPCADSConfig,
-    TPCConfig,
-    UniformConfig,
-)
+from nabra.schedule import config as schedules
 from nabra.tasks import COMPOSITE_PARTS, TaskSet, declared_task
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -187,12 +179,12 @@ class ScheduleConfig:
 
     name: str = "uniform"
     """The schedule: one of the registry's names."""
-    uniform: UniformConfig = field(default_factory=UniformConfig)
-    tpc: TPCConfig = field(default_factory=TPCConfig)
-    ads: ADSConfig = field(default_factory=ADSConfig)
-    tpc_ads: TPCADSConfig = field(default_factory=TPCADSConfig)
-    balanced: BalancedConfig = field(default_factory=BalancedConfig)
-    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+    uniform: schedules.UniformConfig = field(default_factory=schedules.UniformConfig)
+    tpc: schedules.TPCConfig = field(default_factory=schedules.TPCConfig)
+    ads: schedules.ADSConfig = field(default_factory=schedules.ADSConfig)
+    tpc_ads: schedules.TPCADSConfig = field(default_factory=schedules.TPCADSConfig)
+    balanced: schedules.BalancedConfig = field(default_factory=schedules.BalancedConfig)
+    adaptive: schedules.AdaptiveConfig = field(default_factory=schedules.AdaptiveConfig)
 
     def __post_init__(self):
         if self.name not in SCHEDULES:
@@ -272,7 +264,7 @@ def _check_task_names(cfg: RunConfig, task_set: TaskSet) -> None:
     declared = [s.name for s in task_set.declared()]
     sched = cfg.schedule
     for where, tpc in (("schedule.tpc", sched.tpc), ("schedule.tpc_ads.tpc", sched.tpc_ads.tpc)):
-        if declared and tpc.stages == [list(s) for s in DEFAULT_STAGES]:
+        if declared and tpc.stages == [list(s) for s in schedules.DEFAULT_STAGES]:
             tpc.stages = [s if i == 0 else [*s[:3], *declared, *s[3:]] for i, s in enumerate(tpc.stages)]
         for stage in tpc.stages:
             check(f"{where}.stages", stage)
