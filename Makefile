@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test test-all lint bench bench-peers check-vllm clean
+.PHONY: setup demo test test-all lint bench bench-peers check-vllm docs-reference clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: lint
 
 test-all: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The generated reference pages (every CLI flag, config key and shipped recipe), from the code.
+docs-reference: $(STAMP)
+	$(BIN)/python -c "from nabra.reference import write_reference; print(*write_reference('docs/reference'), sep='\n')"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

@@ -29,7 +29,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("train", ("nabra.train",)),
     ("use", ("nabra.use",)),
     ("demo", ("nabra.demo",)),
-    ("cli", ("nabra.cli", "nabra.__main__", "nabra.testing")),
+    ("cli", ("nabra.cli", "nabra.__main__", "nabra.testing", "nabra.reference")),
 ]
 
 

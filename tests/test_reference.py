@@ -1,0 +1,54 @@
+"""The generated reference holds every CLI verb and flag, every config key with its docstring, every recipe."""
+
+import dataclasses
+
+from nabra.config import CONFIG_DIR, RunConfig
+from nabra.reference import (
+    cli_commands,
+    cli_flags,
+    cli_reference,
+    config_keys,
+    config_reference,
+    field_docs,
+    recipes_reference,
+    write_reference,
+)
+
+
+def test_every_verb_and_flag_is_in_the_cli_reference():
+    text = cli_reference()
+    commands = cli_commands()
+    assert len(commands) > 20 and any(name == "nabra data import" for name, _ in commands)
+    for name, parser in commands:
+        for action in cli_flags(parser):
+            assert f"`{', '.join(action.option_strings) or action.dest}`" in text, (name, action.dest)
+    assert "`nabra train`" in text and "`--gpu-memory`" in text and "`--batch-tokens`" in text
+
+
+def test_every_config_key_is_in_the_config_reference_with_its_docstring():
+    text = config_reference()
+    keys = config_keys()
+    names = {k for k, *_ in keys}
+    assert {"train.micro_batch_tokens", "collate.packing", "model.lora.r", "schedule.ads.refresh_every",
+            "tasks.<name>.field", "output_dir"} <= names
+    for key, _, _, doc in keys:
+        assert f"`{key}`" in text
+        assert doc, f"{key} has no docstring under its field"
+    # the docstring is the one under the field in the source
+    assert field_docs(type(RunConfig().train))["micro_batch_tokens"].startswith("Instead of ``micro_batch_size``")
+
+
+def test_every_section_field_is_expanded():
+    sections = [f.name for f in dataclasses.fields(RunConfig) if dataclasses.is_dataclass(f.type) or f.name in
+                ("data", "model", "collate", "schedule", "train")]
+    keys = {k.split(".")[0] for k, *_ in config_keys()}
+    assert set(sections) <= keys
+
+
+def test_recipes_and_files(tmp_path):
+    text = recipes_reference()
+    for path in CONFIG_DIR.glob("*.yaml"):
+        assert f"`{path.stem}`" in text
+    assert "omni7b-lora-ads" in text and "--gpu-memory 80GiB" in text
+    files = write_reference(tmp_path / "ref")
+    assert [f.name for f in files] == ["cli.md", "config.md", "recipes.md"] and all(f.stat().st_size > 1000 for f in files)
