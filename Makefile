@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test test-all lint bench bench-peers check-vllm docs-reference clean
+.PHONY: setup demo test test-all lint bench bench-peers check-vllm docs docs-serve docs-reference clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,14 @@ test: lint
 
 test-all: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The documentation site: built to site/ (the reference pages generated first, by the mkdocs hook);
+# docs-serve serves it with live reload on 127.0.0.1 only.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # The generated reference pages (every CLI flag, config key and shipped recipe), from the code.
 docs-reference: $(STAMP)

@@ -33,5 +33,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "nabra setup: chromium could not be installed; the page test will be skipped" >&2
 fi
 # Optional: the tests of the lhotse round trip skip (with the reason) where it cannot install.
+"${PIP[@]}" -e ".[docs]" || echo "nabra setup: mkdocs could not be installed; make docs and its build test will be skipped" >&2
 "${PIP[@]}" -e ".[lhotse]" || echo "nabra setup: lhotse could not be installed; its round-trip tests will be skipped" >&2
 echo "nabra setup: done ($VENV)."

@@ -52,3 +52,24 @@ def test_recipes_and_files(tmp_path):
     assert "omni7b-lora-ads" in text and "--gpu-memory 80GiB" in text
     files = write_reference(tmp_path / "ref")
     assert [f.name for f in files] == ["cli.md", "config.md", "recipes.md"] and all(f.stat().st_size > 1000 for f in files)
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    # A broken link, a page missing from the nav's files or a warning fails the build.
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    mkdocs = shutil.which("mkdocs", path=os.path.dirname(sys.executable))
+    if mkdocs is None:
+        pytest.skip("mkdocs is not installed (the docs extra): the site build is not checked")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=root,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "site" / "reference" / "config" / "index.html").is_file()
+    assert "micro_batch_tokens" in (tmp_path / "site" / "reference" / "config" / "index.html").read_text()
