@@ -138,7 +138,7 @@ def config_reference() -> str:
              "in a recipe's YAML or on the command line as `section.key=value`.", ""]
     section = None
     for key, tp, default, doc in config_keys():
-        head = key.split(".")[0] if "." in key else "run"
+        head = key.split(".")[0] if "." in key or key == "tasks" else "run"  # tasks: a mapping, its own section
         if head != section:
             section = head
             lines += ["", f"## `{section}`" if section != "run" else "## The run", "", "| key | type | default | |",
