@@ -23,6 +23,8 @@ def test_every_verb_and_flag_is_in_the_cli_reference():
         for action in cli_flags(parser):
             assert f"`{', '.join(action.option_strings) or action.dest}`" in text, (name, action.dest)
     assert "`nabra train`" in text and "`--gpu-memory`" in text and "`--batch-tokens`" in text
+    undocumented = [(name, a.dest) for name, parser in commands for a in cli_flags(parser) if not a.help]
+    assert undocumented == []  # every argument says what it does
 
 
 def test_every_config_key_is_in_the_config_reference_with_its_docstring():

@@ -23,8 +23,8 @@ def register(top_subparsers) -> None:
                                    description="Writes predictions.jsonl and metrics.json.")
     ev.add_argument("model", type=Path, metavar="RUN_OR_CHECKPOINT",
                     help="a run folder, a thinker checkpoint folder or a PEFT adapter folder")
-    ev.add_argument("--manifest", type=Path, required=True)
-    ev.add_argument("--split", default="test", choices=SPLITS)
+    ev.add_argument("--manifest", type=Path, required=True, help="the manifest holding the split to score")
+    ev.add_argument("--split", default="test", choices=SPLITS, help="which split of the manifest (default test)")
     ev.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} and the run's declared tasks "
                     "(default: the run's tasks)")
     ev.add_argument("--out", type=Path, help="output folder (default RUN/eval-SPLIT)")

@@ -20,7 +20,7 @@ def register(data_subparsers, top_subparsers, declared_tasks=None) -> None:
     _add_import(data_subparsers)
     _add_export(data_subparsers, declared_tasks)
     merge = data_subparsers.add_parser("merge", help="merge manifests into one (ids must not collide)")
-    merge.add_argument("manifests", nargs="+", type=Path)
+    merge.add_argument("manifests", nargs="+", type=Path, help="manifests to merge, in order")
     merge.add_argument("--out", type=Path, required=True, help="output manifest")
     merge.add_argument("--prefix-ids", action="store_true", help="prefix every id with its manifest's name")
     merge.add_argument("--force", action="store_true",
@@ -247,7 +247,7 @@ def _add_export(data, declared_tasks=None) -> None:
         dest="format", required=True, metavar="FORMAT")
     swift = formats.add_parser("swift", help="ms-swift / LLaMA-Factory chat JSONL, one row per (utterance, task)",
                                parents=[_labels_parent()])
-    swift.add_argument("manifest", type=Path)
+    swift.add_argument("manifest", type=Path, help="the Nabra manifest to export")
     swift.add_argument("--out", type=Path, required=True, help="output JSONL")
     swift.add_argument("--tasks", help="tasks to export, comma-separated (default: all, a --config's declared ones too)")
     swift.add_argument("--config", help="a recipe (file or shipped name): also export its declared tasks "
@@ -257,7 +257,7 @@ def _add_export(data, declared_tasks=None) -> None:
     swift.add_argument("--prompt-language", choices=("ar", "en"), default="ar", help="language of the prompts")
     swift.set_defaults(func=cmd_data_export)
     lh = formats.add_parser("lhotse", help="Lhotse recordings + supervisions manifests (jsonl.gz), per split")
-    lh.add_argument("manifest", type=Path)
+    lh.add_argument("manifest", type=Path, help="the Nabra manifest to export")
     lh.add_argument("--out", type=Path, required=True, help="output folder")
     lh.add_argument("--prefix", default="nabra", help="file name prefix (default nabra)")
     lh.set_defaults(func=cmd_data_export)
