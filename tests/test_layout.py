@@ -1,6 +1,6 @@
 """The house matches the data flow: every module lives in a room, imports only from rooms before its
 own (function-level imports included), and no modules import each other in a cycle. The rooms and
-their order are the README's Layout section."""
+their order are docs/architecture.md's."""
 
 import ast
 import subprocess
@@ -82,7 +82,7 @@ def _shown(path: Path) -> str:
 
 def test_every_module_has_a_room():
     homeless = sorted(m for m in MODULES if m != "nabra" and room_of(m) is None)
-    assert homeless == [], f"modules outside every room (add them to ROOMS and the README's Layout): {homeless}"
+    assert homeless == [], f"modules outside every room (add them to ROOMS and docs/architecture.md): {homeless}"
 
 
 def test_imports_only_point_down_the_rooms():

@@ -48,7 +48,7 @@ from nabra.train import train
 
 # Sizes. The fine-tuning corpus: few news paragraphs and few of them over 30 s (long audio is most
 # of a CPU step); dialect words only (a tiny model needs a dense lexical cue). The base: short
-# clips of other sentences, ASR and SER. Measured on 2 cores: see the README's demo section.
+# clips of other sentences, ASR and SER. Measured on 2 cores: see docs/demo.md.
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
          "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400}
 FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}

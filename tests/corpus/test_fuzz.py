@@ -1,7 +1,7 @@
 """A manifest with every kind of corruption we know of: each line is reported as ``FILE:LINE: reason``,
 warned about, or rightly tolerated; never a traceback, and every line after a bad one is still checked.
 
-``KINDS`` is also the table of the README's validation section (kind -> outcome)."""
+``KINDS`` is also the table of docs/manifest.md's validation section (kind -> outcome)."""
 
 import json
 
