@@ -30,6 +30,7 @@ test-all: lint
 # The documentation site: built to site/ (the reference pages generated first, by the mkdocs hook);
 # docs-serve serves it with live reload on 127.0.0.1 only.
 docs: $(STAMP)
+	@test ! -e site || test -f site/sitemap.xml || { echo "site/ holds files mkdocs did not write: move them (make docs replaces site/)"; exit 1; }
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs-serve: $(STAMP)
