@@ -198,17 +198,14 @@ def _audio_batches(utts: list[Utterance], collator: Collator, batch_size: int,
 
 
 @torch.no_grad()
-def _embed_chunk(model, collator: Collator, tokenizer, utts: list[Utterance], batches,
+def _embed_chunk(model, collator: Collator, tokenizer, utts: list[Utterance], batches: list[list[int]],
                  project=lambda x: x, real: int | None = None, forwards: int = 0) -> EmbeddingTable:
     """Vectors of ``utts`` (only the first ``real`` are kept: the rest pad a shard). ``batches``: positions
-    in ``utts`` per audio-tower forward, or a batch size; ``forwards``: at least this many forwards
+    in ``utts`` per audio-tower forward (:func:`_audio_batches`); ``forwards``: at least this many forwards
     (stand-ins of one clip, dropped, keep FSDP ranks in step)."""
     real = len(utts) if real is None else real
     keys, vectors, failed = [], [], 0
     base = _thinker(model)
-    if isinstance(batches, int):
-        audio = [i for i, u in enumerate(utts) if u.audio is not None]
-        batches = [audio[j : j + batches] for j in range(0, len(audio), batches)]
     for _ in range(forwards - len(batches)):
         _audio_means(base, collator, [Utterance(id="stand-in", audio=None)])
     for group in batches:
