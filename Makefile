@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test test-all lint bench bench-peers check-vllm docs docs-serve docs-reference clean
+.PHONY: setup demo test test-all lint bench bench-peers check-vllm docs docs-serve docs-reference docs-images clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ docs-serve: $(STAMP)
 # The generated reference pages (every CLI flag, config key and shipped recipe), from the code.
 docs-reference: $(STAMP)
 	$(BIN)/python -c "from nabra.reference import write_reference; print(*write_reference('docs/reference'), sep='\n')"
+
+# The docs' screenshots (report, serve page, the README's curves) with headless Chromium, from a demo folder
+# (DEMO=demo after `make demo`; none: the quick demo is run into build/docs-images/ first). SITE=1 also
+# screenshots the built site's home and config reference into build/docs-images/.
+docs-images: $(STAMP)
+	$(BIN)/python scripts/docs_images.py $(if $(DEMO),--demo $(DEMO)) $(if $(SITE),--site)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

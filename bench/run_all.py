@@ -125,6 +125,51 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def figures_page(sources: list[tuple[str, Path]], extra: list[tuple[str, Path]] = ()) -> str:
+    """The docs site's *Latest figures* page (Markdown), generated from the committed results: per source
+    (a ``results.json`` that ``run_all.py`` wrote) the machine, versions and command, then each bench's
+    figures with target and verdict; ``extra`` pages (Markdown tables other scripts wrote) follow as they
+    are. A source not on disk is a line saying how to make it."""
+    lines = ["# Latest figures", "",
+             "Generated at build time from the committed results files (never edited by hand); how each is "
+             "measured and how to read it: [Benchmarks](../benchmarks.md).", ""]
+    for title, path in sources:
+        lines += [f"## {title}", ""]
+        if not path.is_file():
+            lines += [f"`{path.name}` is not there yet: run the command that writes it.", ""]
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        m, v = result["machine"], result["versions"]
+        figures = [f for b in result["benches"] for f in b["figures"]]
+        met = sum(f["met"] is True for f in figures)
+        targets = sum(f["met"] is not None for f in figures)
+        lines += [f"`{result['command']}` — {result['seconds'] / 60:.1f} min in all; {len(figures)} figures, "
+                  f"{met} of {targets} targets met.", "",
+                  f"- **Machine**: {m['cores']} cores, {m['cpu']}, {m.get('memory_gib', '?')} GiB memory, "
+                  + (f"GPU {m['gpu']}" if m.get("gpu") else "no GPU") + f"; Python {m['python']}",
+                  "- **Versions**: " + ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]
+        for b in result["benches"]:
+            lines += [f"### `{b['bench']}`", "", f"`bench_{b['bench']}.py {' '.join(b['args'])}` — {b['status']}, "
+                      f"{b['seconds']:.0f} s", ""]
+            if not b["figures"]:
+                lines += ["No figures (skipped: see its output; the GPU bench skips without CUDA).", ""]
+                continue
+            lines += ["| figure | value | target | verdict |", "|---|---:|---|---|"]
+            for fig in b["figures"]:
+                note = f" ({fig['note']})" if fig.get("note") else ""
+                status = verdict(fig["met"]) if b["status"] == "ok" else b["status"]
+                lines.append(f"| {fig['name']}{note} | {_fmt(fig['value'])} {fig['unit']} | {fig['target'] or '—'} "
+                             f"| {status} |".replace("\n", " "))
+            lines.append("")
+        for name, why in result.get("not_run", {}).items():
+            lines += [f"- `{name}`: not run — {why}"]
+        lines.append("")
+    for title, path in extra:
+        lines += [f"## {title}", "", path.read_text(encoding="utf-8") if path.is_file() else
+                  f"`{path.name}` is not there yet: run the command that writes it.", ""]
+    return "\n".join(lines)
+
+
 def _fmt(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"

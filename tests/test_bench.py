@@ -49,6 +49,33 @@ def test_run_all_tabulates_with_the_machine_and_says_a_failed_bench(tmp_path):
     assert "unknown bench(es) nope" in run(BENCH / "run_all.py", "--only", "nope").stderr
 
 
+def test_the_docs_figures_page_is_generated_from_the_results(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(BENCH))
+    result = {"command": "python bench/run_all.py --only x", "seconds": 90.0,
+              "machine": {"cores": 2, "cpu": "AMD EPYC", "memory_gib": 23.5, "gpu": None, "python": "3.11.7"},
+              "versions": {"nabra": "0.1.0", "torch": "2.13.0+cpu", "av": None},
+              "benches": [{"bench": "x", "args": ["--n", "3"], "status": "ok", "seconds": 80.2, "figures": [
+                  {"bench": "x", "name": "fast", "value": 12345.6, "unit": "lines/s", "target": ">= 20000", "met": False,
+                   "note": "noisy day"},
+                  {"bench": "x", "name": "ratio", "value": 1.234, "unit": "x", "target": None, "met": None, "note": ""}]},
+                  {"bench": "gpu", "args": [], "status": "ok", "seconds": 1.0, "figures": []}],
+              "not_run": {"study": "a study"}}
+    (tmp_path / "results.json").write_text(json.dumps(result))
+    (tmp_path / "extra.md").write_text("| kind | result |\n|---|---|\n| merged | matches |\n")
+    page = run_all.figures_page([("mine", tmp_path / "results.json"), ("absent", tmp_path / "nope.json")],
+                                [("vllm", tmp_path / "extra.md")])
+    assert "`python bench/run_all.py --only x` — 1.5 min in all; 2 figures, 0 of 1 targets met." in page
+    assert "2 cores, AMD EPYC, 23.5 GiB memory, no GPU; Python 3.11.7" in page and "av" not in page.split("Versions")[1].split("\n")[0]
+    assert "| fast (noisy day) | 12,346 lines/s | >= 20000 | NOT met |" in page
+    assert "| ratio | 1.23 x | — | no target |" in page
+    assert "### `gpu`" in page and "No figures" in page and "`study`: not run — a study" in page
+    assert "`nope.json` is not there yet" in page and "| merged | matches |" in page
+
+
 def test_the_gpu_bench_skips_without_cuda_and_its_code_runs_on_the_cpu(tmp_path):
     r = run(BENCH / "bench_gpu.py", env={"CUDA_VISIBLE_DEVICES": ""})
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("bench_gpu: no CUDA device")

@@ -4,6 +4,8 @@ import dataclasses
 
 from nabra.config import CONFIG_DIR, RunConfig
 from nabra.reference import (
+    API_PAGES,
+    api_reference,
     cli_commands,
     cli_flags,
     cli_reference,
@@ -53,7 +55,20 @@ def test_recipes_and_files(tmp_path):
         assert f"`{path.stem}`" in text
     assert "omni7b-lora-ads" in text and "--gpu-memory 80GiB" in text
     files = write_reference(tmp_path / "ref")
-    assert [f.name for f in files] == ["cli.md", "config.md", "recipes.md"] and all(f.stat().st_size > 1000 for f in files)
+    assert [f.name for f in files[:3]] == ["cli.md", "config.md", "recipes.md"] and all(f.stat().st_size > 1000 for f in files[:3])
+    assert [f.relative_to(tmp_path / "ref").as_posix() for f in files[3:]] == [f"api/{n}.md" for n in API_PAGES]
+
+
+def test_the_api_pages_name_real_public_modules_with_docstrings():
+    import importlib
+
+    modules = [m for _, ms in API_PAGES.values() for m in ms]
+    assert len(modules) == len(set(modules)) and {"nabra.corpus.manifest", "nabra.schedule", "nabra.train",
+                                                  "nabra.evaluate.metrics", "nabra.use.export"} <= set(modules)
+    for module in modules:
+        assert importlib.import_module(module).__doc__, f"{module} has no module docstring"
+    page = api_reference(*API_PAGES["schedules"])
+    assert page.startswith("# Data schedules") and "::: nabra.schedule\n" in page
 
 
 def test_the_docs_site_builds_strictly(tmp_path):
@@ -75,3 +90,9 @@ def test_the_docs_site_builds_strictly(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "site" / "reference" / "config" / "index.html").is_file()
     assert "micro_batch_tokens" in (tmp_path / "site" / "reference" / "config" / "index.html").read_text()
+    # mkdocstrings rendered the API from the docstrings (a signature and a docstring sentence), roles as code
+    api = (tmp_path / "site" / "reference" / "api" / "schedules" / "index.html").read_text()
+    assert "ADSSchedule" in api and "Aligner-Based Diverse Sampling" in api and ":class:" not in api
+    # the benchmarks page was generated from the committed results
+    bench = (tmp_path / "site" / "reference" / "benchmarks" / "index.html").read_text()
+    assert "Nabra against ms-swift" in bench and "verdict" in bench

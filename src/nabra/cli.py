@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=None,
                       help="output folder (default ./demo, ./demo-FAMILY for another family)")
     demo.add_argument("--family", default="qwen2_5_omni",
-                      help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni, nemotron_h_omni")
+                      help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni, nemotron_h_omni, composed")
     demo.add_argument("--quick", action="store_true", help="one seed, short")
     demo.add_argument("--seeds", type=int, default=None, help="seeds per schedule (default 3, 1 with --quick)")
     demo.add_argument("--jobs", type=int, default=None,

@@ -161,13 +161,40 @@ def recipes_reference() -> str:
     return "\n".join(lines)
 
 
+# -- the Python API -------------------------------------------------------------------------------
+
+API_PAGES: dict[str, tuple[str, list[str]]] = {
+    "manifest": ("The manifest and corpora",
+                 ["nabra.corpus.manifest", "nabra.corpus.validate", "nabra.corpus.audio", "nabra.corpus.importers"]),
+    "tasks": ("Tasks", ["nabra.tasks"]),
+    "schedules": ("Data schedules", ["nabra.schedule", "nabra.schedule.base", "nabra.schedule.table"]),
+    "training": ("Training", ["nabra.config", "nabra.train", "nabra.run.folder"]),
+    "model": ("The model", ["nabra.model.load", "nabra.model.size"]),
+    "evaluation": ("Evaluation", ["nabra.evaluate.metrics", "nabra.evaluate.runner", "nabra.evaluate.stats"]),
+    "arabic-text": ("Arabic text", ["nabra.text.arabic", "nabra.text.buckwalter"]),
+    "use": ("Using a trained model", ["nabra.use.analyze", "nabra.use.export"]),
+}
+"""The public modules, by page: what a user imports in a notebook or script (every verb of the CLI is a
+thin layer over one of them). mkdocstrings renders each from its docstrings at build time."""
+
+
+def api_reference(title: str, modules: list[str]) -> str:
+    """Markdown for one API page: mkdocstrings' ``::: module`` directive per module."""
+    lines = [f"# {title}", "", "Generated from the docstrings (mkdocstrings); `nabra.reference.API_PAGES` lists the pages.", ""]
+    for module in modules:
+        lines += [f"::: {module}", "    options:", "      heading_level: 2", "      show_root_heading: true",
+                  "      members_order: source", ""]
+    return "\n".join(lines)
+
+
 def write_reference(out: str | Path) -> list[Path]:
-    """Write ``cli.md``, ``config.md`` and ``recipes.md`` to ``out``; returns the files."""
+    """Write ``cli.md``, ``config.md``, ``recipes.md`` and ``api/<page>.md`` to ``out``; returns the files."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "api").mkdir(parents=True, exist_ok=True)
+    pages = [("cli.md", cli_reference()), ("config.md", config_reference()), ("recipes.md", recipes_reference())]
+    pages += [(f"api/{name}.md", api_reference(title, modules)) for name, (title, modules) in API_PAGES.items()]
     files = []
-    for name, text in (("cli.md", cli_reference()), ("config.md", config_reference()),
-                       ("recipes.md", recipes_reference())):
+    for name, text in pages:
         (out / name).write_text(text, encoding="utf-8")
         files.append(out / name)
     return files

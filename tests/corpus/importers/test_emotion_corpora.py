@@ -1,4 +1,4 @@
-"""The Arabic emotion corpora through the commands docs/importers.md gives for them, on file names in
+"""The Arabic emotion corpora through the commands docs/importers/folder.md and csv.md give for them, on file names in
 each corpus's own scheme (EYASE ``fm01_hap (3).wav``; BAVED ``<speaker>-<gender>-<age>-<word>-<level>-
 <record>.wav`` in word folders; KSUEmotions ``data/SPEECH/Phase_N/E0x/D05E03P104S01T01.flac``), and the
 ``csv`` importer on an ANAD-shaped table (``name``, ``Emotion `` with its trailing space) and a SADA-shaped

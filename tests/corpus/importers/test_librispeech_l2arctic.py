@@ -151,10 +151,10 @@ def test_l2arctic_annotation_path_resolves_like_the_audio(tmp_path, monkeypatch,
 
 
 def test_the_docs_describe_the_l1_split_the_importer_makes():
-    """docs/importers.md states which Arabic speakers train under --speaker-split l1."""
-    docs = (Path(__file__).parents[3] / "docs" / "importers.md").read_text(encoding="utf-8")
+    """docs/importers/l2arctic.md states which Arabic speakers train under --speaker-split l1."""
+    docs = (Path(__file__).parents[3] / "docs" / "importers" / "l2arctic.md").read_text(encoding="utf-8")
     stated = re.search(r"\((\w+) and (\w+), two of the Arabic speakers, train; (\w+) is dev, (\w+) test\)", docs)
-    assert stated, "the sentence about the Arabic speakers' splits is gone from docs/importers.md"
+    assert stated, "the sentence about the Arabic speakers' splits is gone from docs/importers/l2arctic.md"
     arabic = {s: split for s, split in speaker_splits("l1").items() if SPEAKERS[s][1] == "Arabic"}
     train, dev, test = (sorted(s for s, split in arabic.items() if split == name) for name in ("train", "dev", "test"))
     assert (sorted(stated.groups()[:2]), [stated[3]], [stated[4]]) == (train, dev, test)
