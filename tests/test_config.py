@@ -76,3 +76,25 @@ def test_the_schedule_section_has_one_field_per_registered_schedule_typed_by_its
     assert sections == list(SCHEDULES)  # the registry's order
     for name, cls in SCHEDULES.items():
         assert hints[name] is cls.config_class, name
+
+
+def test_recipe_list_show_and_copy_never_over_a_file(tmp_path, capsys, monkeypatch):
+    from nabra.cli import main
+    from nabra.config import CONFIG_DIR, load_config
+
+    assert main(["recipe", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "omni7b-lora-ads " in listed and "accelerate/fsdp " in listed and "Qwen2.5-Omni-7B (thinker)" in listed
+    assert main(["recipe", "show", "omni7b-lora-ads"]) == 0
+    assert capsys.readouterr().out == (CONFIG_DIR / "omni7b-lora-ads.yaml").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipe", "copy", "omni7b-lora-ads"]) == 0 and "nabra train omni7b-lora-ads.yaml" in capsys.readouterr().out
+    assert load_config(tmp_path / "omni7b-lora-ads.yaml").schedule.name == "ads"  # a recipe that loads as it is
+    assert main(["recipe", "copy", "accelerate/fsdp", "launch/"]) == 0
+    assert (tmp_path / "launch" / "fsdp.yaml").read_text() == (CONFIG_DIR / "accelerate" / "fsdp.yaml").read_text()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("my own edits\n")
+    assert main(["recipe", "copy", "demo", str(mine)]) == 2
+    assert "mine.yaml exists" in capsys.readouterr().err and mine.read_text() == "my own edits\n"
+    assert main(["recipe", "show", "omni7b-lora-adz"]) == 2
+    assert "did you mean 'omni7b-lora-ads'" in capsys.readouterr().err

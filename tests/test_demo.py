@@ -40,3 +40,18 @@ def test_demo_end_to_end_in_small(tmp_path, capsys):
     assert run_demo(tmp_path, quick=True, plan=plan, jobs=2) == 0
     out = capsys.readouterr().out
     assert "fine-tune the base" not in out and "pre-train the base" not in out
+
+
+def test_a_demo_folder_of_another_plan_is_refused_untouched(tmp_path):
+    # --quick after the full demo (or another family) in one folder would mix corpora, bases and runs.
+    from nabra.demo import QUICK, check_plan
+    from nabra.errors import NabraError
+
+    check_plan(tmp_path, {**QUICK, "seeds": 1}, "qwen2_5_omni")
+    before = (tmp_path / "demo-plan.json").read_bytes()
+    check_plan(tmp_path, {**QUICK, "seeds": 3}, "qwen2_5_omni")  # more seeds add runs: the same demo
+    with pytest.raises(NabraError, match=r"another plan \(base_steps 240 there, 1300 now.*steps 80 there, 150 now.*Give --out another folder"):
+        run_demo(tmp_path, quick=False)
+    with pytest.raises(NabraError, match="family 'qwen2_5_omni' there, 'qwen3_omni' now"):
+        check_plan(tmp_path, {**QUICK, "seeds": 1}, "qwen3_omni")
+    assert (tmp_path / "demo-plan.json").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["demo-plan.json"]

@@ -274,7 +274,7 @@ def _add_use_verbs(sub) -> None:
     ana.add_argument("--force", action="store_true", help="replace the results of an earlier analyze in --out")
     ana.set_defaults(func=cmd_analyze)
 
-    exp = sub.add_parser("export", help="a trained run as a PEFT adapter, or merged weights (thinker or release layout)",
+    exp = sub.add_parser("export", help="a trained run as a PEFT adapter, merged weights (the release layout where the family has one) or a vLLM LoRA",
                          description="Writes a model card (README.md) beside the weights.")
     exp.add_argument("run", type=Path, help="run folder")
     exp.add_argument("--out", type=Path, required=True,
@@ -362,6 +362,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_recipe(args) -> int:
+    from nabra.config import copy_recipe, shipped_recipe, shipped_recipes
+
+    if args.recipe_verb == "list":
+        for name, path in shipped_recipes().items():
+            first = next((line[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()
+                          if line.startswith("#") and line[1:].strip()), "")
+            print(f"{name:32} {first}")
+    elif args.recipe_verb == "show":
+        sys.stdout.write(shipped_recipe(args.name).read_text(encoding="utf-8"))
+    else:
+        out = copy_recipe(args.name, args.dest)
+        then = (f"accelerate launch --config_file {out} -m nabra train RECIPE" if args.name.startswith("accelerate/")
+                else f"nabra train {out}")
+        print(f"wrote {out} (edit it, then: {then})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from nabra.demo import run_demo
 
@@ -421,9 +439,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
+    recipe = sub.add_parser("recipe", help="the shipped recipes and accelerate configs: list, show, copy one to edit")
+    recipe_verbs = recipe.add_subparsers(dest="recipe_verb", required=True, metavar="VERB")
+    recipe_verbs.add_parser("list", help="every shipped recipe and accelerate config, with its first header line")
+    show = recipe_verbs.add_parser("show", help="print a shipped recipe")
+    show.add_argument("name", help="a recipe (omni7b-lora-ads) or an accelerate config (accelerate/fsdp)")
+    copy = recipe_verbs.add_parser("copy", help="copy a shipped recipe to edit (never over an existing file)")
+    copy.add_argument("name", help="a recipe (omni7b-lora-ads) or an accelerate config (accelerate/fsdp)")
+    copy.add_argument("dest", nargs="?", help="file or folder (ending in /) to write (default: ./NAME.yaml)")
+    for parser in (recipe, *recipe_verbs.choices.values()):
+        parser.set_defaults(func=cmd_recipe)
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
     demo.add_argument("--out", type=Path, default=None,
-                      help="output folder (default ./demo, ./demo-FAMILY for another family)")
+                      help="output folder (default ./demo, ./demo-FAMILY for another family; -quick added for --quick)")
     demo.add_argument("--family", default="qwen2_5_omni",
                       help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni, nemotron_h_omni, composed")
     demo.add_argument("--quick", action="store_true", help="one seed, short")

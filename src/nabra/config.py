@@ -354,6 +354,37 @@ def to_dict(obj) -> dict:
 
 # -- files and overrides -------------------------------------------------------------------------
 
+def shipped_recipes() -> dict[str, Path]:
+    """Every shipped file a user starts from, by name: the run recipes (``omni7b-lora-ads``) and the
+    ``accelerate`` launch configs (``accelerate/fsdp``)."""
+    files = sorted(CONFIG_DIR.glob("*.yaml")) + sorted((CONFIG_DIR / "accelerate").glob("*.yaml"))
+    return {p.relative_to(CONFIG_DIR).with_suffix("").as_posix(): p for p in files}
+
+
+def shipped_recipe(name: str) -> Path:
+    """The shipped file called ``name`` (a recipe or ``accelerate/<config>``), or an error listing them."""
+    found = shipped_recipes().get(name.removesuffix(".yaml"))
+    if found is None:
+        near = difflib.get_close_matches(name, shipped_recipes(), n=1)
+        raise NabraError(f"{name}: not a shipped recipe" + (f" (did you mean {near[0]!r}?)" if near else "")
+                         + "; `nabra recipe list` lists them")
+    return found
+
+
+def copy_recipe(name: str, dest: str | Path | None = None) -> Path:
+    """Copy the shipped file ``name`` to ``dest`` (a file, or a folder to put it in; default: the current
+    folder) to edit; an existing file is never overwritten. Returns the new file."""
+    src = shipped_recipe(name)
+    folder = dest is not None and (Path(dest).is_dir() or str(dest).endswith(("/", "\\")))
+    dest = Path(dest) / src.name if folder else Path(dest) if dest is not None else Path(src.name)
+    if dest.exists():
+        raise NabraError(f"{dest} exists: nabra recipe copy never overwrites a file (give another path)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "x", encoding="utf-8") as f:  # "x": refuse a file that appeared meanwhile
+        f.write(src.read_text(encoding="utf-8"))
+    return dest
+
+
 def resolve_config_path(name: str | Path) -> Path:
     """A YAML path, or the name of a shipped recipe (``demo``, ``omni7b-lora-ads`` ...)."""
     path = Path(name)

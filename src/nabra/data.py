@@ -132,6 +132,12 @@ def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tupl
             f"placeholders for the model's {collator.window_seconds:g}-s window + the longest prompt, {max(prompts):,}, "
             f"+ the longest answer, {max(answers):,})")
     limit = collator.max_length
+    undated = [ex.id for ex in examples if ex.audio and not ex.duration]
+    if undated:
+        log(f"warning: {len(undated):,} example(s) with audio have no duration in the manifest (first: {undated[0]}): "
+            "their audio counts as 0 tokens against collate.max_length and train.micro_batch_tokens, so a long clip "
+            "can overrun a micro-batch's budget; give the manifest durations (every importer writes them; "
+            "`nabra data stats` counts the lines without)")
     keep, lengths, totals = [], [], []
     for ex, p, a in zip(examples, prompts, answers, strict=True):
         n = p + a + collator.audio_tokens(ex.duration if ex.audio else None)
@@ -222,6 +228,9 @@ def prepare(cfg: RunConfig, collator: Collator, manifests: Manifests, log: Log) 
     total_of = {ex.id: n for ex, n in zip(dev_kept, dev_totals, strict=True)}
     counts = {t: sum(ex.task == t for ex in train) for t in cfg.data.tasks}
     log("training examples: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + f"; dev examples: {len(dev):,}")
+    if absent := [t for t, n in counts.items() if n == 0]:
+        log(f"warning: no training example for task(s) {', '.join(absent)} in {cfg.data.manifest}: the run trains "
+            "without them (their annotations are missing from the manifest); data.tasks names the tasks to train")
     task_set = cfg.task_set()
     table = ExampleTable.from_examples(train, labels=task_set.label_sets(), task_names=task_set.names)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)

@@ -16,6 +16,7 @@ Finished pieces are reused when the demo is run again.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -35,7 +36,7 @@ from nabra.errors import NabraError
 from nabra.evaluate.metrics import DURATION_BUCKETS, HEADLINE
 from nabra.evaluate.report import make_report
 from nabra.evaluate.runner import evaluate
-from nabra.files import write_text
+from nabra.files import read_json, write_text
 from nabra.model.families import Family
 from nabra.model.families import family as family_named
 from nabra.model.families.qwen2_5_omni import QWEN2_5_OMNI
@@ -248,15 +249,35 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def check_plan(out: Path, plan: dict, family: str) -> None:
+    """Refuse to add to a demo folder made with another plan (``--quick`` vs the full demo, another
+    family): it reuses the corpus, the base and every finished run it finds, so the two would mix. The
+    plan (seeds aside: more seeds add runs) is kept in ``demo-plan.json``."""
+    key = {"family": family, **{k: v for k, v in sorted(plan.items()) if k != "seeds"}}
+    path = out / "demo-plan.json"
+    if path.is_file():
+        before = read_json(path)
+        if before != key:
+            diff = ", ".join(f"{k} {before.get(k)!r} there, {key.get(k)!r} now" for k in sorted({*before, *key})
+                             if before.get(k) != key.get(k))
+            raise NabraError(f"{out} holds a demo made with another plan ({diff}): its corpus, base and runs would "
+                             f"mix with this one's. Give --out another folder, or move {out} away first")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(key, indent=1) + "\n")
+
+
 def run_demo(out: Path | None = None, quick: bool = False, seeds: int | None = None, plan: dict | None = None,
              jobs: int | None = None, family: str = QWEN2_5_OMNI.name) -> int:
     """The whole main job on the tiny model of ``family``; returns the exit code. ``plan`` overrides
-    the sizes (tests). ``out`` defaults to ``demo`` (``demo-<family>`` for another family than the default)."""
+    the sizes (tests). ``out`` defaults to ``demo`` (``demo-<family>`` for another family than the default),
+    with ``-quick`` after it for the quick demo: a folder keeps one plan (:func:`check_plan`)."""
     console = Console()
     fam = family_named(family)
     plan = {**(QUICK if quick else FULL), **(plan or {})}
-    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}"))
+    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}") + ("-quick" if quick else ""))
     seeds = seeds or plan["seeds"]
+    check_plan(out, plan, fam.name)
     t0 = time.perf_counter()
     console.rule(f"[bold]Nabra demo: synthetic Arabic corpus, tiny {fam.title}, {len(SCHEDULE_NAMES)} schedules")
     manifest = ensure_corpus(out / "corpus", plan, console)

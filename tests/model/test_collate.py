@@ -151,3 +151,18 @@ def test_generation_batches_are_left_padded_prompts(bundle, collator):
     end = bundle.tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
     for row in range(2):
         assert batch["input_ids"][row, -len(end):].tolist() == end
+
+
+def test_set_up_warns_of_audio_without_a_duration(bundle):
+    # Such audio counts as 0 tokens in the budgets: said once at set-up, with the count and the first id.
+    from nabra.data import drop_overlong
+
+    said = []
+    dated, undated = _ex("dated", seconds=2.0), _ex("undated", seconds=None)
+    kept, _, totals = drop_overlong([dated, undated], Collator(bundle.tokenizer, bundle.feature_extractor), said.append)
+    assert [ex.id for ex in kept] == ["dated#asr", "undated#asr"] and totals[0] > totals[1]
+    warnings = [s for s in said if s.startswith("warning:")]
+    assert len(warnings) == 1 and "1 example(s) with audio have no duration" in warnings[0] and "undated" in warnings[0]
+    said.clear()
+    drop_overlong([dated], Collator(bundle.tokenizer, bundle.feature_extractor), said.append)
+    assert not any(s.startswith("warning:") for s in said)

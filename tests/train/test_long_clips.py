@@ -74,3 +74,12 @@ def test_the_shipped_7b_recipe_trains_packed_on_the_tiny_model(tiny, synth_corpu
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
     assert [r["step"] for r in records] == [1, 2] and all(r["loss"] > 0 and r["grad_norm"] > 0 for r in records)
     assert all(r["micro_batches"] == 1 for r in records)  # eight short clips: one packed row
+
+
+def test_a_recipe_task_the_manifest_cannot_feed_is_warned_of(long_manifest, tiny_dir):
+    # omni7b-lora-ads trains five tasks; this manifest has transcripts and summaries, no dialect or emotion.
+    cfg = load_config("omni7b-lora-ads", [f"data.manifest={long_manifest}"])
+    said = []
+    _prepare(cfg, load(tiny_dir), said.append)
+    warnings = [s for s in said if s.startswith("warning: no training example")]
+    assert len(warnings) == 1 and "task(s) did, ser in" in warnings[0] and str(long_manifest) in warnings[0]

@@ -73,8 +73,8 @@ class LoraConfig:
     train_audio_encoder: bool = False
     """Also train the whole audio encoder in full (implies the aligner)."""
     train_label_tokens: bool = False
-    """Also train the output rows (``lm_head``) of the tokens that spell the run's dialect and emotion
-    label names (PEFT ``trainable_token_indices``: a few hundred weights per token). For a base whose
+    """Also train the output rows (``lm_head``) of the tokens that spell the run's label names (dialect,
+    emotion and every declared label task) (PEFT ``trainable_token_indices``: a few hundred weights per token). For a base whose
     output layer never produced those tokens: its rows for them moved together in pre-training, and no
     hidden state can give any one of them more than a few percent (measured on the demo's base: 7.7 %),
     so adapters alone cannot learn to answer with a label."""

@@ -25,9 +25,10 @@ from nabra.errors import NabraError
 from nabra.files import read_json, read_records
 
 BASELINES = ("untrained", "base")
-"""Schedule names of baseline folders: ``nabra demo`` evaluates the untrained tiny model and the
-ASR-pretrained base it fine-tunes, each in a folder whose ``config.yaml`` names one of these as its
-schedule. The report compares with them, never ranks them."""
+"""Schedule names of baseline folders: a folder whose ``config.yaml`` names one of these as its schedule
+holds the evaluation of a model before fine-tuning — ``base``, the pretrained model a run fine-tunes
+(``nabra demo`` writes ``runs/base`` for its ASR-pretrained base), or ``untrained``, a model that never
+trained. The report compares with them, never ranks them."""
 WEIGHTS = ("best", "final")
 """The trained-weights folders of a run, in the order a reader takes them."""
 RUN_INFO = "nabra_run.json"

@@ -44,7 +44,8 @@ def _import_parent() -> argparse.ArgumentParser:
                    help="read every audio header; skip missing/unreadable files, fill in durations")
     p.add_argument("--workers", type=int, default=4, help="threads reading audio headers (default 4)")
     p.add_argument("--min-duration", type=float, default=0.1, help="shortest utterance in s (default 0.1)")
-    p.add_argument("--language", help="language code of the speech (default ar; lhotse: each supervision's own)")
+    p.add_argument("--language", help="language code of the speech (default ar; librispeech and l2arctic: en; lhotse: each "
+                   "supervision's own)")
     p.add_argument("--source", help="value of the manifest's source field (default: the kind)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
@@ -253,7 +254,7 @@ def _add_export(data, declared_tasks=None) -> None:
     swift.add_argument("--config", help="a recipe (file or shipped name): also export its declared tasks "
                        "(tasks: section), with its DID/SER label sets")
     swift.set_defaults(declared_tasks=declared_tasks)
-    _split_arg(swift)
+    swift.add_argument("--split", choices=SPLITS, help="export only the utterances of this split (default: all)")
     swift.add_argument("--prompt-language", choices=("ar", "en"), default="ar", help="language of the prompts")
     swift.set_defaults(func=cmd_data_export)
     lh = formats.add_parser("lhotse", help="Lhotse recordings + supervisions manifests (jsonl.gz), per split")
