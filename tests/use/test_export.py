@@ -34,6 +34,13 @@ def test_adapter_export_loads_with_peft_on_the_stock_thinker(lora_run, tiny, tmp
     card = (out / "README.md").read_text()
     assert "library_name: peft" in card and "schedule: **uniform**" in card and "Intended use and limits" in card
     assert "utterances" in card  # the data summary
+    # The export carries its run's config: moved elsewhere, it still knows its tasks, labels and settings.
+    from nabra.run.folder import config_of
+
+    moved = tmp_path / "elsewhere"
+    out.rename(moved)
+    assert config_of(moved) == config_of(lora_run) and config_of(moved).model.lora.r == 4  # not the defaults' 16
+    moved.rename(out)
     model, bundle = load_for_eval(lora_run, device="cpu")
     stock = PeftModel.from_pretrained(Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny), out).eval()
     ids = prompt(bundle)

@@ -145,7 +145,21 @@ class RunFolder:
         return read_json(path) if path.is_file() else None
 
 
+EXPORTED_CONFIG = "nabra_config.yaml"
+"""The run's ``config.yaml``, copied into every ``nabra export`` folder: an export moved to another machine
+still knows its tasks, label sets, prompts and collation."""
+
+
 def config_of(path: str | os.PathLike) -> RunConfig:
-    """The config of the run ``path`` is (in), else the defaults (a bare checkpoint or adapter folder)."""
+    """The config of the run ``path`` is (in), or of the run an export folder came from (its
+    :data:`EXPORTED_CONFIG`), else the defaults (a bare checkpoint or adapter folder)."""
     run = RunFolder.find(path)
-    return run.config() if run else RunConfig()
+    if run:
+        return run.config()
+    exported = Path(path) / EXPORTED_CONFIG
+    if exported.is_file():
+        raw = read_yaml(exported)
+        section = raw.get("schedule") if isinstance(raw, dict) else None
+        baseline = isinstance(section, dict) and section.get("name") in BASELINES
+        return load_config(exported, ["schedule.name=uniform"] if baseline else [])
+    return RunConfig()

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import torch
 
-from nabra.config import RunConfig
 from nabra.corpus.audio import audio_info
 from nabra.corpus.importers.common import AUDIO_SUFFIXES, audio_files
 from nabra.corpus.manifest import ManifestLineError, Utterance, iter_lines, parse_line, resolve_audio
@@ -171,7 +170,7 @@ class Analyzer:
                  segment_seconds: float | None = None, device: str | None = None):
         self.model_path = str(model_path)
         run = RunFolder.find(model_path)
-        cfg = run.config() if run else RunConfig()
+        cfg = config_of(model_path)  # a run's, an export's (the run's copy), else the defaults
         self.language = language or cfg.data.language or "ar"
         if self.language not in ("ar", "en"):
             raise NabraError(f"--language must be ar or en, got {self.language!r}")

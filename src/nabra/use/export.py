@@ -41,7 +41,7 @@ from nabra.model.load import inspect_checkpoint, inspect_family, save_folder, to
 from nabra.model.lora import load_adapter
 from nabra.model.ties import set_tie_flags, tied_in
 from nabra.progress import progress_bar
-from nabra.run.folder import RunFolder
+from nabra.run.folder import EXPORTED_CONFIG, RunFolder
 from nabra.tasks import prompt_example
 
 DTYPES = ("bfloat16", "float16", "float32")
@@ -101,6 +101,7 @@ def export(run: str | Path, out: str | Path, *, merge: bool = False, fmt: str | 
         else:  # a full fine-tune: the thinker itself
             layout = _full(trained, base_dir, tmp, dtype, system, log)
         write_text(tmp / "README.md", model_card(found, trained, base_dir, layout, fmt, dtype))
+        write_text(tmp / EXPORTED_CONFIG, found.config_file.read_text(encoding="utf-8"))
         (tmp / EXPORT_MARKER).write_text(json.dumps(
             {"run": str(folder.resolve()), "weights": trained.name, "format": fmt, "layout": layout,
              "base_model": str(base_dir), "dtype": dtype if fmt == "merged" else None,

@@ -36,7 +36,7 @@ from nabra.corpus.manifest import Utterance
 from nabra.errors import NabraError
 from nabra.evaluate.runner import answer_budget
 from nabra.files import read_json
-from nabra.run.folder import config_of
+from nabra.run.folder import EXPORTED_CONFIG, config_of
 from nabra.tasks import prompt_example
 from nabra.use.analyze import _classify, _header, analyze_tasks, check_tasks
 
@@ -214,7 +214,7 @@ class VllmAnalyzer:
         self.export = Path(export)
         info = export_info(self.export)
         self.model_path = str(self.export)
-        cfg = config_of(info["run"])
+        cfg = config_of(self.export) if (self.export / EXPORTED_CONFIG).is_file() else config_of(info["run"])
         self.system = info.get("system_prompt") or cfg.collate.system_prompt
         self.language = language or cfg.data.language or "ar"
         self.task_set = cfg.task_set()
