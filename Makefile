@@ -42,7 +42,7 @@ docs-reference: $(STAMP)
 
 # The docs' screenshots (report, serve page, the README's curves) with headless Chromium, from a demo folder
 # (DEMO=demo after `make demo`; none: the quick demo is run into build/docs-images/ first). SITE=1 also
-# screenshots the built site's home and config reference into build/docs-images/.
+# screenshots the built site's home and config reference into docs/notes/img/.
 docs-images: $(STAMP)
 	$(BIN)/python scripts/docs_images.py $(if $(DEMO),--demo $(DEMO)) $(if $(SITE),--site)
 

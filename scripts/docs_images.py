@@ -7,8 +7,8 @@ From a demo folder (``make demo`` writes ``demo/``; with none, ``nabra demo --qu
 - ``docs/img/serve-page.png``: ``nabra serve`` on the demo's best ADS run, its page at ``/`` after it
   analyzed one of the demo's test clips (the page's own ``?clip=`` hook sends it as an upload would);
 - ``docs/img/demo-curves-did.png``: the report's dialect learning curves (the README's picture);
-- with ``--site``: the built site's home page and configuration reference, into ``build/docs-images/``
-  (not committed: for a closing note or a review).
+- with ``--site``: the built site's home page and configuration reference, into
+  ``docs/notes/img/`` (the record of what the site looks like, for a review; not shown in the site).
 
 Every committed PNG is reduced to a 256-colour palette (Pillow) and must come out under 200 KB.
 
@@ -135,8 +135,9 @@ def site_pages() -> list[Path]:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir", str(site)],
                    cwd=ROOT, check=True, env=env)
-    return [screenshot((site / "index.html").as_uri(), BUILD / "site-home.png"),
-            screenshot((site / "reference" / "config" / "index.html").as_uri(), BUILD / "site-config-reference.png")]
+    notes = ROOT / "docs" / "notes" / "img"
+    return [screenshot((site / "index.html").as_uri(), notes / "site-home.png"),
+            screenshot((site / "reference" / "config" / "index.html").as_uri(), notes / "site-config-reference.png")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.relative_to(ROOT)}: {shrink(path) / 1024:.0f} KB")
     if args.site:
         for path in site_pages():
-            print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 1024:.0f} KB (not committed)")
+            print(f"{path.relative_to(ROOT)}: {shrink(path) / 1024:.0f} KB")
     return 0
 
 

@@ -105,11 +105,23 @@ def config_keys(cls=RunConfig, prefix: str = "") -> list[tuple[str, str, str, st
             default = f.default_factory()
         else:
             default = ""
-        out.append((key, _type_name(tp), repr(default), docs.get(f.name, "")))
+        out.append((key, _type_name(tp), _yaml(default), docs.get(f.name, "")))
     if cls is RunConfig:  # the declared tasks' section: a mapping of name -> TaskConfig
         out += [(f"tasks.<name>.{k[len('tasks.<name>.'):]}", t, d, doc)
                 for k, t, d, doc in config_keys(TaskConfig, "tasks.<name>.")]
     return out
+
+
+def _yaml(value) -> str:
+    """A default as a recipe writes it: ``null``, ``true``, ``[asr, ssum]``, ``runs/run``."""
+    import yaml
+
+    if isinstance(value, tuple):
+        value = list(value)
+    if value == "":
+        return "''"
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
 
 
 def _type_name(tp) -> str:
