@@ -95,14 +95,32 @@ def _synth_config(args):
 
     return SynthConfig(utterances=args.utterances, seed=args.seed, summary_fraction=args.summary_fraction,
                        long_fraction=args.long_fraction, dialect_density=args.dialect_density,
-                       imbalance=args.imbalance, workers=args.workers)
+                       imbalance=args.imbalance, workers=args.workers,
+                       dialect_shares=_shares(args.dialect_shares, "--dialect-shares"),
+                       emotion_shares=_shares(args.emotion_shares, "--emotion-shares"),
+                       dialect_fraction=args.dialect_fraction, emotion_fraction=args.emotion_fraction,
+                       balanced_splits=tuple(s for s in (args.balanced_splits or "").split(",") if s))
+
+
+def _shares(text: str | None, flag: str) -> dict[str, float] | None:
+    """``EGY=40,GLF=25,...`` as a mapping (``None`` for no flag)."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise NabraError(f"{flag} takes LABEL=NUMBER pairs separated by commas, got {part!r}") from None
+    return out
 
 
 def cmd_synth(args) -> int:
     from nabra.corpus.synth import synthesize
 
     result = synthesize(args.out_dir, _synth_config(args), progress=not args.quiet)
-    print(f"wrote {result.manifest}: {result.utterances:,} clips ({result.short_clips:,} labelled, "
+    print(f"wrote {result.manifest}: {result.utterances:,} clips ({result.short_clips:,} short, "
           f"{result.paragraphs:,} news paragraphs, {result.long_paragraphs:,} over 30 s), "
           f"{result.audio_seconds / 60:.1f} min of audio, {result.clips_per_s:.0f} clips/s")
     return 0
@@ -401,6 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--long-fraction", type=float, default=0.3, help="share of paragraphs longer than 30 s")
     synth.add_argument("--dialect-density", type=float, default=0.75, help="share of words from the dialect lexicon")
     synth.add_argument("--imbalance", type=float, default=1.0, help="most/least frequent label ratio (1 = balanced)")
+    synth.add_argument("--dialect-shares", metavar="EGY=40,GLF=25,...",
+                       help="relative frequency of each dialect label (instead of --imbalance)")
+    synth.add_argument("--emotion-shares", metavar="neutral=50,happy=20,...",
+                       help="relative frequency of each emotion label (instead of --imbalance)")
+    synth.add_argument("--dialect-fraction", type=float, default=1.0,
+                       help="share of the short clips with a dialect label (the rest ASR-only; default 1)")
+    synth.add_argument("--emotion-fraction", type=float, default=1.0,
+                       help="share of the short clips with an emotion label (default 1)")
+    synth.add_argument("--balanced-splits", metavar="test",
+                       help="comma-separated splits kept label-balanced and fully labelled (e.g. test)")
     synth.add_argument("--workers", type=int, default=0, help="parallel eSpeak workers (0 = all cores)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=cmd_synth)

@@ -35,6 +35,7 @@ from nabra.corpus.validate import ValidationReport, validate_manifest
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import DURATION_BUCKETS, HEADLINE
 from nabra.evaluate.report import make_report
+from nabra.evaluate.report.differs import rare_labels
 from nabra.evaluate.runner import evaluate
 from nabra.files import read_json, write_text
 from nabra.model.families import Family
@@ -50,8 +51,23 @@ from nabra.train import train
 # Sizes. The fine-tuning corpus: few news paragraphs and few of them over 30 s (long audio is most
 # of a CPU step); dialect words only (a tiny model needs a dense lexical cue). The base: short
 # clips of other sentences, ASR and SER. Measured on 2 cores: see docs/demo.md.
+SHAPE = {
+    # ADI-17's training videos per region (Shon et al. 2020; swshon/arabic-dialect-identification
+    # data/train/utt2lang: 18,644 videos, countries mapped to regions, SUD left out) scaled to 84.8 %, and MSA
+    # at its ADI-5 share, 15.2 % (qcri/dialectID data/train.vardial2017/wav.lst): most / least 2.5.
+    "dialect_shares": {"EGY": 21.0, "GLF": 30.2, "LAV": 12.1, "NOR": 21.5, "MSA": 15.2},
+    # IEMOCAP's counts of the five emotions (Busso et al. 2008; 4,597 utterances, "hap" alone): neutral leads,
+    # surprise is rare — most / least 16. No Arabic emotion corpus publishes per-label counts.
+    "emotion_shares": {"neutral": 37.2, "happy": 12.9, "sad": 23.6, "angry": 24.0, "surprised": 2.3},
+    # The labelled share of the transcribed clips: the square root of the real hours' ratio (MGB-2 1,200 h of
+    # ASR : ADI-5 53.6 h of dialect : KSUEmotions 5 h of emotion), a compression fixed before measuring.
+    "dialect_fraction": 0.21, "emotion_fraction": 0.065,
+    # The test split label-balanced and fully labelled: macro-F1 measures the rare labels on as many clips.
+    "balanced_splits": ["test"],
+}
+"""The fine-tuning corpus's shape, from real corpora (docs/demo.md): what makes balance and curricula matter."""
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
-         "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400}
+         "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400, **SHAPE}
 FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}
 BASE_SEED = 1
 """Synthesis seed of the base's corpus (the fine-tuning corpus has seed 0): other sentences."""
@@ -62,15 +78,17 @@ over another number of threads rounds differently, and the base would differ fro
 
 
 def ensure_corpus(corpus_dir: Path, plan: dict, console: Console, *, seed: int = 0, utterances: int | None = None,
-                  summary_fraction: float | None = None) -> Path:
-    """The synthetic corpus at ``corpus_dir``, generated once and validated."""
+                  summary_fraction: float | None = None, shaped: bool = True) -> Path:
+    """The synthetic corpus at ``corpus_dir``, generated once and validated; ``shaped``: with the plan's
+    label and task skews (:data:`SHAPE`; the base's own corpus is balanced)."""
     manifest = corpus_dir / "manifest.jsonl"
     if not manifest.exists():
         n = utterances or plan["utterances"]
         console.print(f"synthesizing {n} clips with eSpeak NG -> {corpus_dir}")
+        shape = {k: plan[k] for k in SHAPE if k in plan} if shaped else {}
         synthesize(corpus_dir, SynthConfig(
             utterances=n, seed=seed, long_fraction=plan["long_fraction"], dialect_density=plan["dialect_density"],
-            summary_fraction=plan["summary_fraction"] if summary_fraction is None else summary_fraction))
+            summary_fraction=plan["summary_fraction"] if summary_fraction is None else summary_fraction, **shape))
     report = ValidationReport()
     problems = [p for p in validate_manifest(manifest, report=report) if not p.warning]
     if problems:
@@ -90,7 +108,7 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Fa
     if RunFolder(final.parent).has_weights("final"):
         return final
     base_manifest = ensure_corpus(out / "base-corpus", plan, console, seed=BASE_SEED,
-                                  utterances=plan["base_utterances"], summary_fraction=0.0)
+                                  utterances=plan["base_utterances"], summary_fraction=0.0, shaped=False)
     dropped = drop_shared_sentences(base_manifest, manifest)
     if dropped:
         console.print(f"base corpus: {dropped} clip(s) whose sentence is also in the fine-tuning corpus dropped "
@@ -209,20 +227,28 @@ def evaluate_base(out: Path, base: Path, manifest: Path, console: Console) -> Pa
 def headline(runs: list[Path], console: Console) -> None:
     """Mean over seeds of the main test metrics, one row per schedule."""
     rows: dict[str, list[dict]] = {}
+    shape: dict = {}
     for run in runs:
         folder = RunFolder.open(run)
         data = folder.final_metrics("test")
         if data is None:
             raise NabraError(f"{folder.eval_dir('test') / 'metrics.json'}: missing: the run was not evaluated")
         rows.setdefault(folder.schedule, []).append(data)
+        shape = shape or (folder.train_data() or {}).get("labels", {})
+    # What a skewed corpus changes first: the F1 of each label task's rare labels (mean over them).
+    rare = {task: labels for task in ("did", "ser") if (labels := rare_labels(shape.get(task, {})))}
     cols = [(title, task, key) for task, key, title in HEADLINE]
-    table = Table(title="test split (unseen voices and sentences), mean over seeds")
+    table = Table(title="test split (unseen voices and sentences, labels balanced), mean over seeds")
     table.add_column("schedule")
+    for task in rare:
+        table.add_column(f"{task.upper()} rare F1", justify="right")
     for title, _, _ in cols:
         table.add_column(title, justify="right")
     table.add_column("composite", justify="right")
     for name, results in rows.items():
-        cells = [_mean([r["metrics"].get(task, {}).get(key) for r in results]) for _, task, key in cols]
+        cells = [_mean([_mean_of([r["metrics"].get(task, {}).get("per_class", {}).get(label, {}).get("f1")
+                                  for label in labels]) for r in results]) for task, labels in rare.items()]
+        cells += [_mean([r["metrics"].get(task, {}).get(key) for r in results]) for _, task, key in cols]
         # The base is scored on the tasks it was pre-trained on (ASR, SER): its composite is not comparable.
         table.add_row(name, *cells, "-" if name == "base" else _mean([r.get("composite") for r in results]))
     console.print(table)
@@ -237,6 +263,14 @@ def headline(runs: list[Path], console: Console) -> None:
             by_length.add_row(name, *[_mean([r["metrics"].get("asr", {}).get("by_duration", {}).get(b, {}).get("cer")
                                               for r in results]) for b in lengths])
         console.print(by_length)
+    if rare:
+        console.print("rare labels (at most half of the most frequent label's training examples): "
+                      + "; ".join(f"{task.upper()} {', '.join(labels)}" for task, labels in rare.items()))
+
+
+def _mean_of(values) -> float | None:
+    values = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
+    return sum(values) / len(values) if values else None
 
 
 def _mean(values) -> str:
@@ -253,7 +287,7 @@ def check_plan(out: Path, plan: dict, family: str) -> None:
     """Refuse to add to a demo folder made with another plan (``--quick`` vs the full demo, another
     family): it reuses the corpus, the base and every finished run it finds, so the two would mix. The
     plan (seeds aside: more seeds add runs) is kept in ``demo-plan.json``."""
-    key = {"family": family, **{k: v for k, v in sorted(plan.items()) if k != "seeds"}}
+    key = json.loads(json.dumps({"family": family, **{k: v for k, v in sorted(plan.items()) if k != "seeds"}}))
     path = out / "demo-plan.json"
     if path.is_file():
         before = read_json(path)

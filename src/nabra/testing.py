@@ -66,11 +66,12 @@ def write_lines(path: str | Path, records: list) -> Path:
 
 
 def write_run(folder: str | Path, schedule: str, seed: int = 0, *, records=(), test: dict | None = None,
-              config: dict | None = None) -> Path:
+              config: dict | None = None, train_data: dict | None = None) -> Path:
     """The one fake run folder of the tests, in the layout training and ``nabra evaluate`` write (what
     :class:`~nabra.run.folder.RunFolder` reads): ``config.yaml`` (the schedule — or a baseline's name —,
-    the seed and any other ``config`` sections), ``metrics.jsonl`` (``records``, one a line) and, with
-    ``test`` (``{"metrics": {...}, "composite": x}``), ``eval-test/metrics.json``."""
+    the seed and any other ``config`` sections), ``metrics.jsonl`` (``records``, one a line), with
+    ``test`` (``{"metrics": {...}, "composite": x}``) ``eval-test/metrics.json``, and with ``train_data``
+    (``{"examples": {...}, "labels": {task: {label: n}}}``) ``train-data.json``."""
     import yaml
 
     folder = Path(folder)
@@ -83,6 +84,8 @@ def write_run(folder: str | Path, schedule: str, seed: int = 0, *, records=(), t
     if test is not None:
         (folder / "eval-test").mkdir(exist_ok=True)
         (folder / "eval-test" / "metrics.json").write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
+    if train_data is not None:
+        (folder / "train-data.json").write_text(json.dumps(train_data, ensure_ascii=False), encoding="utf-8")
     return folder
 
 

@@ -119,6 +119,7 @@ class Recipe:
         self.bundle, model = self._setup_model(manifests)
         self.collator = Collator.for_bundle(self.bundle, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, manifests, self.say)
+        self.run.write_train_data(self.data.train)
         self.total_steps = total_steps(cfg, len(self.data.train))
         # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
         # switch and the LR curve of the original plan (the LR stays at its final value past it).

@@ -131,6 +131,49 @@ def test_imbalance_skews_geometrically_in_the_same_order():
             assert ordered[0] / ordered[-1] == pytest.approx(4.0, rel=0.1)
 
 
+SKEWED = SynthConfig(utterances=2000, summary_fraction=0.05, balanced_splits=("test",),
+                     dialect_shares={"EGY": 40, "GLF": 25, "LAV": 15, "NOR": 12, "MSA": 8},
+                     emotion_shares={"neutral": 50, "happy": 20, "sad": 15, "angry": 10, "surprised": 5},
+                     dialect_fraction=0.4, emotion_fraction=0.25)
+
+
+def test_label_shares_and_fractions_follow_the_knobs_exactly():
+    clips = plan_corpus(SKEWED)
+    for split in ("train", "dev"):
+        short = [c for c in clips if c.split == split and c.summary is None]
+        n = len(short)
+        for field, names, fraction in (("dialect", SKEWED.dialects, 0.4), ("emotion", SKEWED.emotions, 0.25)):
+            weights = SKEWED.label_weights(field)
+            want = synth.apportion(int(fraction * n + 0.5), synth.apportion(n, weights))
+            counts = Counter(getattr(c, field) for c in short if getattr(c, field) is not None)
+            assert [counts[name] for name in names] == want, (split, field)
+            assert sum(want) == int(fraction * n + 0.5)
+        # the labelled subsets are drawn independently: some clips carry both labels, some neither
+        both = sum(c.dialect is not None and c.emotion is not None for c in short)
+        neither = sum(c.dialect is None and c.emotion is None for c in short)
+        assert 0 < both < n * 0.25 and neither > 0
+    train = Counter(c.dialect for c in clips if c.split == "train" and c.dialect)
+    assert train["EGY"] / train["MSA"] == pytest.approx(40 / 8, rel=0.05)
+
+
+def test_a_balanced_split_is_balanced_and_fully_labelled_whatever_the_shares():
+    clips = plan_corpus(SKEWED)
+    short = [c for c in clips if c.split == "test" and c.summary is None]
+    assert all(c.dialect is not None and c.emotion is not None for c in short)
+    for field in ("dialect", "emotion"):
+        counts = Counter(getattr(c, field) for c in short).values()
+        assert len(counts) == 5 and max(counts) - min(counts) <= 1
+    # the defaults keep today's corpus: no fraction, no balanced split, the same plan as before the knobs
+    assert plan_corpus(SynthConfig(utterances=100, imbalance=3.0)) == plan_corpus(
+        SynthConfig(utterances=100, imbalance=3.0, dialect_fraction=1.0, emotion_fraction=1.0, balanced_splits=()))
+
+
+def test_task_sizes_follow_the_summary_fraction():
+    clips = plan_corpus(SKEWED)
+    paragraphs = [c for c in clips if c.summary is not None]
+    assert len(paragraphs) == 100  # 5 % of 2,000: SSUM and TSUM scarce beside 1,900 transcribed clips
+
+
 # --- the audio carries the labels ----------------------------------------------------------------
 
 
@@ -203,6 +246,14 @@ def test_bad_config_is_a_user_error():
         SynthConfig(imbalance=0.5)
     with pytest.raises(NabraError, match="words_per_utterance"):
         SynthConfig(words_per_utterance=(5, 2))
+    with pytest.raises(NabraError, match="dialect_shares must give a positive number for each of EGY"):
+        SynthConfig(dialect_shares={"EGY": 2, "GLF": 1})
+    with pytest.raises(NabraError, match="imbalance or emotion_shares, not both"):
+        SynthConfig(imbalance=2.0, emotion_shares={e: 1 for e in SynthConfig().emotions})
+    with pytest.raises(NabraError, match="balanced_splits: unknown split"):
+        SynthConfig(balanced_splits=("eval",))
+    with pytest.raises(NabraError, match="dialect_fraction must be between 0 and 1"):
+        SynthConfig(dialect_fraction=1.5)
 
 
 def test_espeak_failure_names_the_clip(tmp_path):
@@ -236,3 +287,18 @@ def test_cli_synth_then_validate_and_stats(tmp_path, capsys):
     assert main(["data", "validate", str(manifest), "--check-audio"]) == 0
     assert main(["data", "stats", str(manifest), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["utterances"] == 30
+
+
+def test_cli_synth_takes_the_shape_knobs(monkeypatch, capsys):
+    from nabra import cli
+
+    seen = {}
+    monkeypatch.setattr(synth, "synthesize", lambda out, config, progress: seen.setdefault("config", config) and 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # stop after the config is built: the flags reached it
+        cli.main(["synth", "x", "--dialect-shares", "EGY=4,GLF=3,LAV=2,NOR=1,MSA=1", "--emotion-fraction", "0.3",
+                  "--balanced-splits", "test,dev", "--quiet"])
+    config = seen["config"]
+    assert config.dialect_shares == {"EGY": 4.0, "GLF": 3.0, "LAV": 2.0, "NOR": 1.0, "MSA": 1.0}
+    assert config.emotion_fraction == 0.3 and config.balanced_splits == ("test", "dev") and config.emotion_shares is None
+    assert cli.main(["synth", "x", "--dialect-shares", "EGY:4"]) == 2
+    assert "--dialect-shares takes LABEL=NUMBER pairs" in capsys.readouterr().err

@@ -64,6 +64,11 @@ def test_lora_run_saves_a_peft_adapter(make_config):
     assert (run / "final" / "adapter_model.safetensors").is_file()
     # The fixture is a freshly initialised tiny model: LoRA over random weights is said to be pointless.
     assert any("random weights" in s and "finetune=full" in s for s in said)
+    # The training data's shape, as the report reads it to name rare labels: the counts the set-up logged.
+    shape = json.loads((run / "train-data.json").read_text())
+    logged = next(s for s in said if s.startswith("training examples: "))
+    assert all(f"{task} {n:,}" in logged for task, n in shape["examples"].items())
+    assert set(shape["labels"]) == {"did", "ser"} and sum(shape["labels"]["did"].values()) == shape["examples"]["did"]
 
 
 def test_learning_happens(make_config):

@@ -61,7 +61,21 @@ class SynthConfig:
     words_per_utterance: tuple[int, int] = (4, 4)
     """Min, max words per short clip (FACTS: 3 dialect words + 1 filler is learnable in minutes)."""
     imbalance: float = 1.0
-    """Most-frequent / least-frequent label count, geometric in label order (1 = balanced); dialect and emotion."""
+    """Most-frequent / least-frequent label count, geometric in label order (1 = balanced); dialect and emotion.
+    ``dialect_shares`` / ``emotion_shares`` give the shape label by label instead."""
+    dialect_shares: dict[str, float] | None = None
+    """Relative frequency of each dialect label (``{MSA: 40, EGY: 25, ...}``; scaled to the clips), e.g. a
+    real corpus's label counts; ``None``: the ``imbalance`` shape. Every label of ``dialects`` needs one."""
+    emotion_shares: dict[str, float] | None = None
+    """Relative frequency of each emotion label, as ``dialect_shares``."""
+    dialect_fraction: float = 1.0
+    """Share of the short clips whose dialect is labelled (the others are ASR-only for DID): real DID sets
+    are a fraction of the transcribed speech. Labelled clips follow the shares too."""
+    emotion_fraction: float = 1.0
+    """Share of the short clips whose emotion is labelled, as ``dialect_fraction``."""
+    balanced_splits: tuple[str, ...] = ()
+    """Splits whose short clips are label-balanced and all labelled (``[test]``: macro-F1 then measures the
+    rare labels on as many clips as the frequent ones); the other splits follow the shares and fractions."""
     workers: int = 0
     """Parallel eSpeak threads (0 = one per CPU core)."""
     dialects: tuple[str, ...] = DIALECTS.names
@@ -74,7 +88,8 @@ class SynthConfig:
         self.dialects, self.emotions = tuple(self.dialects), tuple(self.emotions)
         if self.utterances < 1:
             raise NabraError(f"utterances must be at least 1, got {self.utterances}")
-        for name in ("summary_fraction", "long_fraction", "dialect_density"):
+        self.balanced_splits = tuple(self.balanced_splits)
+        for name in ("summary_fraction", "long_fraction", "dialect_density", "dialect_fraction", "emotion_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise NabraError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         lo, hi = self.words_per_utterance
@@ -86,6 +101,26 @@ class SynthConfig:
             raise NabraError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
         _check_labels("dialect", self.dialects, load_lexicon()["dialects"])
         _check_labels("emotion", self.emotions, PROSODY)
+        for kind, names in (("dialect", self.dialects), ("emotion", self.emotions)):
+            shares = getattr(self, f"{kind}_shares")
+            if shares is None:
+                continue
+            if self.imbalance != 1.0:
+                raise NabraError(f"give imbalance or {kind}_shares, not both")
+            if set(shares) != set(names) or not all(isinstance(v, int | float) and v > 0 for v in shares.values()):
+                raise NabraError(f"{kind}_shares must give a positive number for each of {', '.join(names)}, "
+                                 f"got {shares}")
+        unknown = [s for s in self.balanced_splits if s not in SPLIT_SHARES]
+        if unknown:
+            raise NabraError(f"balanced_splits: unknown split(s) {', '.join(unknown)} (splits: {', '.join(SPLIT_SHARES)})")
+
+    def label_weights(self, kind: str) -> list[float]:
+        """Relative frequency of each ``dialect`` or ``emotion`` label, in label order."""
+        names, shares = getattr(self, f"{kind}s"), getattr(self, f"{kind}_shares")
+        if shares is not None:
+            return [float(shares[n]) for n in names]
+        k = len(names)
+        return [self.imbalance ** (-i / (k - 1)) if k > 1 else 1.0 for i in range(k)]
 
 
 def _check_labels(kind: str, names: tuple[str, ...], known: dict) -> None:
@@ -197,27 +232,36 @@ def apportion(total: int, weights: list[float]) -> list[int]:
     return parts
 
 
-def label_counts(n: int, k: int, imbalance: float) -> list[int]:
-    """Counts of ``k`` labels over ``n`` clips: equal (+-1) at ``imbalance`` 1, else geometric from
-    the first label (most frequent) to the last (``imbalance`` times rarer)."""
-    weights = [imbalance ** (-i / (k - 1)) if k > 1 else 1.0 for i in range(k)]
-    return apportion(n, weights)
-
-
-def _label_pairs(n: int, config: SynthConfig, rng: random.Random) -> list[tuple[str, str]]:
+def _label_pairs(n: int, config: SynthConfig, rng: random.Random, balanced: bool = False) -> list[tuple[str, str]]:
     """(dialect, emotion) for ``n`` clips with exact marginal counts and near-independent factors.
 
     Dialects are laid out in blocks; emotions in a low-discrepancy order (each spread evenly over
     the sequence), so every dialect block holds each emotion in proportion: with 5 x 5 balanced
-    labels and n a multiple of 25, every dialect x emotion cell is exactly equal.
+    labels and n a multiple of 25, every dialect x emotion cell is exactly equal. ``balanced``: equal
+    counts whatever the config's shape.
     """
-    d_counts = label_counts(n, len(config.dialects), config.imbalance)
-    e_counts = label_counts(n, len(config.emotions), config.imbalance)
+    d_counts = apportion(n, [1.0] * len(config.dialects) if balanced else config.label_weights("dialect"))
+    e_counts = apportion(n, [1.0] * len(config.emotions) if balanced else config.label_weights("emotion"))
     dialects = [d for d, c in zip(config.dialects, d_counts, strict=True) for _ in range(c)]
     spread = sorted(((j + 0.5) / c, i) for i, c in enumerate(e_counts) for j in range(c))
     pairs = [(d, config.emotions[i]) for d, (_, i) in zip(dialects, spread, strict=True)]
     rng.shuffle(pairs)
     return pairs
+
+
+def _labelled(rng: random.Random, labels: list[str], names: tuple[str, ...], fraction: float) -> list[bool]:
+    """Which of the clips (their ``labels``) keep their label: ``fraction`` of them, apportioned over the
+    labels as the clips are (so the labelled counts follow the same shape exactly), chosen at random."""
+    if fraction >= 1.0:
+        return [True] * len(labels)
+    have = [labels.count(name) for name in names]
+    want = apportion(int(fraction * len(labels) + 0.5), have)
+    keep = [False] * len(labels)
+    for name, k in zip(names, want, strict=True):
+        rows = [i for i, label in enumerate(labels) if label == name]
+        for i in rng.sample(rows, min(k, len(rows))):
+            keep[i] = True
+    return keep
 
 
 def _jittered(rng: random.Random, emotion: str) -> dict:
@@ -304,9 +348,15 @@ def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: Syn
         text, summary = _paragraph(rng, long=i < n_long)
         # News is read in neutral prosody; it carries no emotion label, so SER stays balanced.
         clips.append(dict(text=text, summary=summary, **_jittered(rng, "neutral")))
-    for dialect, emotion in _label_pairs(n - n_para, config, rng):
+    balanced = split in config.balanced_splits
+    pairs = _label_pairs(n - n_para, config, rng, balanced)
+    keep_d = _labelled(rng, [d for d, _ in pairs], config.dialects, 1.0 if balanced else config.dialect_fraction)
+    keep_e = _labelled(rng, [e for _, e in pairs], config.emotions, 1.0 if balanced else config.emotion_fraction)
+    for (dialect, emotion), has_d, has_e in zip(pairs, keep_d, keep_e, strict=True):
         text = _short_text(rng, dialect, config)
-        clips.append(dict(text=text, dialect=dialect, emotion=emotion, **_jittered(rng, emotion)))
+        # The clip is spoken in its dialect's words and its emotion's prosody whether or not it is labelled.
+        clips.append(dict(text=text, dialect=dialect if has_d else None, emotion=emotion if has_e else None,
+                          **_jittered(rng, emotion)))
     rng.shuffle(clips)
     # Voices rotate over the shuffled order, paragraphs and short clips each on their own turn,
     # so every voice reads about the same share of each label and of the news.

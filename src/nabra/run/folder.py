@@ -3,6 +3,7 @@
     RUN/config.yaml          the resolved config (RunConfig)
     RUN/metrics.jsonl        one record a line: steps, dev losses and evaluations, schedule events
     RUN/quarantine.jsonl     invalid manifest lines and examples left out during the run
+    RUN/train-data.json      training examples per task and per label (the report names rare labels by it)
     RUN/checkpoints/step-N/  resumable state (``nabra.run.checkpoint``)
     RUN/best/, RUN/final/    trained weights (PEFT adapter or thinker) and nabra_run.json
     RUN/eval-SPLIT/          predictions.jsonl and metrics.json of ``nabra evaluate``
@@ -65,6 +66,16 @@ class RunFolder:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def train_data_file(self) -> Path:
+        """``train-data.json``: training examples per task and per label (written at set-up)."""
+        return self.path / "train-data.json"
+
+    def train_data(self) -> dict | None:
+        """The run's training data shape (``{"examples": {task: n}, "labels": {task: {label: n}}}``), or
+        ``None`` for a run written before Nabra recorded it."""
+        return read_json(self.train_data_file) if self.train_data_file.is_file() else None
 
     @property
     def config_file(self) -> Path:

@@ -46,6 +46,22 @@ class RunDir(RunFolder):
                                  "resume it with the same config, or choose another output_dir")
         saved.write_text(dump_config(cfg), encoding="utf-8")
 
+    def write_train_data(self, examples) -> None:
+        """``train-data.json``: the training examples per task and per label of each label task — the
+        shape the report reads to name a run's rare labels (written at every set-up: the same data)."""
+        if not self.is_main:
+            return
+        tasks: dict[str, int] = {}
+        labels: dict[str, dict[str, int]] = {}
+        for ex in examples:
+            tasks[ex.task] = tasks.get(ex.task, 0) + 1
+            if ex.label is not None:
+                counts = labels.setdefault(ex.task, {})
+                counts[ex.label] = counts.get(ex.label, 0) + 1
+        labels = {t: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for t, c in labels.items()}
+        write_text(self.train_data_file, json.dumps({"examples": tasks, "labels": labels}, indent=1,
+                                                    ensure_ascii=False) + "\n")
+
     def truncate(self, step: int) -> list[str]:
         """Drop the metric and quarantine lines past ``step`` (0: a start without a checkpoint), which
         are written again from there, so the logs hold each step once; lines torn by a kill (always

@@ -217,6 +217,17 @@ def duration_sentence(groups: dict[str, list[Run]]) -> str | None:
     return "ASR CER by audio length (`by_duration` in metrics.json), mean over seeds — " + "; ".join(parts) + "."
 
 
+def _weight(sentence: str) -> int:
+    """Order of a winner sentence in the summary (stable within a rank)."""
+    if "larger than the seed spread" in sentence:
+        return 0
+    if "not learned** by any schedule" in sentence:
+        return 3
+    if "one seed on at least one side" in sentence or "only " in sentence:
+        return 1
+    return 2
+
+
 def ranked(groups: dict[str, list[Run]]) -> dict[str, list[Run]]:
     """The groups that compete: every schedule but the baselines."""
     return {name: runs for name, runs in groups.items() if name not in BASELINES}
@@ -230,6 +241,7 @@ def summary(groups: dict[str, list[Run]]) -> list[str]:
         failed = {n: why for n, st in stats.items() if task != "composite" and (why := not_learned(task, st, groups))}
         if sentence := winner_sentence(task, stats, failed):
             lines.append(sentence)
+    lines.sort(key=_weight)  # what differs first: clear wins, then one-seed gaps, ties, tasks nobody learned
     if not lines:
         lines.append("No run has final metrics (eval-test/metrics.json or dev evaluations): nothing to rank.")
     lines += baseline_sentences(groups)

@@ -11,6 +11,7 @@ from pathlib import Path
 from nabra.errors import NabraError
 from nabra.evaluate.claims import check_claims
 from nabra.evaluate.claims import run_tasks as report_tasks
+from nabra.evaluate.report.differs import differs
 from nabra.evaluate.report.plots import plot_confusions, plot_curves, plot_task_weights, plot_volatility
 from nabra.evaluate.report.prose import ranked, summary
 from nabra.evaluate.report.runs import (
@@ -74,9 +75,11 @@ def _bold(text: str, yes: bool) -> str:
 def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
     """Write the PNGs into ``out`` and return the document as blocks."""
     groups = by_schedule(runs)
+    opening, _ = differs(groups)
     blocks: list[tuple] = [
         ("h1", "Nabra: schedule comparison"),
         ("p", f"{len(runs)} run(s): " + "; ".join(f"{s}: {', '.join(r.name for r in rs)}" for s, rs in groups.items())),
+        *([("h2", "What the schedules change"), *opening] if opening else []),
         ("h2", "Summary"), ("ul", summary(groups)),
         ("h2", "The paper's claims on these runs"),
         ("p", "Each claim with its figures and a verdict: supported, not supported (the other way, beyond the "

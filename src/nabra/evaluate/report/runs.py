@@ -64,6 +64,8 @@ class Run:
     """``{"metrics": {...}, "composite": x}`` of the final evaluation."""
     final_source: str = ""
     """``test`` (eval-test/metrics.json), ``dev`` (the last dev evaluation) or empty (none)."""
+    train_data: dict | None = None
+    """``train-data.json``: training examples per task and per label (``None`` for a run from before it)."""
     notes: list[str] = field(default_factory=list)
     name: str = ""
     """How the report names the run: its folder name (with its parent's when two runs share one)."""
@@ -83,7 +85,7 @@ def read_run(path: str | os.PathLike) -> Run:
     """Read a run folder (through :class:`~nabra.run.folder.RunFolder`); a missing or damaged
     ``config.yaml`` is an error naming it, missing metrics are noted."""
     folder = RunFolder.open(path)
-    run = Run(folder.path, folder.schedule, folder.seed)
+    run = Run(folder.path, folder.schedule, folder.seed, train_data=folder.train_data())
     _read_records(run, folder)
     _read_final(run, folder)
     return run

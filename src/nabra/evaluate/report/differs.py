@@ -1,0 +1,182 @@
+"""What the schedules change, first: the report's opening section.
+
+Real corpora are imbalanced — MSA and Egyptian dominate dialect sets, neutral dominates emotion sets, a
+few hours of summaries sit beside hundreds of hours of ASR — and that is where balance and curricula
+matter. So the report opens with what differs between the schedules on what a skew hurts:
+
+- the **rare labels** of each label task (did, ser, declared ones): a label whose training examples are
+  at most :data:`RARE_SHARE` of its task's most frequent label's, as the runs' ``train-data.json`` counts
+  them; per schedule the mean F1 over them, per label the F1, and per run the mean recall over them;
+- the **ingredients** of the schedules, each as a difference of two schedules on the same budget, with
+  its verdict against the seed spread (:func:`nabra.evaluate.stats.compare`, the claims' test too):
+  balance (``balanced − uniform``), diversity (``ads − balanced``), the curriculum (``tpc − uniform``),
+  the hybrid (``tpc_ads − uniform``) and the online weights (``adaptive − uniform``), on the rare-label
+  F1, the summaries' ROUGE-L and ASR's CER (what a schedule keeps or loses of ASR);
+- how many seeds a schedule would need to tell a 3-point difference from the spread measured.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nabra.evaluate.report.runs import Run, label_tasks, pct
+from nabra.evaluate.stats import Stat, compare
+
+RARE_SHARE = 0.5
+"""A label with at most this share of its task's most frequent label's training examples is rare."""
+INGREDIENTS = (("balance", "balanced", "uniform"), ("diversity", "ads", "balanced"), ("curriculum", "tpc", "uniform"),
+               ("hybrid", "tpc_ads", "uniform"), ("online weights", "adaptive", "uniform"))
+"""(name, schedule, the schedule it is compared with): what each ingredient adds, on the same budget."""
+DETECT = 0.03
+"""The difference (3 points) whose detectability the seed count is stated for."""
+
+
+def train_labels(groups: dict[str, list[Run]], task: str) -> dict[str, int]:
+    """Training examples per label of ``task``, from the first run that recorded them (``train-data.json``:
+    the runs of one comparison share their data); empty when none did."""
+    for runs in groups.values():
+        for run in runs:
+            counts = (run.train_data or {}).get("labels", {}).get(task)
+            if counts:
+                return dict(counts)
+    return {}
+
+
+def rare_labels(counts: dict[str, int]) -> list[str]:
+    """The labels with at most :data:`RARE_SHARE` of the most frequent label's examples (rarest first)."""
+    if not counts:
+        return []
+    top = max(counts.values())
+    return sorted((label for label, n in counts.items() if n <= RARE_SHARE * top), key=lambda label: counts[label])
+
+
+def _per_class(run: Run, task: str) -> dict:
+    return (run.final or {}).get("metrics", {}).get(task, {}).get("per_class", {})
+
+
+def label_f1(run: Run, task: str, label: str) -> float | None:
+    value = _per_class(run, task).get(label, {}).get("f1")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def rare_f1(run: Run, rare: dict[str, list[str]]) -> float | None:
+    """Mean F1 over the rare labels of every label task of the run (``None`` when it has none of them)."""
+    values = [label_f1(run, task, label) for task, labels in rare.items() for label in labels]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def rare_recall(run: Run, task: str, labels: list[str]) -> float | None:
+    values = [_per_class(run, task).get(label, {}).get("recall") for label in labels]
+    values = [float(v) for v in values if isinstance(v, int | float)]
+    return sum(values) / len(values) if values else None
+
+
+def seeds_needed(std: float, diff: float = DETECT) -> int | None:
+    """Seeds a schedule for a two-sided 5 % test with 80 % power to detect ``diff`` between two schedules
+    whose per-seed std is ``std``: ``2 (1.96 + 0.84)² std² / diff²`` (``None`` without a spread)."""
+    if not std > 0:
+        return None
+    return max(2, math.ceil(2 * (1.96 + 0.8416) ** 2 * std**2 / diff**2))
+
+
+def _verdict(a: Stat | None, b: Stat | None, higher: bool) -> str:
+    if a is None or b is None:
+        return "–"
+    c = compare(a, b, higher)
+    sign = 1 if higher else -1
+    points = f"{sign * 100 * c.diff:+.1f}"
+    if c.spread is None:
+        return f"{points} (one seed)"
+    if c.tie:
+        return f"{points} (tie)"
+    word = ("better" if c.diff > 0 else "worse") if c.beyond_spread() else "within spread"
+    return f"{points} ({word}, spread {100 * c.spread:.1f})"
+
+
+def differs(groups: dict[str, list[Run]]) -> tuple[list[tuple], dict[str, list[str]]]:
+    """The opening section's blocks, and the rare labels per task (for the summary)."""
+    rare = {task: labels for task in label_tasks(groups) if (labels := rare_labels(train_labels(groups, task)))}
+    blocks: list[tuple] = []
+    stats = {
+        "rare": {s: Stat.of([rare_f1(r, rare) for r in runs]) for s, runs in groups.items()} if rare else {},
+        "summaries": {s: Stat.of([_mean(r.value(t, "rougeL") for t in ("ssum", "tsum")) for r in runs])
+                      for s, runs in groups.items()},
+        "asr": {s: Stat.of([r.value("asr", "cer") for r in runs]) for s, runs in groups.items()},
+    }
+    columns = [(key, title, higher) for key, title, higher in (
+        ("rare", "rare-label F1 (points)", True), ("summaries", "SSUM/TSUM ROUGE-L (points)", True),
+        ("asr", "ASR CER (points, lower is better: shown as gain)", False)) if any(stats[key].values())]
+    rows = [[name, f"{a} − {b}", *[_verdict(stats[k][a], stats[k][b], up) for k, _, up in columns]]
+            for name, a, b in INGREDIENTS if a in groups and b in groups]
+    if rows and columns:
+        blocks.append(("ul", _sentences(groups, stats, columns)))
+        blocks += [("p", "Each ingredient of the schedules as the difference of two schedules trained on the same "
+                         "budget (mean over seeds; positive: the first is better), and whether it is beyond the "
+                         "seed spread (the larger std of the two sides)."),
+                   ("table", ["ingredient", "schedules", *[title for _, title, _ in columns]], rows)]
+    if rare:
+        blocks += _rare_blocks(groups, rare)
+    spreads = [st.std for cells in stats.values() for st in cells.values() if st is not None and st.n > 1]
+    if spreads:
+        worst = max(spreads)
+        need = seeds_needed(worst)
+        n = min(st.n for cells in stats.values() for st in cells.values() if st is not None)
+        blocks.append(("p", f"Seeds: {n} a schedule here; the largest per-seed std of these figures is "
+                            f"{pct(worst)} points, so telling a {pct(DETECT)}-point difference from it (5 % test, "
+                            f"80 % power) takes about **{need} seeds** a schedule."))
+    return blocks, rare
+
+
+def _sentences(groups, stats, columns) -> list[str]:
+    """The differences beyond the seed spread first, each in words; then the rest in one line."""
+    clear, within = [], []
+    for name, a, b in INGREDIENTS:
+        if a not in groups or b not in groups:
+            continue
+        for key, title, higher in columns:
+            sa, sb = stats[key].get(a), stats[key].get(b)
+            if sa is None or sb is None:
+                continue
+            c = compare(sa, sb, higher)
+            what = title.split(" (")[0]
+            points = (1 if higher else -1) * 100 * c.diff
+            if c.spread is not None and not c.tie and c.beyond_spread():
+                clear.append(f"**{name}** ({a} − {b}) {'improves' if c.diff > 0 else 'worsens'} the {what} by "
+                             f"{abs(points):.1f} points ({a} {sa.text(100)} vs {b} {sb.text(100)}), beyond the seed "
+                             f"spread ({100 * c.spread:.1f}).")
+            else:
+                within.append(f"{name} on the {what} ({points:+.1f}"
+                              + (", one seed" if c.spread is None else "") + ")")
+    lines = clear or ["No ingredient changes a figure beyond the seed spread."]
+    if within:
+        lines.append("Within the seed spread (or one seed a side): " + "; ".join(within) + ".")
+    return lines
+
+
+def _mean(values) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _rare_blocks(groups: dict[str, list[Run]], rare: dict[str, list[str]]) -> list[tuple]:
+    blocks: list[tuple] = []
+    for task, labels in rare.items():
+        counts = train_labels(groups, task)
+        order = sorted(counts, key=lambda label: -counts[label])
+        header = ["schedule", *[f"{label} ({counts[label]:,}{', rare' if label in labels else ''})" for label in order]]
+        rows = []
+        for schedule, runs in groups.items():
+            cells = [Stat.of([label_f1(r, task, label) for r in runs]) for label in order]
+            if any(cells):
+                rows.append([schedule, *[c.text(100) if c else "–" for c in cells]])
+        if rows:
+            blocks += [("p", f"**{task}**: F1 per label (mean ± std over seeds), labels by their training examples; "
+                             f"rare: at most {pct(RARE_SHARE)}% of the most frequent label's."),
+                       ("table", header, rows)]
+        recalls = [f"{r.name} {pct(v)}" for runs in groups.values() for r in runs
+                   if (v := rare_recall(r, task, labels)) is not None]
+        if recalls:
+            blocks.append(("p", f"{task}: recall of the rare labels ({', '.join(labels)}), mean over them, per run — "
+                                + ", ".join(recalls) + "."))
+    return blocks
