@@ -55,3 +55,20 @@ def test_a_demo_folder_of_another_plan_is_refused_untouched(tmp_path):
     with pytest.raises(NabraError, match="family 'qwen2_5_omni' there, 'qwen3_omni' now"):
         check_plan(tmp_path, {**QUICK, "seeds": 1}, "qwen3_omni")
     assert (tmp_path / "demo-plan.json").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["demo-plan.json"]
+    # --shaped is another plan too (its corpus has the real skews), and its default folder is its own
+    with pytest.raises(NabraError, match="dialect_fraction None there, 0.21 now"):
+        run_demo(tmp_path, quick=True, shaped=True)
+
+
+def test_the_shaped_demo_synthesizes_the_skewed_corpus(tmp_path, monkeypatch):
+    from nabra import demo
+
+    seen = []
+    monkeypatch.setattr(demo, "synthesize", lambda out, config: seen.append(config) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        demo.ensure_corpus(tmp_path / "c", {**demo.QUICK, **demo.SHAPE}, demo.Console())
+    with pytest.raises(ZeroDivisionError):
+        demo.ensure_corpus(tmp_path / "b", {**demo.QUICK, **demo.SHAPE}, demo.Console(), shaped=False)  # the base's
+    shaped, base = seen
+    assert shaped.dialect_shares == demo.SHAPE["dialect_shares"] and shaped.emotion_fraction == 0.065
+    assert shaped.balanced_splits == ("test",) and base.dialect_shares is None and base.emotion_fraction == 1.0

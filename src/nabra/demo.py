@@ -65,9 +65,10 @@ SHAPE = {
     # The test split label-balanced and fully labelled: macro-F1 measures the rare labels on as many clips.
     "balanced_splits": ["test"],
 }
-"""The fine-tuning corpus's shape, from real corpora (docs/demo.md): what makes balance and curricula matter."""
+"""The fine-tuning corpus's shape with ``nabra demo --shaped``, from real corpora (docs/demo.md): the skews
+under which balance and curricula matter."""
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
-         "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400, **SHAPE}
+         "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400}
 FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}
 BASE_SEED = 1
 """Synthesis seed of the base's corpus (the fine-tuning corpus has seed 0): other sentences."""
@@ -302,14 +303,16 @@ def check_plan(out: Path, plan: dict, family: str) -> None:
 
 
 def run_demo(out: Path | None = None, quick: bool = False, seeds: int | None = None, plan: dict | None = None,
-             jobs: int | None = None, family: str = QWEN2_5_OMNI.name) -> int:
+             jobs: int | None = None, family: str = QWEN2_5_OMNI.name, shaped: bool = False) -> int:
     """The whole main job on the tiny model of ``family``; returns the exit code. ``plan`` overrides
     the sizes (tests). ``out`` defaults to ``demo`` (``demo-<family>`` for another family than the default),
-    with ``-quick`` after it for the quick demo: a folder keeps one plan (:func:`check_plan`)."""
+    with ``-shaped`` (the corpus of :data:`SHAPE`) and ``-quick`` after it: a folder keeps one plan
+    (:func:`check_plan`)."""
     console = Console()
     fam = family_named(family)
-    plan = {**(QUICK if quick else FULL), **(plan or {})}
-    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}") + ("-quick" if quick else ""))
+    plan = {**(QUICK if quick else FULL), **(SHAPE if shaped else {}), **(plan or {})}
+    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}") + ("-shaped" if shaped else "")
+               + ("-quick" if quick else ""))
     seeds = seeds or plan["seeds"]
     check_plan(out, plan, fam.name)
     t0 = time.perf_counter()

@@ -106,14 +106,14 @@ def differs(groups: dict[str, list[Run]]) -> tuple[list[tuple], dict[str, list[s
     }
     columns = [(key, title, higher) for key, title, higher in (
         ("rare", "rare-label F1 (points)", True), ("summaries", "SSUM/TSUM ROUGE-L (points)", True),
-        ("asr", "ASR CER (points, lower is better: shown as gain)", False)) if any(stats[key].values())]
+        ("asr", "ASR CER (points; lower is better)", False)) if any(stats[key].values())]
     rows = [[name, f"{a} − {b}", *[_verdict(stats[k][a], stats[k][b], up) for k, _, up in columns]]
             for name, a, b in INGREDIENTS if a in groups and b in groups]
     if rows and columns:
         blocks.append(("ul", _sentences(groups, stats, columns)))
         blocks += [("p", "Each ingredient of the schedules as the difference of two schedules trained on the same "
-                         "budget (mean over seeds; positive: the first is better), and whether it is beyond the "
-                         "seed spread (the larger std of the two sides)."),
+                         "budget (the first's mean over seeds minus the second's, in points of the metric), and "
+                         "whether it is better or worse beyond the seed spread (the larger std of the two sides)."),
                    ("table", ["ingredient", "schedules", *[title for _, title, _ in columns]], rows)]
     if rare:
         blocks += _rare_blocks(groups, rare)
