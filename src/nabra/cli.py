@@ -99,7 +99,8 @@ def _synth_config(args):
                        dialect_shares=_shares(args.dialect_shares, "--dialect-shares"),
                        emotion_shares=_shares(args.emotion_shares, "--emotion-shares"),
                        dialect_fraction=args.dialect_fraction, emotion_fraction=args.emotion_fraction,
-                       balanced_splits=tuple(s for s in (args.balanced_splits or "").split(",") if s))
+                       balanced_splits=tuple(s for s in (args.balanced_splits or "").split(",") if s),
+                       **({"split_shares": _shares(args.split_shares, "--split-shares")} if args.split_shares else {}))
 
 
 def _shares(text: str | None, flag: str) -> dict[str, float] | None:
@@ -428,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="share of the short clips with a dialect label (the rest ASR-only; default 1)")
     synth.add_argument("--emotion-fraction", type=float, default=1.0,
                        help="share of the short clips with an emotion label (default 1)")
+    synth.add_argument("--split-shares", metavar="train=0.8,dev=0.1,test=0.1",
+                       help="share of the clips in each split (default 0.8, 0.1, 0.1)")
     synth.add_argument("--balanced-splits", metavar="test",
                        help="comma-separated splits kept label-balanced and fully labelled (e.g. test)")
     synth.add_argument("--workers", type=int, default=0, help="parallel eSpeak workers (0 = all cores)")

@@ -168,6 +168,13 @@ def test_a_balanced_split_is_balanced_and_fully_labelled_whatever_the_shares():
         SynthConfig(utterances=100, imbalance=3.0, dialect_fraction=1.0, emotion_fraction=1.0, balanced_splits=()))
 
 
+def test_split_shares_keep_the_test_split_small_in_a_large_corpus():
+    clips = plan_corpus(SynthConfig(utterances=3000, split_shares={"train": 0.93, "dev": 0.035, "test": 0.035}))
+    assert Counter(c.split for c in clips) == {"train": 2790, "dev": 105, "test": 105}
+    with pytest.raises(NabraError, match="split_shares must give a positive share to each of train, dev, test"):
+        SynthConfig(split_shares={"train": 1.0})
+
+
 def test_task_sizes_follow_the_summary_fraction():
     clips = plan_corpus(SKEWED)
     paragraphs = [c for c in clips if c.summary is not None]
@@ -296,9 +303,10 @@ def test_cli_synth_takes_the_shape_knobs(monkeypatch, capsys):
     monkeypatch.setattr(synth, "synthesize", lambda out, config, progress: seen.setdefault("config", config) and 1 / 0)
     with pytest.raises(ZeroDivisionError):  # stop after the config is built: the flags reached it
         cli.main(["synth", "x", "--dialect-shares", "EGY=4,GLF=3,LAV=2,NOR=1,MSA=1", "--emotion-fraction", "0.3",
-                  "--balanced-splits", "test,dev", "--quiet"])
+                  "--balanced-splits", "test,dev", "--split-shares", "train=8,dev=1,test=1", "--quiet"])
     config = seen["config"]
     assert config.dialect_shares == {"EGY": 4.0, "GLF": 3.0, "LAV": 2.0, "NOR": 1.0, "MSA": 1.0}
     assert config.emotion_fraction == 0.3 and config.balanced_splits == ("test", "dev") and config.emotion_shares is None
+    assert config.split_shares == {"train": 8.0, "dev": 1.0, "test": 1.0}
     assert cli.main(["synth", "x", "--dialect-shares", "EGY:4"]) == 2
     assert "--dialect-shares takes LABEL=NUMBER pairs" in capsys.readouterr().err

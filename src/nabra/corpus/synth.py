@@ -73,6 +73,8 @@ class SynthConfig:
     are a fraction of the transcribed speech. Labelled clips follow the shares too."""
     emotion_fraction: float = 1.0
     """Share of the short clips whose emotion is labelled, as ``dialect_fraction``."""
+    split_shares: dict[str, float] = field(default_factory=lambda: dict(SPLIT_SHARES))
+    """Share of the clips in each split (train, dev, test): a larger corpus keeps its test split small."""
     balanced_splits: tuple[str, ...] = ()
     """Splits whose short clips are label-balanced and all labelled (``[test]``: macro-F1 then measures the
     rare labels on as many clips as the frequent ones); the other splits follow the shares and fractions."""
@@ -110,6 +112,10 @@ class SynthConfig:
             if set(shares) != set(names) or not all(isinstance(v, int | float) and v > 0 for v in shares.values()):
                 raise NabraError(f"{kind}_shares must give a positive number for each of {', '.join(names)}, "
                                  f"got {shares}")
+        self.split_shares = dict(self.split_shares)
+        if set(self.split_shares) != set(SPLIT_SHARES) or not all(
+                isinstance(v, int | float) and v > 0 for v in self.split_shares.values()):
+            raise NabraError(f"split_shares must give a positive share to each of train, dev, test, got {self.split_shares}")
         unknown = [s for s in self.balanced_splits if s not in SPLIT_SHARES]
         if unknown:
             raise NabraError(f"balanced_splits: unknown split(s) {', '.join(unknown)} (splits: {', '.join(SPLIT_SHARES)})")
@@ -369,8 +375,9 @@ def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: Syn
 def plan_corpus(config: SynthConfig) -> list[Clip]:
     """Every clip of the corpus, in id order (train, dev, test), with all random choices made."""
     rng = random.Random(config.seed)
-    sizes = apportion(config.utterances, list(SPLIT_SHARES.values()))
-    n_para = apportion(int(config.summary_fraction * config.utterances + 0.5), list(SPLIT_SHARES.values()))
+    shares = [config.split_shares[s] for s in SPLIT_SHARES]
+    sizes = apportion(config.utterances, shares)
+    n_para = apportion(int(config.summary_fraction * config.utterances + 0.5), shares)
     width = max(6, len(str(config.utterances - 1)))
     plans = []
     for split, n, n_p in zip(SPLIT_SHARES, sizes, n_para, strict=True):
