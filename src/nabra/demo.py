@@ -268,7 +268,7 @@ def headline(runs: list[Path], console: Console) -> None:
                                               for r in results]) for b in lengths])
         console.print(by_length)
     if rare:
-        console.print("rare labels (at most half of the most frequent label's training examples): "
+        console.print("rare labels (fewer training examples than the average label, at most 80 % of the most frequent's): "
                       + "; ".join(f"{task.upper()} {', '.join(labels)}" for task, labels in rare.items()))
 
 

@@ -4,9 +4,9 @@ Real corpora are imbalanced — MSA and Egyptian dominate dialect sets, neutral 
 few hours of summaries sit beside hundreds of hours of ASR — and that is where balance and curricula
 matter. So the report opens with what differs between the schedules on what a skew hurts:
 
-- the **rare labels** of each label task (did, ser, declared ones): a label whose training examples are
-  at most :data:`RARE_SHARE` of its task's most frequent label's, as the runs' ``train-data.json`` counts
-  them; per schedule the mean F1 over them, per label the F1, and per run the mean recall over them;
+- the **rare labels** of each label task (did, ser, declared ones): a label with fewer training examples
+  than the task's labels have on average, and at most :data:`RARE_SHARE` of the most frequent label's, as
+  the runs' ``train-data.json`` counts them (the rarer half of a skewed set; none of a balanced one); per schedule the mean F1 over them, per label the F1, and per run the mean recall over them;
 - the **ingredients** of the schedules, each as a difference of two schedules on the same budget, with
   its verdict against the seed spread (:func:`nabra.evaluate.stats.compare`, the claims' test too):
   balance (``balanced − uniform``), diversity (``ads − balanced``), the curriculum (``tpc − uniform``),
@@ -21,12 +21,17 @@ import math
 
 from nabra.evaluate.report.runs import Run, label_tasks, pct
 from nabra.evaluate.stats import Stat, compare
+from nabra.run.folder import BASELINES
 
-RARE_SHARE = 0.5
-"""A label with at most this share of its task's most frequent label's training examples is rare."""
+RARE_SHARE = 0.8
+"""A rare label has at most this share of its task's most frequent label's training examples (and fewer than
+the average label): counts within a fifth of each other are a balanced set, whatever their order."""
 INGREDIENTS = (("balance", "balanced", "uniform"), ("diversity", "ads", "balanced"), ("curriculum", "tpc", "uniform"),
                ("hybrid", "tpc_ads", "uniform"), ("online weights", "adaptive", "uniform"))
 """(name, schedule, the schedule it is compared with): what each ingredient adds, on the same budget."""
+LEAD_GAP = 0.01
+"""A difference under one point is not called better or worse, whatever the spread (a ROUGE-L of 0.3 % against
+0.0 % is no summary learned either way)."""
 DETECT = 0.03
 """The difference (3 points) whose detectability the seed count is stated for."""
 
@@ -43,11 +48,13 @@ def train_labels(groups: dict[str, list[Run]], task: str) -> dict[str, int]:
 
 
 def rare_labels(counts: dict[str, int]) -> list[str]:
-    """The labels with at most :data:`RARE_SHARE` of the most frequent label's examples (rarest first)."""
+    """The labels with fewer examples than the average label and at most :data:`RARE_SHARE` of the most
+    frequent label's (rarest first)."""
     if not counts:
         return []
-    top = max(counts.values())
-    return sorted((label for label, n in counts.items() if n <= RARE_SHARE * top), key=lambda label: counts[label])
+    top, mean = max(counts.values()), sum(counts.values()) / len(counts)
+    return sorted((label for label, n in counts.items() if n < mean and n <= RARE_SHARE * top),
+                  key=lambda label: counts[label])
 
 
 def _per_class(run: Run, task: str) -> dict:
@@ -90,7 +97,7 @@ def _verdict(a: Stat | None, b: Stat | None, higher: bool) -> str:
         return f"{points} (one seed)"
     if c.tie:
         return f"{points} (tie)"
-    word = ("better" if c.diff > 0 else "worse") if c.beyond_spread() else "within spread"
+    word = ("better" if c.diff > 0 else "worse") if c.beyond_spread(LEAD_GAP) else "within spread"
     return f"{points} ({word}, spread {100 * c.spread:.1f})"
 
 
@@ -98,15 +105,15 @@ def differs(groups: dict[str, list[Run]]) -> tuple[list[tuple], dict[str, list[s
     """The opening section's blocks, and the rare labels per task (for the summary)."""
     rare = {task: labels for task in label_tasks(groups) if (labels := rare_labels(train_labels(groups, task)))}
     blocks: list[tuple] = []
-    stats = {
-        "rare": {s: Stat.of([rare_f1(r, rare) for r in runs]) for s, runs in groups.items()} if rare else {},
-        "summaries": {s: Stat.of([_mean(r.value(t, "rougeL") for t in ("ssum", "tsum")) for r in runs])
-                      for s, runs in groups.items()},
-        "asr": {s: Stat.of([r.value("asr", "cer") for r in runs]) for s, runs in groups.items()},
-    }
-    columns = [(key, title, higher) for key, title, higher in (
-        ("rare", "rare-label F1 (points)", True), ("summaries", "SSUM/TSUM ROUGE-L (points)", True),
-        ("asr", "ASR CER (points; lower is better)", False)) if any(stats[key].values())]
+    stats: dict[str, dict[str, Stat | None]] = {
+        task: {s: Stat.of([rare_f1(r, {task: labels}) for r in runs]) for s, runs in groups.items()}
+        for task, labels in rare.items()}
+    stats["summaries"] = {s: Stat.of([_mean(r.value(t, "rougeL") for t in ("ssum", "tsum")) for r in runs])
+                          for s, runs in groups.items()}
+    stats["asr"] = {s: Stat.of([r.value("asr", "cer") for r in runs]) for s, runs in groups.items()}
+    titles = {**{task: f"{task.upper()} rare-label F1 ({', '.join(labels)})" for task, labels in rare.items()},
+              "summaries": "SSUM/TSUM ROUGE-L", "asr": "ASR CER (lower is better)"}
+    columns = [(key, titles[key], key != "asr") for key in stats if any(stats[key].values())]
     rows = [[name, f"{a} − {b}", *[_verdict(stats[k][a], stats[k][b], up) for k, _, up in columns]]
             for name, a, b in INGREDIENTS if a in groups and b in groups]
     if rows and columns:
@@ -117,15 +124,27 @@ def differs(groups: dict[str, list[Run]]) -> tuple[list[tuple], dict[str, list[s
                    ("table", ["ingredient", "schedules", *[title for _, title, _ in columns]], rows)]
     if rare:
         blocks += _rare_blocks(groups, rare)
-    spreads = [st.std for cells in stats.values() for st in cells.values() if st is not None and st.n > 1]
-    if spreads:
-        worst = max(spreads)
-        need = seeds_needed(worst)
-        n = min(st.n for cells in stats.values() for st in cells.values() if st is not None)
-        blocks.append(("p", f"Seeds: {n} a schedule here; the largest per-seed std of these figures is "
-                            f"{pct(worst)} points, so telling a {pct(DETECT)}-point difference from it (5 % test, "
-                            f"80 % power) takes about **{need} seeds** a schedule."))
+    if need := _seeds_line(groups, stats, columns):
+        blocks.append(("p", need))
     return blocks, rare
+
+
+def _seeds_line(groups, stats, columns) -> str | None:
+    """How many seeds a schedule needs, per figure, from the pooled per-seed std of the schedules compared."""
+    parts, n = [], None
+    for key, title, _ in columns:
+        cells = [st for name, st in stats[key].items() if name not in BASELINES and st is not None and st.n > 1]
+        if not cells:
+            continue
+        pooled = math.sqrt(sum(st.std**2 for st in cells) / len(cells))
+        need = seeds_needed(pooled)
+        n = min(st.n for st in cells) if n is None else min(n, *(st.n for st in cells))
+        if need:
+            parts.append(f"{title.split(' (')[0]} std {pct(pooled)} points: **{need}**")
+    if not parts:
+        return None
+    return (f"Seeds: {n} a schedule here. To tell a {pct(DETECT)}-point difference from the seed spread (two-sided "
+            f"5 % test, 80 % power, the schedules' pooled per-seed std) a schedule needs about: " + "; ".join(parts) + ".")
 
 
 def _sentences(groups, stats, columns) -> list[str]:
@@ -141,7 +160,7 @@ def _sentences(groups, stats, columns) -> list[str]:
             c = compare(sa, sb, higher)
             what = title.split(" (")[0]
             points = (1 if higher else -1) * 100 * c.diff
-            if c.spread is not None and not c.tie and c.beyond_spread():
+            if c.spread is not None and not c.tie and c.beyond_spread(LEAD_GAP):
                 clear.append(f"**{name}** ({a} − {b}) {'improves' if c.diff > 0 else 'worsens'} the {what} by "
                              f"{abs(points):.1f} points ({a} {sa.text(100)} vs {b} {sb.text(100)}), beyond the seed "
                              f"spread ({100 * c.spread:.1f}).")
@@ -172,7 +191,8 @@ def _rare_blocks(groups: dict[str, list[Run]], rare: dict[str, list[str]]) -> li
                 rows.append([schedule, *[c.text(100) if c else "–" for c in cells]])
         if rows:
             blocks += [("p", f"**{task}**: F1 per label (mean ± std over seeds), labels by their training examples; "
-                             f"rare: at most {pct(RARE_SHARE)}% of the most frequent label's."),
+                             f"rare: fewer than the average label, and at most {pct(RARE_SHARE)}% of the most "
+                             "frequent label's."),
                        ("table", header, rows)]
         recalls = [f"{r.name} {pct(v)}" for runs in groups.values() for r in runs
                    if (v := rare_recall(r, task, labels)) is not None]
