@@ -22,12 +22,21 @@ import math
 from nabra.evaluate.report.runs import Run, label_tasks, pct
 from nabra.evaluate.stats import Stat, compare
 from nabra.run.folder import BASELINES
+from nabra.schedule import (
+    AdaptiveSchedule,
+    ADSSchedule,
+    BalancedSchedule,
+    TPCADSSchedule,
+    TPCSchedule,
+    UniformSchedule,
+)
 
 RARE_SHARE = 0.8
 """A rare label has at most this share of its task's most frequent label's training examples (and fewer than
 the average label): counts within a fifth of each other are a balanced set, whatever their order."""
-INGREDIENTS = (("balance", "balanced", "uniform"), ("diversity", "ads", "balanced"), ("curriculum", "tpc", "uniform"),
-               ("hybrid", "tpc_ads", "uniform"), ("online weights", "adaptive", "uniform"))
+INGREDIENTS = (("balance", BalancedSchedule.name, UniformSchedule.name), ("diversity", ADSSchedule.name, BalancedSchedule.name),
+               ("curriculum", TPCSchedule.name, UniformSchedule.name), ("hybrid", TPCADSSchedule.name, UniformSchedule.name),
+               ("online weights", AdaptiveSchedule.name, UniformSchedule.name))
 """(name, schedule, the schedule it is compared with): what each ingredient adds, on the same budget."""
 LEAD_GAP = 0.01
 """A difference under one point is not called better or worse, whatever the spread (a ROUGE-L of 0.3 % against
