@@ -72,3 +72,17 @@ def test_the_shaped_demo_synthesizes_the_skewed_corpus(tmp_path, monkeypatch):
     shaped, base = seen
     assert shaped.dialect_shares == demo.SHAPE["dialect_shares"] and shaped.emotion_fraction == 0.065
     assert shaped.balanced_splits == ("test",) and base.dialect_shares is None and base.emotion_fraction == 1.0
+
+
+def test_the_shaped_base_learns_text_summaries_from_pairs_added_once(tmp_path):
+    from nabra.corpus.manifest import Utterance, read_manifest, write_manifest
+    from nabra.demo import SHAPE, add_summary_pairs
+
+    manifest = tmp_path / "manifest.jsonl"
+    write_manifest(manifest, [Utterance(id="a", audio="a.wav", transcript="دلوقتي عايز", emotion="sad", split="train")])
+    assert add_summary_pairs(manifest, 20) == 20 and add_summary_pairs(manifest, 20) == 20  # once
+    utts = read_manifest(manifest)
+    pairs = [u for u in utts if u.id.startswith("text-")]
+    assert len(utts) == 21 and len(pairs) == 20 and all(u.audio is None and u.summary for u in pairs)
+    assert {u.split for u in pairs} == {"train", "dev", "test"}
+    assert SHAPE["base_summary_pairs"] == 400 and SHAPE["whole_news_words"] and SHAPE["vocab_size"] == 3000

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from nabra.config import dump_config, load_config
 from nabra.corpus.manifest import iter_manifest, write_manifest
-from nabra.corpus.synth import SynthConfig, synthesize
+from nabra.corpus.synth import SynthConfig, news_words, summary_pairs, synthesize
 from nabra.corpus.validate import ValidationReport, validate_manifest
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import DURATION_BUCKETS, HEADLINE
@@ -67,9 +67,17 @@ SHAPE = {
     # Three times the clips, the test and dev splits kept at the default demo's ~100 (evaluation time): the
     # shape above leaves the rarest labels a few dozen training examples (MSA 85, LAV 67; happy 22).
     "utterances": 3000, "split_shares": {"train": 0.93, "dev": 0.035, "test": 0.035},
+    # The base knows text summarization, as a real LLM does before it hears a summary spoken: 400 text-only
+    # news/summary pairs in its pre-training (ASR 3 : SER 1 : TSUM 1), and a vocabulary with the news words
+    # whole (a real BPE has its frequent words; letters elsewhere, for ASR): base test TSUM ROUGE-L 0.64,
+    # not 0.13 letter by letter (docs/notes/demo-shaped-corpus.md).
+    "base_summary_pairs": 400, "whole_news_words": True, "vocab_size": 3000,
 }
 """The fine-tuning corpus's shape with ``nabra demo --shaped``, from real corpora (docs/demo.md): the skews
 under which balance and curricula matter."""
+SYNTH_SHAPE = ("dialect_shares", "emotion_shares", "dialect_fraction", "emotion_fraction", "balanced_splits",
+               "split_shares")
+"""The keys of :data:`SHAPE` that are the fine-tuning corpus's :class:`SynthConfig` knobs."""
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
          "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400}
 FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}
@@ -89,7 +97,7 @@ def ensure_corpus(corpus_dir: Path, plan: dict, console: Console, *, seed: int =
     if not manifest.exists():
         n = utterances or plan["utterances"]
         console.print(f"synthesizing {n} clips with eSpeak NG -> {corpus_dir}")
-        shape = {k: plan[k] for k in SHAPE if k in plan and k != "utterances"} if shaped else {}
+        shape = {k: plan[k] for k in SYNTH_SHAPE if k in plan} if shaped else {}
         synthesize(corpus_dir, SynthConfig(
             utterances=n, seed=seed, long_fraction=plan["long_fraction"], dialect_density=plan["dialect_density"],
             summary_fraction=plan["summary_fraction"] if summary_fraction is None else summary_fraction, **shape))
@@ -113,19 +121,26 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Fa
         return final
     base_manifest = ensure_corpus(out / "base-corpus", plan, console, seed=BASE_SEED,
                                   utterances=plan["base_utterances"], summary_fraction=0.0, shaped=False)
+    pairs = plan.get("base_summary_pairs", 0)
+    if pairs:
+        add_summary_pairs(base_manifest, pairs)
     dropped = drop_shared_sentences(base_manifest, manifest)
     if dropped:
         console.print(f"base corpus: {dropped} clip(s) whose sentence is also in the fine-tuning corpus dropped "
                       f"(listed in {base_manifest.parent / 'dropped-shared.jsonl'})")
     if not (tiny / "config.json").is_file():
         # force: what a killed build left (its nabra_tiny.json, no config.json) is replaced
-        init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"]), fam, force=True)
-    console.rule(f"[bold]pre-train the base on ASR and SER ({plan['base_steps']} steps, built once)")
+        words = news_words() if plan.get("whole_news_words") else ()
+        init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"], whole_words=words), fam, force=True)
+    tasks = "ASR, SER and text summarization" if pairs else "ASR and SER"
+    console.rule(f"[bold]pre-train the base on {tasks} ({plan['base_steps']} steps, built once)")
     cfg = load_config("demo-base", [f"output_dir={final.parent}", f"data.manifest={base_manifest}",
                                     f"model.path={tiny}", f"train.max_steps={plan['base_steps']}",
                                     f"train.eval_every={max(50, plan['base_steps'] // 4)}",
                                     f"train.save_every={max(50, plan['base_steps'] // 4)}",
-                                    *([f"train.lr={fam.tiny_lr}"] if fam.tiny_lr else [])])
+                                    *([f"train.lr={fam.tiny_lr}"] if fam.tiny_lr else []),
+                                    *(["data.tasks=[asr,ser,tsum]", "schedule.uniform.weights={asr: 3, ser: 1, tsum: 1}"]
+                                      if pairs else [])])
     with torch_threads(BASE_THREADS):
         train(cfg, log=console.print)
     return final
@@ -142,6 +157,17 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def add_summary_pairs(base_manifest: Path, n: int, seed: int = BASE_SEED + 10) -> int:
+    """Append ``n`` text-only news/summary pairs (:func:`~nabra.corpus.synth.summary_pairs`) to the base's
+    manifest, once (a manifest that has them is left as it is); returns how many it holds."""
+    utts = list(iter_manifest(base_manifest, resolve=False))
+    have = sum(u.id.startswith("text-") for u in utts)
+    if not have:
+        write_manifest(base_manifest, utts + summary_pairs(n, seed))
+        have = n
+    return have
 
 
 def drop_shared_sentences(base_manifest: Path, manifest: Path) -> int:

@@ -194,3 +194,27 @@ def test_tiny_tokenizer_is_character_level_for_arabic_and_keeps_label_words_whol
         assert len(tok.tokenize(name)) == 1, name
     mixed = "سعيد happy  ١٢٣ x\u064e"
     assert tok.decode(tok.encode(mixed)) == mixed
+
+
+def test_whole_words_are_one_token_each_and_the_rest_stays_letters():
+    # The shaped demo's base: its news words whole (as a real BPE has its frequent words), letters elsewhere.
+    from nabra.corpus.manifest import Utterance
+    from nabra.corpus.synth import news_words, summary_pairs
+    from nabra.model.tiny import corpus_texts, train_tokenizer
+
+    pairs = summary_pairs(200, 3)
+    words = news_words()
+    tok = train_tokenizer(corpus_texts(pairs + [Utterance(id="x", audio="a.wav", transcript="دلوقتي عايز ازاي")]),
+                          3000, whole_words=words)
+    summary = pairs[0].summary
+    # every news word of a summary is one token; the rest are letters (the full stop, a prefixed "ل")
+    pieces = [tok.convert_tokens_to_string([p]) for p in tok.tokenize(summary)]
+    pieces = [p for p in pieces if p.strip()]
+    known = [w for w in summary.rstrip(".").split() if w in words]
+    assert len(known) >= 8 and all(w in pieces for w in known)
+    assert all(p in words or len(p) == 1 for p in pieces), pieces
+    letters = "دلوقتي عايز ازاي"  # a dialect sentence: not news words, letter by letter
+    assert len([p for p in tok.tokenize(letters) if p != "Ġ"]) == len(letters.replace(" ", ""))
+    assert "والوزير" not in words and len(tok.tokenize("والوزير")) > 1  # "و" + a news word is not one word
+    for text in (summary, letters, pairs[1].transcript):
+        assert tok.decode(tok.encode(text)) == text

@@ -318,6 +318,40 @@ def _fill_slots(rng: random.Random, templates: list[str], topic: dict) -> dict[s
     return values
 
 
+def news_words() -> tuple[str, ...]:
+    """Every Arabic word of the news lexicon (templates, slot values, fillers): the words a tiny model's
+    tokenizer may keep whole (``TinyConfig.whole_words``)."""
+    words: set[str] = set()
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            words.update(re.findall(r"[\u0621-\u064A]+", value))
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(load_lexicon()["news"])
+    return tuple(sorted(words))
+
+
+def summary_pairs(n: int, seed: int) -> list[Utterance]:
+    """``n`` news paragraphs with their summaries as text only (``text-NNNNN``: transcript + summary, no
+    audio — TSUM examples alone), split 80/10/10: text summarization for a base to learn, as a real
+    LLM knows it before it ever hears a summary spoken."""
+    rng = random.Random(seed)
+    pairs = []
+    splits = apportion(n, list(SPLIT_SHARES.values()))
+    names = [split for split, k in zip(SPLIT_SHARES, splits, strict=True) for _ in range(k)]
+    for i, split in enumerate(names):
+        text, summary = _paragraph(rng, long=False)
+        pairs.append(Utterance(id=f"text-{i:05d}", transcript=text, summary=summary, language="ar",
+                               source="synth-text", split=split))
+    return pairs
+
+
 def _paragraph(rng: random.Random, long: bool) -> tuple[str, str]:
     """A news paragraph and its one-sentence summary (every summary slot is in the lead)."""
     news = load_lexicon()["news"]

@@ -6,6 +6,7 @@ one takes."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ class TinyConfig:
 
     vocab_size: int = 1024
     """Tokenizer vocabulary (byte-level BPE; special tokens included)."""
+    whole_words: tuple[str, ...] = ()
+    """Arabic words the tokenizer keeps whole (one token each once merged, as a real LLM's BPE has its
+    frequent words), where every other Arabic word is spelled letter by letter; give ``vocab_size`` room
+    for their merges (about five a word)."""
     hidden_size: int = 128
     """Language model width; the audio projector's output and the vision output match it."""
     text_layers: int = 2
@@ -78,7 +83,8 @@ ARABIC_CHAR = "[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEF
 """One character of the Arabic blocks (letters, diacritics, Arabic punctuation and digits, presentation forms)."""
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, family: Family = QWEN2_5_OMNI):
+def train_tokenizer(texts: Iterable[str], vocab_size: int, family: Family = QWEN2_5_OMNI,
+                    whole_words: Iterable[str] = ()):
     """A byte-level BPE (round-trips any text, Arabic included) with the family's special tokens
     (they take the first ids, in the family's order).
 
@@ -86,13 +92,17 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, family: Family = QWEN
     the byte-level step, so its only merge is its own two bytes — a letter is one token and no
     token is half a letter glued to the next. Latin text (templates, label names) is merged as
     usual, so ``surprised`` is one token. A tiny model learns ASR from this vocabulary (the demo's
-    base); with whole-word pieces it spreads a few examples over thousands of rare tokens."""
+    base); with whole-word pieces it spreads a few examples over thousands of rare tokens. ``whole_words``
+    are split off whole instead (a word of them followed by no Arabic letter), so their letters can merge
+    into one token: a templated summary is then a few tokens a word, not one a letter."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
+    words = sorted(set(whole_words), key=len, reverse=True)  # the longest first: no word cut at a shorter one
+    pieces = (f"(?:{'|'.join(map(re.escape, words))})(?!{ARABIC_CHAR})|" if words else "") + ARABIC_CHAR
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(ARABIC_CHAR), behavior="isolated"),
+        pre_tokenizers.Split(Regex(pieces), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False),
     ])
     tok.decoder = decoders.ByteLevel()
@@ -128,7 +138,7 @@ def init_tiny(out_dir: str | Path, manifest: str | Path | Iterable[Utterance] | 
 
     cfg = cfg or TinyConfig()
     out_dir = check_output_folder(out_dir, TINY_MARKER, force=force, what="tiny model")
-    tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size, family)
+    tokenizer = train_tokenizer(corpus_texts(manifest), cfg.vocab_size, family, cfg.whole_words)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in family.special_tokens.values()}
     torch.manual_seed(cfg.seed)
     model = family.new_model(family.tiny_config(cfg, ids))
