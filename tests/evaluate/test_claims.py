@@ -171,3 +171,17 @@ def test_negative_transfer_counts_only_the_earlier_stages_tasks(tmp_path):
             r["task_loss"] = {"asr": 1.0, "did": 1.0, "ser": 1.0}
     changes = transfer_changes(run)
     assert set(changes) == {(2, "asr")} and abs(changes[(2, "asr")] - 0.2) < 1e-9
+
+
+def test_a_summarizing_base_is_kept_or_lost_not_learned_again(tmp_path):
+    # The shaped demo's base knows text summarization: a schedule that holds its ROUGE-L kept it.
+    def run(name, schedule, rouge):
+        return fake_run(tmp_path / name, schedule, 0, test={"metrics": {"tsum": {"rougeL": rouge},
+                                                                         "asr": {"wer": 0.4, "cer": 0.3}},
+                                                             "composite": 0.5})
+    make_report([run("base", "base", 0.56), run("u", "uniform", 0.55), run("t", "tpc", 0.30)], tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text()
+    line = next(x for x in md.splitlines() if "pretrained base" in x)
+    assert "TSUM ROUGE-L 56.0% base: kept its TSUM: uniform 55.0%; **lost** TSUM (negative transfer): tpc 30.0% (-26.0)" in line
+    tsum = next(x for x in md.splitlines() if x.startswith("- TSUM"))
+    assert "**uniform** wins" in tsum and "not learned" not in tsum

@@ -44,6 +44,10 @@ def not_learned(task: str, stat: Stat, groups: dict[str, list[Run]]) -> str | No
         floor = [st for name, st in schedule_stats(groups, task, key).items() if name in BASELINES]
         if not floor and stat.mean < ROUGE_NOT_LEARNED:
             return f"ROUGE-L {pct(stat.mean)}% < {pct(ROUGE_NOT_LEARNED)}%"
+        knew = schedule_stats({n: r for n, r in groups.items() if n == "base"}, task, key).get("base")
+        if knew is not None and knew.mean >= ROUGE_NOT_LEARNED:
+            # the pretrained base summarizes already: a schedule keeps or loses it (baseline_sentences says which)
+            return f"ROUGE-L {pct(stat.mean)}% < {pct(ROUGE_NOT_LEARNED)}%" if stat.mean < ROUGE_NOT_LEARNED else None
         if floor:
             base = max(floor, key=lambda st: st.mean)
             if stat.mean <= base.mean + max(stat.std, base.std, 0.01):
@@ -110,7 +114,8 @@ def volatility_sentence(groups: dict[str, list[Run]]) -> str | None:
 
 
 KEPT_METRICS = (("asr", "cer", "CER", False), ("ser", "macro_f1", "SER macro-F1", True),
-                ("did", "macro_f1", "DID macro-F1", True))
+                ("did", "macro_f1", "DID macro-F1", True), ("tsum", "rougeL", "TSUM ROUGE-L", True),
+                ("ssum", "rougeL", "SSUM ROUGE-L", True))
 """What the pretrained base is compared on, when it was scored on the task: (task, key, label, higher is better)."""
 UNTRAINED_METRICS = (("asr", "cer", "CER", False), ("composite", "composite", "composite", True))
 """What the untrained model is compared on: the floor a trained one must clear."""
