@@ -309,8 +309,8 @@ def _mean_of(values) -> float | None:
 
 
 def _mean(values) -> str:
-    values = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
-    return f"{sum(values) / len(values):.3f}" if values else "-"
+    mean = _mean_of(values)
+    return "-" if mean is None else f"{mean:.3f}"
 
 
 def default_jobs() -> int:
