@@ -11,13 +11,18 @@ from nabra.schedule import SCHEDULE_NAMES as SCHEDULES
 @pytest.mark.slow
 def test_demo_end_to_end_in_small(tmp_path, capsys):
     # The quick demo, reduced: tiny corpora, a few steps of base pre-training and of each schedule.
-    plan = {"utterances": 50, "steps": 4, "long_fraction": 0.0, "base_utterances": 60, "base_steps": 4}
+    plan = {"utterances": 80, "steps": 4, "long_fraction": 0.0, "base_utterances": 60, "base_steps": 4,
+            "base_summary_pairs": 20, "split_shares": {"train": 0.7, "dev": 0.1, "test": 0.2}}
     assert run_demo(tmp_path, quick=True, plan=plan, jobs=2) == 0
     runs = tmp_path / "runs"
     base = runs / "base-pretrain" / "final"
-    assert json.loads((base / "config.json").read_text())["text_config"]["vocab_size"] == 400
-    # The base learnt ASR and SER (not DID), from its own corpus, none of whose sentences the fine-tuning corpus has.
-    assert yaml.safe_load((runs / "base-pretrain" / "config.yaml").read_text())["data"]["tasks"] == ["asr", "ser"]
+    assert json.loads((base / "config.json").read_text())["text_config"]["vocab_size"] == 3000  # news words whole
+    # The base learnt ASR, SER and text summaries (not DID), from its own corpus, none of whose sentences the
+    # fine-tuning corpus has; a step is laid in one packed row, the base's and the runs'.
+    base_cfg = yaml.safe_load((runs / "base-pretrain" / "config.yaml").read_text())
+    assert base_cfg["data"]["tasks"] == ["asr", "ser", "tsum"] and base_cfg["schedule"]["uniform"]["weights"] == {"asr": 3, "ser": 1, "tsum": 1}
+    assert base_cfg["collate"]["packing"] and base_cfg["train"]["micro_batch_size"] == 16
+    assert yaml.safe_load((runs / "ads-seed0" / "config.yaml").read_text())["collate"]["packing"]
     tune = {json.loads(x)["transcript"] for x in (tmp_path / "corpus" / "manifest.jsonl").read_text().splitlines()}
     pre = {json.loads(x)["transcript"] for x in (tmp_path / "base-corpus" / "manifest.jsonl").read_text().splitlines()}
     assert pre and not pre & tune
@@ -27,7 +32,7 @@ def test_demo_end_to_end_in_small(tmp_path, capsys):
         assert {"asr", "did", "ser"} <= set(metrics["metrics"]) and metrics["composite"] is not None
         assert json.loads((run / "final" / "nabra_run.json").read_text())["base_model"] == str(base)  # from the base
         assert (run / "final" / "adapter_model.safetensors").is_file()  # with LoRA
-    assert set(json.loads((runs / "base" / "eval-test" / "metrics.json").read_text())["metrics"]) == {"asr", "ser"}
+    assert set(json.loads((runs / "base" / "eval-test" / "metrics.json").read_text())["metrics"]) == {"asr", "ser", "tsum"}
     # The label words' output rows were trained with the adapters (the base never wrote a dialect name).
     assert any("trainable_tokens" in k for k in load_file(str(runs / "uniform-seed0" / "final" / "adapter_model.safetensors")))
     report = (tmp_path / "report" / "report.md").read_text()
@@ -44,20 +49,32 @@ def test_demo_end_to_end_in_small(tmp_path, capsys):
 
 def test_a_demo_folder_of_another_plan_is_refused_untouched(tmp_path):
     # --quick after the full demo (or another family) in one folder would mix corpora, bases and runs.
-    from nabra.demo import QUICK, check_plan
+    from nabra.demo import check_plan, demo_plan
     from nabra.errors import NabraError
 
-    check_plan(tmp_path, {**QUICK, "seeds": 1}, "qwen2_5_omni")
+    quick, full = demo_plan(quick=True), demo_plan()
+    check_plan(tmp_path, {**quick, "seeds": 1}, "qwen2_5_omni")
     before = (tmp_path / "demo-plan.json").read_bytes()
-    check_plan(tmp_path, {**QUICK, "seeds": 3}, "qwen2_5_omni")  # more seeds add runs: the same demo
-    with pytest.raises(NabraError, match=r"another plan \(base_steps 240 there, 1300 now.*steps 80 there, 150 now.*Give --out another folder"):
+    check_plan(tmp_path, {**quick, "seeds": 3}, "qwen2_5_omni")  # more seeds add runs: the same demo
+    with pytest.raises(NabraError, match=rf"another plan \(base_steps {quick['base_steps']} there, {full['base_steps']} now"
+                                         rf".*steps {quick['steps']} there, {full['steps']} now.*Give --out another folder"):
         run_demo(tmp_path, quick=False)
     with pytest.raises(NabraError, match="family 'qwen2_5_omni' there, 'qwen3_omni' now"):
-        check_plan(tmp_path, {**QUICK, "seeds": 1}, "qwen3_omni")
+        check_plan(tmp_path, {**quick, "seeds": 1}, "qwen3_omni")
     assert (tmp_path / "demo-plan.json").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["demo-plan.json"]
-    # --shaped is another plan too (its corpus has the real skews), and its default folder is its own
-    with pytest.raises(NabraError, match="dialect_fraction None there, 0.21 now"):
-        run_demo(tmp_path, quick=True, shaped=True)
+    # --balanced is another plan too (its corpus has no skew), and its default folder is its own
+    with pytest.raises(NabraError, match="dialect_fraction 0.21 there, None now"):
+        run_demo(tmp_path, quick=True, balanced=True)
+
+
+def test_the_default_demo_is_the_skewed_corpus_and_balanced_the_earlier_one():
+    from nabra.demo import FULL, SHAPE, demo_plan
+
+    full, quick, balanced = demo_plan(), demo_plan(quick=True), demo_plan(balanced=True)
+    assert full["dialect_shares"] == quick["dialect_shares"] == SHAPE["dialect_shares"] and full["packing"]
+    assert quick["steps"] < full["steps"] and quick["base_steps"] < full["base_steps"] and quick["seeds"] == 1
+    assert balanced == FULL and "dialect_shares" not in balanced and balanced["vocab_size"] == 400
+    assert demo_plan(plan={"steps": 3})["steps"] == 3
 
 
 def test_the_shaped_demo_synthesizes_the_skewed_corpus(tmp_path, monkeypatch):
@@ -66,9 +83,9 @@ def test_the_shaped_demo_synthesizes_the_skewed_corpus(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(demo, "synthesize", lambda out, config: seen.append(config) or 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        demo.ensure_corpus(tmp_path / "c", {**demo.QUICK, **demo.SHAPE}, demo.Console())
+        demo.ensure_corpus(tmp_path / "c", demo.demo_plan(quick=True), demo.Console())
     with pytest.raises(ZeroDivisionError):
-        demo.ensure_corpus(tmp_path / "b", {**demo.QUICK, **demo.SHAPE}, demo.Console(), shaped=False)  # the base's
+        demo.ensure_corpus(tmp_path / "b", demo.demo_plan(quick=True), demo.Console(), shaped=False)  # the base's
     shaped, base = seen
     assert shaped.dialect_shares == demo.SHAPE["dialect_shares"] and shaped.emotion_fraction == 0.065
     assert shaped.balanced_splits == ("test",) and base.dialect_shares is None and base.emotion_fraction == 1.0
@@ -86,3 +103,33 @@ def test_the_shaped_base_learns_text_summaries_from_pairs_added_once(tmp_path):
     assert len(utts) == 21 and len(pairs) == 20 and all(u.audio is None and u.summary for u in pairs)
     assert {u.split for u in pairs} == {"train", "dev", "test"}
     assert SHAPE["base_summary_pairs"] == 400 and SHAPE["whole_news_words"] and SHAPE["vocab_size"] == 3000
+
+
+@pytest.mark.slow
+def test_the_quick_demo_learns_every_task_on_the_skewed_corpus(tmp_path, capsys):
+    # Issue 33: `nabra demo --quick` as a user runs it (its plan unchanged, about 5 min on 2 cores) ends with a
+    # row for every task, each learned by its best schedule, and the schedule comparison stated first.
+    assert run_demo(tmp_path, quick=True, jobs=2) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    summary = report.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    for label in ("ASR (WER", "SSUM (ROUGE-L)", "TSUM (ROUGE-L)", "DID (macro-F1)", "SER (macro-F1)"):
+        line = next(x for x in summary.splitlines() if x.startswith(f"- {label}"))
+        assert "not learned** by any schedule" not in line, line
+        assert "wins with" in line or " tie at " in line or "only " in line, line
+    # the comparison leads: its ingredients' verdicts before the summary, rare labels named
+    assert report.index("## What the schedules change") < report.index("## Summary")
+    assert "DID rare-label F1" in report and "SER rare-label F1" in report
+    out = capsys.readouterr().out
+    assert "rare labels" in out and "DID LAV" in " ".join(out.split()) and "report.html" in out
+
+
+@pytest.mark.slow
+def test_a_family_that_cannot_pack_runs_the_skewed_demo_unpacked(tmp_path):
+    # Nemotron-3-Nano-Omni's Mamba-2 layers refuse packed rows: its demo keeps the recipes' padded micro-batches.
+    plan = {"utterances": 60, "steps": 2, "long_fraction": 0.0, "base_utterances": 40, "base_steps": 2,
+            "base_summary_pairs": 10, "split_shares": {"train": 0.7, "dev": 0.1, "test": 0.2}}
+    assert run_demo(tmp_path, quick=True, plan=plan, jobs=2, family="nemotron_h_omni") == 0
+    for run in ("base-pretrain", "uniform-seed0"):
+        cfg = yaml.safe_load((tmp_path / "runs" / run / "config.yaml").read_text())
+        assert not cfg["collate"]["packing"] and cfg["train"]["micro_batch_size"] == 4
+    assert (tmp_path / "report" / "report.md").is_file()

@@ -403,7 +403,7 @@ def cmd_demo(args) -> int:
     from nabra.demo import run_demo
 
     return run_demo(out=args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, family=args.family,
-                    shaped=args.shaped)
+                    balanced=args.balanced)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -484,13 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (synthetic corpus, tiny model, CPU)")
     demo.add_argument("--out", type=Path, default=None,
-                      help="output folder (default ./demo, ./demo-FAMILY for another family; -shaped, -quick added)")
+                      help="output folder (default ./demo, ./demo-FAMILY for another family; -balanced, -quick added)")
     demo.add_argument("--family", default="qwen2_5_omni",
                       help="model family of the tiny model: qwen2_5_omni (default), qwen3_omni, nemotron_h_omni, composed")
     demo.add_argument("--quick", action="store_true", help="one seed, short")
-    demo.add_argument("--shaped", action="store_true",
-                      help="a fine-tuning corpus with real corpora's skews (label shares, few labelled clips, "
-                           "a balanced test split; docs/demo.md)")
+    demo.add_argument("--balanced", action="store_true",
+                      help="the earlier balanced corpus (every label and task alike) and its character-level base, "
+                           "not the real corpora's skews (docs/demo.md)")
     demo.add_argument("--seeds", type=int, default=None, help="seeds per schedule (default 3, 1 with --quick)")
     demo.add_argument("--jobs", type=int, default=None,
                       help="fine-tuning runs at a time, one CPU thread each (default: one per core); the "

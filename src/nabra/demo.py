@@ -75,15 +75,25 @@ SHAPE = {
     # and it has heard news read aloud (10 % of its clips are short news paragraphs, for ASR and TSUM):
     # fine-tuned SSUM ROUGE-L 0.17-0.22 from such a base, 0.04-0.11 without (one seed each).
     "base_summary_fraction": 0.1,
+    # Each step laid in one packed row (0.20 s a base step, not 0.31 s): the time saved buys the base 2,000 steps,
+    # not 1,300 (base test CER 0.53, not 0.62; a fine-tuned SER on the rare emotions that the shorter base lacked).
+    # More SER in the base (ASR 3 : SER 2 : TSUM 1, or 3,000 steps at 3 : 1.5 : 1) lifted the base's SER to
+    # 0.68 / 0.56, but every fine-tuned short-clip CER to 0.48-0.61 (docs/notes/demo-shaped-corpus.md).
+    "packing": True, "base_steps": 2000,
 }
-"""The fine-tuning corpus's shape with ``nabra demo --shaped``, from real corpora (docs/demo.md): the skews
-under which balance and curricula matter."""
+"""The demo's fine-tuning corpus and base (``nabra demo``), the corpus's shape from real corpora (docs/demo.md):
+the skews under which balance and curricula matter. ``nabra demo --balanced`` leaves it out."""
+SHAPE_QUICK = {"utterances": 1500, "base_utterances": 1000, "base_steps": 500}
+"""``nabra demo --quick`` on the skewed corpus: half the clips (test and dev about 50 each), a shorter base, and
+:data:`QUICK`'s one seed of 80 steps a schedule — every task still learned by its best schedule (tested)."""
 SYNTH_SHAPE = ("dialect_shares", "emotion_shares", "dialect_fraction", "emotion_fraction", "balanced_splits",
                "split_shares")
 """The keys of :data:`SHAPE` that are the fine-tuning corpus's :class:`SynthConfig` knobs."""
 QUICK = {"utterances": 600, "steps": 80, "seeds": 1, "summary_fraction": 0.05, "long_fraction": 0.1,
          "dialect_density": 1.0, "base_utterances": 1000, "base_steps": 240, "vocab_size": 400}
 FULL = {**QUICK, "utterances": 1000, "steps": 150, "seeds": 3, "base_utterances": 2000, "base_steps": 1300}
+PACKED_MICRO_BATCH = 16
+"""A packed micro-batch: the whole batch of 16 in one row (8 and 16 measured alike on 2 cores)."""
 BASE_SEED = 1
 """Synthesis seed of the base's corpus (the fine-tuning corpus has seed 0): other sentences."""
 BASE_THREADS = 2
@@ -138,17 +148,42 @@ def ensure_base(out: Path, manifest: Path, plan: dict, console: Console, fam: Fa
         words = news_words() if plan.get("whole_news_words") else ()
         init_tiny(tiny, base_manifest, TinyConfig(vocab_size=plan["vocab_size"], whole_words=words), fam, force=True)
     tasks = "ASR, SER and text summarization" if pairs else "ASR and SER"
+    packed = packing_overrides(plan, tiny)
     console.rule(f"[bold]pre-train the base on {tasks} ({plan['base_steps']} steps, built once)")
     cfg = load_config("demo-base", [f"output_dir={final.parent}", f"data.manifest={base_manifest}",
                                     f"model.path={tiny}", f"train.max_steps={plan['base_steps']}",
                                     f"train.eval_every={max(50, plan['base_steps'] // 4)}",
                                     f"train.save_every={max(50, plan['base_steps'] // 4)}",
                                     *([f"train.lr={fam.tiny_lr}"] if fam.tiny_lr else []),
-                                    *(["data.tasks=[asr,ser,tsum]", "schedule.uniform.weights={asr: 3, ser: 1, tsum: 1}"]
-                                      if pairs else [])])
+                                    *base_task_overrides(plan), *packed])
     with torch_threads(BASE_THREADS):
         train(cfg, log=console.print)
     return final
+
+
+def packing_overrides(plan: dict, model: Path) -> list[str]:
+    """``collate.packing`` on, one micro-batch a step, where the plan asks for it (``packing``) and the
+    family of the tiny ``model`` packs (a Mamba LM does not: :meth:`Family.packing_refusal`): a training step
+    laid in one row, without padding, costs 0.20 s, not 0.31 s, on the base (measured on 2 cores; the losses
+    match the padded layout's to the third decimal)."""
+    if not plan.get("packing"):
+        return []
+    from nabra.model.load import load
+
+    bundle = load(model)
+    if bundle.family.packing_refusal(bundle.model) is not None:
+        return []
+    return ["collate.packing=true", f"train.micro_batch_size={PACKED_MICRO_BATCH}"]
+
+
+def base_task_overrides(plan: dict) -> list[str]:
+    """The base's tasks and their batch shares: the recipe's (ASR 3 : SER 1) unless the plan adds text
+    summaries (``base_summary_pairs``) or gives ``base_weights``."""
+    weights = plan.get("base_weights") or ({"asr": 3, "ser": 1, "tsum": 1} if plan.get("base_summary_pairs") else None)
+    if not weights:
+        return []
+    return [f"data.tasks=[{','.join(weights)}]",
+            "schedule.uniform.weights={" + ", ".join(f"{t}: {w}" for t, w in weights.items()) + "}"]
 
 
 @contextmanager
@@ -229,9 +264,10 @@ def fine_tune_all(out: Path, manifest: Path, base: Path, plan: dict, seeds: int,
     if not todo:
         return runs
     jobs = max(1, min(jobs, len(todo)))
+    packed = packing_overrides(plan, base)
     console.rule(f"[bold]fine-tune the base with LoRA: {len(todo)} run(s) of {plan['steps']} steps, {jobs} at a time")
     with progress_bar("runs", len(todo)) as advance, ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(train_and_evaluate, run_overrides(out, manifest, base, s, seed, plan["steps"]),
+        futures = {pool.submit(train_and_evaluate, [*run_overrides(out, manifest, base, s, seed, plan["steps"]), *packed],
                                str(manifest), 1): (s, seed) for s, seed in todo}
         for future in as_completed(futures):
             s, seed = futures[future]
@@ -336,16 +372,24 @@ def check_plan(out: Path, plan: dict, family: str) -> None:
     write_text(path, json.dumps(key, indent=1) + "\n")
 
 
+def demo_plan(quick: bool = False, balanced: bool = False, plan: dict | None = None) -> dict:
+    """The sizes and shape of a demo: the skewed corpus of :data:`SHAPE` (with :data:`SHAPE_QUICK`'s sizes
+    for ``quick``), or ``balanced``: the earlier balanced corpus and its character-level base; ``plan``
+    overrides any of it (tests)."""
+    shape = {} if balanced else {**SHAPE, **(SHAPE_QUICK if quick else {})}
+    return {**(QUICK if quick else FULL), **shape, **(plan or {})}
+
+
 def run_demo(out: Path | None = None, quick: bool = False, seeds: int | None = None, plan: dict | None = None,
-             jobs: int | None = None, family: str = QWEN2_5_OMNI.name, shaped: bool = False) -> int:
+             jobs: int | None = None, family: str = QWEN2_5_OMNI.name, balanced: bool = False) -> int:
     """The whole main job on the tiny model of ``family``; returns the exit code. ``plan`` overrides
     the sizes (tests). ``out`` defaults to ``demo`` (``demo-<family>`` for another family than the default),
-    with ``-shaped`` (the corpus of :data:`SHAPE`) and ``-quick`` after it: a folder keeps one plan
+    with ``-balanced`` (the balanced corpus) and ``-quick`` after it: a folder keeps one plan
     (:func:`check_plan`)."""
     console = Console()
     fam = family_named(family)
-    plan = {**(QUICK if quick else FULL), **(SHAPE if shaped else {}), **(plan or {})}
-    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}") + ("-shaped" if shaped else "")
+    plan = demo_plan(quick, balanced, plan)
+    out = Path(out or ("demo" if fam is QWEN2_5_OMNI else f"demo-{fam.name}") + ("-balanced" if balanced else "")
                + ("-quick" if quick else ""))
     seeds = seeds or plan["seeds"]
     check_plan(out, plan, fam.name)
