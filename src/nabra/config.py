@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from nabra.corpus.augment import AugmentConfig
 from nabra.corpus.labels import label_sets
 from nabra.corpus.manifest import MAX_LINE_BYTES
 from nabra.errors import NabraError, check_choices, choices_text, printable
@@ -59,6 +60,9 @@ class DataConfig:
     """Threads decoding audio for a batch."""
     max_line_bytes: int = MAX_LINE_BYTES
     """Longest manifest line accepted (bytes; default 1 MiB); a longer one is an invalid line."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Audio augmentation of the training clips (speed, reverberation, noise, gain; each with a probability,
+    0 = off, the default), seeded per (train.seed, example, epoch): docs/augment.md."""
 
     def __post_init__(self):
         if self.tasks is not None and not self.tasks:

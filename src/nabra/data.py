@@ -114,10 +114,12 @@ def dev_subset(examples: list[Example], per_task: int, seed: int = 0) -> list[Ex
     return [examples[i] for i in sorted(chosen)]
 
 
-def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tuple[list[Example], list[int], list[int]]:
+def drop_overlong(examples: list[Example], collator: Collator, log: Log,
+                  stretch: float = 1.0) -> tuple[list[Example], list[int], list[int]]:
     """Leave out examples whose prompt + audio placeholders + answer exceed ``max_length`` before
-    step 1 (audio length from the manifest's durations), reporting each. Returns the kept examples,
-    their answer lengths and their estimated total lengths (tokens)."""
+    step 1 (audio length from the manifest's durations, times ``stretch``: the most speed perturbation can
+    lengthen a training clip), reporting each. Returns the kept examples, their answer lengths and their
+    estimated total lengths (tokens)."""
     if not examples:
         return [], [], []
     cfg = collator.cfg
@@ -140,7 +142,7 @@ def drop_overlong(examples: list[Example], collator: Collator, log: Log) -> tupl
             "`nabra data stats` counts the lines without)")
     keep, lengths, totals = [], [], []
     for ex, p, a in zip(examples, prompts, answers, strict=True):
-        n = p + a + collator.audio_tokens(ex.duration if ex.audio else None)
+        n = p + a + collator.audio_tokens(ex.duration * stretch if ex.audio and ex.duration else None)
         if limit is not None and n > limit:
             if cfg.overlong == "error":
                 raise NabraError(f"example {ex.id}: about {n} tokens > max_length {limit}")
@@ -219,7 +221,8 @@ def read_manifests(cfg: RunConfig, run_dir: Path, log: Log) -> Manifests:
 def prepare(cfg: RunConfig, collator: Collator, manifests: Manifests, log: Log) -> Data:
     """Build the training and dev examples of the validated manifests, their metadata table and the audio store."""
     utts, dev_utts, where = manifests.train, manifests.dev, manifests.where
-    train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log)
+    stretch = cfg.data.augment.max_stretch  # a slowed-down clip has more placeholders: budgets plan for it
+    train, answer_tokens, lengths = drop_overlong(examples(utts, cfg, "train"), collator, log, stretch)
     if not train:
         raise NabraError(f"{cfg.data.manifest}: no training examples (split 'train', tasks {', '.join(cfg.data.tasks)})")
     dev_kept, _, dev_totals = drop_overlong(examples(dev_utts, cfg, "dev"), collator, log)

@@ -24,6 +24,7 @@ from accelerate.utils import gather_object
 
 from nabra import data as run_data
 from nabra.config import RunConfig
+from nabra.corpus.augment import Augmenter
 from nabra.errors import NabraError
 from nabra.evaluate.runner import headline, score_examples
 from nabra.model import load
@@ -120,6 +121,11 @@ class Recipe:
         self.collator = Collator.for_bundle(self.bundle, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, manifests, self.say)
         self.run.write_train_data(self.data.train)
+        self.augmenter = (Augmenter(cfg.data.augment, seed=cfg.train.seed, sample_rate=self.collator.sampling_rate)
+                          if cfg.data.augment.active else None)
+        self.speaker_of = {u.id: u.speaker for u in self.data.utterances}
+        if self.augmenter is not None:
+            self.say(f"data.augment: {cfg.data.augment.describe()} (training clips only, seeded per example and epoch)")
         self.total_steps = total_steps(cfg, len(self.data.train))
         # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
         # switch and the LR curve of the original plan (the LR stays at its final value past it).
@@ -279,7 +285,7 @@ class Recipe:
         # Decode and collate this rank's micro-batches first: what they lose (audio that fails to
         # decode, examples overlong once collated) is known before the loss is scaled.
         mark = len(self.collator.skipped)
-        batches = [self._batch([self.data.train[i] for i in indices]) if indices is not None else None
+        batches = [self._batch([self.data.train[i] for i in indices], augment=True) if indices is not None else None
                    for indices in shards]
         per_example = self.cfg.train.loss_reduction == "example"
         kept = [self.data.index[eid] for b in batches if b is not None for eid in b["example_ids"]]
@@ -349,11 +355,32 @@ class Recipe:
         raise NabraError(f"{self.cfg.data.manifest}: none of the first training examples can be loaded "
                          "(their audio fails to decode): check the audio paths")
 
-    def _batch(self, examples) -> dict:
-        batch = to_device(self.collator(self.data.store.samples(examples)), self.acc.device)
+    def _batch(self, examples, augment: bool = False) -> dict:
+        """The collated micro-batch of ``examples``; ``augment``: training clips under ``data.augment``."""
+        samples = self.data.store.samples(examples)
+        if augment and self.augmenter is not None:
+            samples = self._augmented(samples)
+        batch = to_device(self.collator(samples), self.acc.device)
         if "input_features" in batch:  # a bfloat16 model under fp32 precision gets bfloat16 features, as in evaluation
             batch["input_features"] = batch["input_features"].to(self.trained.dtype)
         return batch
+
+    def _augmented(self, samples: list) -> list:
+        """``samples`` under ``data.augment``, each drawn from (train.seed, example, epoch): the epoch is the
+        passes over the training examples before this step, so a resumed run redraws the same audio. Babble
+        is the micro-batch's other speakers (its other utterances where the manifest names no speaker)."""
+        epoch = self.step * self.cfg.train.batch_size // max(1, len(self.data.train))
+        out = []
+        for ex, wave in samples:
+            if wave is None:
+                out.append((ex, wave))
+                continue
+            me = self.speaker_of.get(ex.utt_id) or ex.utt_id
+            talkers = [w for other, w in samples if w is not None and other.utt_id != ex.utt_id
+                       and (self.speaker_of.get(other.utt_id) or other.utt_id) != me]
+            wave, _ = self.augmenter(wave, ex.id, epoch, talkers)
+            out.append((ex, wave))
+        return out
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]

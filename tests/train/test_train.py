@@ -129,14 +129,16 @@ def _run_cli(config, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("schedule", "label_tokens", "hybrid", "packed"),
-                         [("tpc", True, False, False), ("ads", False, False, False), ("ads", True, True, False),
-                          ("ads", False, False, True)])
-def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens, hybrid, packed, request):
+@pytest.mark.parametrize(("schedule", "label_tokens", "hybrid", "packed", "augmented"),
+                         [("tpc", True, False, False, False), ("ads", False, False, False, False),
+                          ("ads", True, True, False, False), ("ads", False, False, True, False),
+                          ("uniform", False, False, True, True)])
+def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_tokens, hybrid, packed, augmented, request):
     # LoRA with dropout: the RNG state matters; ADS refreshes its embeddings from the model every 3 steps.
     # With label_tokens the label words' output rows are trained too: they are in the checkpoint as well.
     # hybrid: the Nemotron-3-Nano-Omni family (Mamba states, Parakeet features, a projector outside the tower).
     # packed: micro-batches by token budget, each packed into one row.
+    # augmented: data.augment (speed, reverberation, noise, gain): the resumed run redraws the same audio.
     model = {"finetune": "lora", "lora": {"r": 4, "dropout": 0.1, "train_aligner": True,
                                           "train_label_tokens": label_tokens}}
     if hybrid:
@@ -144,7 +146,9 @@ def test_sigkill_and_resume_gives_the_same_run(make_config, schedule, label_toke
     sections = {"train": {"max_steps": 8, "save_every": 2, "eval_every": 0, "keep_last": 10,
                           **({"micro_batch_tokens": 1200} if packed else {})},
                 "schedule": {"name": schedule, "ads": {"refresh_every": 3}}, "model": model,
-                **({"collate": {"packing": True}} if packed else {})}
+                **({"collate": {"packing": True}} if packed else {}),
+                **({"data": {"augment": {name: {"prob": 0.7} for name in ("speed", "reverb", "noise", "gain")}}}
+                   if augmented else {})}
     reference = train(load_config(make_config("ref", **sections)), progress=False, log=lambda *_: None)
     config = make_config("killed", **sections)
     run = Path(load_config(config).output_dir)
