@@ -3,7 +3,8 @@ log-mel features, collate — against what the GPU step consumes.
 
 Clips of ``--seconds`` s written at 44.1 kHz (resampled on loading, as L2-ARCTIC's are) in WAV and
 FLAC, ASR examples, batches of ``--batch``, no cache (every epoch decodes again), with 1 and 2
-decoding threads (``data.load_workers``; features and collation run in the training process). The
+decoding threads (``data.load_workers``; features and collation run in the training process), without and
+with ``data.augment`` (speed, reverberation and noise on every clip, in the training process). The
 GPU side: ``--gpu-examples-per-s``, by default an estimate to be replaced by bench_gpu.py's figure:
 a 7B LoRA step of 8 clips of 10 s (~8,400 tokens) is ~4·N·T = 2.4e14 FLOPs (forward, and the
 backward's activation gradients; the frozen weights get none) — 0.87 s at 35 % MFU of an H200's
@@ -25,6 +26,7 @@ import soundfile as sf
 import torch
 from figures import record
 
+from nabra.corpus.augment import AugmentConfig, Augmenter
 from nabra.corpus.manifest import Utterance
 from nabra.model import load
 from nabra.model.collate import Collator
@@ -33,14 +35,21 @@ from nabra.tasks import make_example
 from nabra.testing import tiny_model_dir
 
 
-def rate(collator, examples, batch: int, workers: int, repeats: int = 2) -> float:
-    """Examples/s of decode + features + collation over ``examples``, no cache (the best of ``repeats`` passes)."""
+def augmented(augmenter, samples: list) -> list:
+    """``samples`` through ``augmenter`` as the training step does it (babble from the batch's other clips)."""
+    return [(ex, augmenter(w, ex.id, 0, [v for other, v in samples if other is not ex])[0]) for ex, w in samples]
+
+
+def rate(collator, examples, batch: int, workers: int, repeats: int = 2, augmenter=None) -> float:
+    """Examples/s of decode (+ ``augmenter``) + features + collation over ``examples``, no cache (the best of
+    ``repeats`` passes)."""
     best = 0.0
     for _ in range(repeats):
         store = AudioStore(0, workers)
         t = time.perf_counter()
         for i in range(0, len(examples), batch):
-            collator(store.samples(examples[i : i + batch]))
+            samples = store.samples(examples[i : i + batch])
+            collator(augmented(augmenter, samples) if augmenter else samples)
         best = max(best, len(examples) / (time.perf_counter() - t))
         store.close()
     return best
@@ -60,6 +69,9 @@ def main() -> None:
         tmp = Path(tmp)
         bundle = load(tiny_model_dir(tmp / "tiny"))
         collator = Collator(bundle.tokenizer, bundle.feature_extractor)
+        # every knob on, every clip: the data path's worst case (speed 0.9/1.1, a room, babble or coloured noise)
+        augmenter = Augmenter(AugmentConfig(speed={"prob": 1.0, "factors": [0.9, 1.1]}, reverb={"prob": 1.0},
+                                            noise={"prob": 1.0}))
         for fmt in ("wav", "flac"):
             examples = []
             for i in range(args.clips):
@@ -67,14 +79,15 @@ def main() -> None:
                 sf.write(path, (0.1 * rng.standard_normal(int(44100 * args.seconds))).astype(np.float32), 44100)
                 utt = Utterance(f"{fmt}{i}", audio=str(path), transcript="الجو جميل اليوم", duration=args.seconds)
                 examples.append(make_example(utt, "asr"))
-            for workers in (1, 2):
-                r = rate(collator, examples, args.batch, workers)
+            for aug, workers in ((None, 1), (None, 2), (augmenter, 1), (augmenter, 2)):
+                r = rate(collator, examples, args.batch, workers, augmenter=aug)
                 cores = args.gpu_examples_per_s / r
-                print(f"{fmt:>4}, {args.seconds:g}-s clips at 44.1 kHz, {workers} decoding thread(s): {r:7.1f} examples/s "
-                      f"-> {cores:.2f} such pipelines per GPU at {args.gpu_examples_per_s:g} examples/s")
-                record("loader", f"{fmt} {args.seconds:g}-s clips, {workers} decoding thread(s)", r, "examples/s")
+                what = ", augmented (speed + reverb + noise)" if aug else ""
+                print(f"{fmt:>4}, {args.seconds:g}-s clips at 44.1 kHz, {workers} decoding thread(s){what}: {r:7.1f} "
+                      f"examples/s -> {cores:.2f} such pipelines per GPU at {args.gpu_examples_per_s:g} examples/s")
+                record("loader", f"{fmt} {args.seconds:g}-s clips, {workers} decoding thread(s){what}", r, "examples/s")
                 if workers == 1:
-                    record("loader", f"{fmt}: CPU cores one GPU needs at {args.gpu_examples_per_s:g} examples/s",
+                    record("loader", f"{fmt}{what}: CPU cores one GPU needs at {args.gpu_examples_per_s:g} examples/s",
                            math.ceil(cores * 10) / 10, "cores", at_most=4)
 
 
