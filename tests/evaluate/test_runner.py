@@ -249,3 +249,34 @@ def test_loop_stop_looks_at_the_answer_tail_and_keeps_rows_stopped():
     stop = LoopStop(Chars(), prompt_length=5)
     assert stop(ids, None).tolist() == [True, False]  # found past 1,280 tokens of speech
     assert stop(ids[:, :-8], None).tolist() == [True, False]  # a stopped row stays stopped
+
+
+def test_evaluate_by_a_field_breaks_every_task_down_and_adds_back_up(tmp_path, tiny_dir, corpus, capsys):
+    # --by speaker (a schema field), dialect, and l1 (an extra field only some utterances have: L2-ARCTIC's view)
+    copy = tmp_path / "by.jsonl"
+    lines = [json.loads(x) for x in corpus.read_text(encoding="utf-8").splitlines()]
+    for i, u in enumerate(lines):
+        u["audio"] = str((corpus.parent / u["audio"]).resolve()) if u.get("audio") else u.get("audio")
+        u["speaker"] = f"spk{i % 2}"
+        if i % 2:
+            u["l1"] = "hindi" if i % 4 == 1 else "arabic"
+    copy.write_text("".join(json.dumps(u, ensure_ascii=False) + "\n" for u in lines), encoding="utf-8")
+    out = tmp_path / "ev"
+    base = ["evaluate", str(tiny_dir), "--manifest", str(copy), "--split", "train", "--tasks", "asr,did",
+            "--out", str(out), "--batch-size", "8", "--max-new-tokens", "3", "--quiet"]
+    assert main([*base, "--by", "speaker", "--by", "l1"]) == 0
+    printed = capsys.readouterr().out
+    assert "by speaker" in printed and "by l1" in printed
+    result = json.loads((out / "metrics.json").read_text())
+    whole = result["metrics"]
+    for name in ("speaker", "l1"):
+        groups = result["by"][name]
+        assert len(groups) >= 2
+        for task in ("asr", "did"):
+            assert sum(g[task]["n"] for g in groups.values() if task in g) == whole[task]["n"]
+        for key in ("ref_words", "substitutions", "deletions", "insertions"):  # the errors add back up
+            assert sum(g["asr"][key] for g in groups.values() if "asr" in g) == whole["asr"][key]
+    assert "(none)" in result["by"]["l1"] and {"hindi", "arabic"} <= set(result["by"]["l1"])
+    # a field no utterance has is refused before any generation
+    assert main([*base, "--by", "gender"]) == 2
+    assert "--by gender: no train utterance" in capsys.readouterr().err

@@ -41,6 +41,9 @@ def register(top_subparsers) -> None:
     ev.add_argument("--base", help="base model folder of an adapter (default: the one the run recorded)")
     ev.add_argument("--device", help="e.g. cuda, cpu (default: cuda when available)")
     ev.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the run's)")
+    ev.add_argument("--by", action="append", metavar="FIELD", default=None,
+                    help="also break every task's metrics down by this manifest field (speaker, dialect, source, or "
+                         "an extra field such as l1); repeatable")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -62,11 +65,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, scheme=args.scheme, base=args.base, device=args.device,
                       dtype=args.dtype, max_new_tokens=args.max_new_tokens,
                       bertscore_model=args.bertscore_model, stop_loops=not args.keep_loops, progress=not args.quiet,
-                      batch_tokens=args.batch_tokens)
+                      batch_tokens=args.batch_tokens, by=args.by)
     print_table(result)
+    print_by(result)
     out = Path(result["out_dir"])
     print(f"wrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")
     return 0
+
+
+def print_by(result: dict) -> None:
+    """The ``--by`` breakdowns: one table per field, a row per value, each task's headline metric (%)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nabra.evaluate.metrics import primary
+
+    for name, groups in result.get("by", {}).items():
+        tasks = list(dict.fromkeys(t for metrics in groups.values() for t in metrics))
+        table = Table(title=f"{result['split']} metrics (%) by {name}")
+        table.add_column(name)
+        for task in tasks:
+            table.add_column(f"{task} {primary(task)[0]}", justify="right")
+        for value, metrics in groups.items():
+            cells = []
+            for task in tasks:
+                m, key = metrics.get(task), primary(task)[0]
+                cells.append("-" if not m or m.get(key) is None else f"{100 * m[key]:.1f} (n {m['n']:,})")
+            table.add_row(value, *cells)
+        Console().print(table)
 
 
 def print_table(result: dict) -> None:

@@ -9,6 +9,7 @@ an out-of-memory error shows at the first batch; predictions come back in input 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from nabra import data
 from nabra.config import RunConfig
-from nabra.corpus.manifest import TASKS
+from nabra.corpus.manifest import TASKS, Utterance
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import (
     GENERATIVE,
@@ -296,7 +297,8 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
              tasks: list[str] | None = None, out_dir: str | os.PathLike | None = None, batch_size: int = 16,
              scheme: str = "default", base: str | None = None, device: str | None = None,
              dtype: str | None = None, max_new_tokens: int | None = None, bertscore_model: str | None = None,
-             stop_loops: bool = True, progress: bool = True, log=print, batch_tokens: int | None = None) -> dict:
+             stop_loops: bool = True, progress: bool = True, log=print, batch_tokens: int | None = None,
+             by: list[str] | None = None) -> dict:
     """Evaluate the model at ``path`` on the ``split`` of ``manifest``; writes ``predictions.jsonl``
     and ``metrics.json`` to ``out_dir`` (default ``<run folder or path>/eval-<split>``) and returns
     what ``metrics.json`` holds, plus ``out_dir``.
@@ -304,7 +306,10 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     Templates, label sets and collation follow the run's config when ``path`` is (in) a run folder.
     ``bertscore_model``: a local model folder for BERTScore on summaries (needs bert-score).
     ``stop_loops``: end an answer once it loops (``False``: every answer runs to its end token or budget).
-    ``batch_tokens``: also at most this many tokens a generation batch (default: the run's ``train.micro_batch_tokens``)."""
+    ``batch_tokens``: also at most this many tokens a generation batch (default: the run's ``train.micro_batch_tokens``).
+    ``by``: manifest fields (``speaker``, ``dialect``, ``source``, or any extra field such as ``l1``) to break every
+    task's metrics down by (``by`` in ``metrics.json``: each value's figures, and ``(none)`` for the utterances
+    without the field, so the groups add up to the whole)."""
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
     run = RunFolder.find(path)
@@ -320,6 +325,11 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
         log(message)
     if not examples:
         raise NabraError(f"{manifest}: no {split} examples for task(s) {', '.join(tasks)}")
+    used = {ex.utt_id for ex in examples}
+    value_of = {name: {u.id: field_value(u, name) for u in utts if u.id in used} for name in by or ()}
+    for name, values in value_of.items():  # a mistyped field is said before minutes of generation
+        if not any(v is not None for v in values.values()):
+            raise NabraError(f"--by {name}: no {split} utterance of {manifest} has a {name!r} field")
     model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device, run=run)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
     try:
@@ -341,10 +351,37 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
               "stop_loops": stop_loops,
               "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None, task_set),
               "skipped": skipped, "unreadable_audio": unreadable}
+    if value_of:
+        result["by"] = {name: metrics_by(preds, values, scheme=scheme, task_set=task_set)
+                        for name, values in value_of.items()}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
     out = Path(out_dir) if out_dir else run.eval_dir(split) if run else Path(path) / f"eval-{split}"
     write_outputs(out, preds, result)
     return {**result, "out_dir": str(out)}
+
+
+UTTERANCE_FIELDS = {f.name for f in dataclasses.fields(Utterance)} - {"extra"}
+NO_VALUE = "(none)"
+"""The group of the utterances without the ``--by`` field."""
+
+
+def field_value(utt: Utterance, name: str) -> str | None:
+    """The manifest field ``name`` of ``utt`` as text: a schema field (``speaker``) or an extra one (``l1``)."""
+    value = getattr(utt, name) if name in UTTERANCE_FIELDS else utt.extra.get(name)
+    return None if value is None or value == "" else str(value)
+
+
+def metrics_by(preds: list[Prediction], value_of: dict[str, str | None], *, scheme: str, task_set: TaskSet) -> dict:
+    """Every task's metrics per value of one field (``value_of``: utterance id -> value): ``{value: {task:
+    {metric: value}}}``, the breakdowns inside each task left out. ASR keeps its error and reference counts,
+    so the groups' errors add up to the whole's."""
+    groups: dict[str, list[Prediction]] = {}
+    for p in preds:
+        value = value_of.get(p.id.rsplit("#", 1)[0]) or NO_VALUE
+        groups.setdefault(value, []).append(p)
+    return {value: {task: {k: v for k, v in m.items() if not isinstance(v, dict | list)}
+                    for task, m in compute_metrics(part, scheme=scheme, task_set=task_set).items()}
+            for value, part in sorted(groups.items())}
 
 
 def write_outputs(out_dir: Path, preds: list[Prediction], result: dict) -> None:
