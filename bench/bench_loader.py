@@ -35,11 +35,6 @@ from nabra.tasks import make_example
 from nabra.testing import tiny_model_dir
 
 
-def augmented(augmenter, samples: list) -> list:
-    """``samples`` through ``augmenter`` as the training step does it (babble from the batch's other clips)."""
-    return [(ex, augmenter(w, ex.id, 0, [v for other, v in samples if other is not ex])[0]) for ex, w in samples]
-
-
 def rate(collator, examples, batch: int, workers: int, repeats: int = 2, augmenter=None) -> float:
     """Examples/s of decode (+ ``augmenter``) + features + collation over ``examples``, no cache (the best of
     ``repeats`` passes)."""
@@ -49,7 +44,7 @@ def rate(collator, examples, batch: int, workers: int, repeats: int = 2, augment
         t = time.perf_counter()
         for i in range(0, len(examples), batch):
             samples = store.samples(examples[i : i + batch])
-            collator(augmented(augmenter, samples) if augmenter else samples)
+            collator(augmenter.batch(samples, 0) if augmenter else samples)
         best = max(best, len(examples) / (time.perf_counter() - t))
         store.close()
     return best

@@ -370,17 +370,7 @@ class Recipe:
         passes over the training examples before this step, so a resumed run redraws the same audio. Babble
         is the micro-batch's other speakers (its other utterances where the manifest names no speaker)."""
         epoch = self.step * self.cfg.train.batch_size // max(1, len(self.data.train))
-        out = []
-        for ex, wave in samples:
-            if wave is None:
-                out.append((ex, wave))
-                continue
-            me = self.speaker_of.get(ex.utt_id) or ex.utt_id
-            talkers = [w for other, w in samples if w is not None and other.utt_id != ex.utt_id
-                       and (self.speaker_of.get(other.utt_id) or other.utt_id) != me]
-            wave, _ = self.augmenter(wave, ex.id, epoch, talkers)
-            out.append((ex, wave))
-        return out
+        return self.augmenter.batch(samples, epoch, self.speaker_of)
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]

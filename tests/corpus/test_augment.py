@@ -135,3 +135,21 @@ def test_recordings_and_real_rirs_are_drawn_when_given():
 def test_a_bad_setting_is_refused_naming_it(bad, message):
     with pytest.raises(NabraError, match=message):
         AugmentConfig(**bad)
+
+
+def test_a_batch_babbles_with_its_other_speakers_only_and_leaves_the_decoded_clips_alone():
+    from nabra.tasks import Example
+
+    cfg = AugmentConfig(noise={"prob": 1.0, "sources": ["babble"], "snr": [0, 0]})
+    waves = [tone(0.3, hz) for hz in (200, 300, 400, 500, 600, 700)]
+    kept = [w.copy() for w in waves]
+    exs = [Example(f"u{i}#asr", f"u{i}", "asr", "i", "t", audio=f"u{i}.wav") for i in range(6)]
+    text = Example("t#tsum", "t", "tsum", "i", "t")
+    speaker_of = {"u0": "a", "u1": "a", "u2": "b"}  # u3..u5 name no speaker: each its own voice
+    out = Augmenter(cfg).batch([*zip(exs, waves, strict=True), (text, None)], epoch=0, speaker_of=speaker_of)
+    assert out[-1] == (text, None) and all(a.tobytes() == b.tobytes() for a, b in zip(waves, kept, strict=True))
+    # u0's babble: up to four of u2..u5 (never u1, the same speaker): u1's 300 Hz is absent from what was added
+    added = out[0][1].astype(np.float64) - waves[0]
+    spec, freqs = np.abs(np.fft.rfft(added)), np.fft.rfftfreq(added.size, 1 / SR)
+    assert spec[np.abs(freqs - 300) < 4].max() < 0.05 * spec.max()
+    assert sum(spec[np.abs(freqs - hz) < 4].max() > 0.2 * spec.max() for hz in (400, 500, 600, 700)) == 4

@@ -31,8 +31,10 @@ def test_training_clips_are_augmented_and_budgets_plan_for_the_slowest_speed(mak
         slow.step += 10 * len(slow.data.train)  # ten epochs later: another draw
         later = slow._batch(exs, augment=True)
         assert not torch.equal(later["input_features"], noisy["input_features"])
-        # the dev clips, the filler and ADS's embeddings read clean audio: _batch without augment is the plain one
+        # the dev clips, the filler and ADS's embeddings read clean audio: _batch without augment is the plain one,
+        # and augmenting left the decoded (cached) waveforms as they were
         assert torch.equal(plain._batch(exs)["input_features"], clean["input_features"])
+        assert torch.equal(slow._batch(exs)["input_features"], clean["input_features"])
     finally:
         plain.cleanup()
         slow.cleanup()

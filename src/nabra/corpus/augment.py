@@ -52,8 +52,8 @@ class NoiseConfig:
     snr: list[float] = field(default_factory=lambda: [5.0, 20.0])
     """SNR range in dB (signal power over noise power, over the whole clip), drawn uniformly."""
     sources: list[str] = field(default_factory=lambda: ["coloured", "babble"])
-    """Noises drawn from, uniformly: ``coloured`` (synthetic, one of ``colours``) and ``babble`` (the other speakers
-    of the clip's micro-batch, summed at equal power; coloured noise where the micro-batch has none)."""
+    """Noises drawn from, uniformly: ``coloured`` (synthetic, one of ``colours``) and ``babble`` (up to four other
+    speakers of the clip's micro-batch, summed at equal power; coloured noise where the micro-batch has none)."""
     colours: list[str] = field(default_factory=lambda: ["white", "pink", "brown"])
     """Synthetic noise colours drawn from (1/f^0, 1/f^1, 1/f^2 power spectra)."""
 
@@ -120,6 +120,8 @@ class AugmentConfig:
         return 1.0 / min(self.speed.factors) if self.speed.prob > 0 else 1.0
 
 
+BABBLE_TALKERS = 4
+"""Babble is at most this many other speakers at once (a crowd, not every clip of a large micro-batch)."""
 NOISE_SOURCES = ("coloured", "babble")
 """The built-in noise sources (no noise corpus needed)."""
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -270,7 +272,8 @@ class Augmenter:
             out, done.rt60 = reverberate(out, rir), (None if self.rirs else rt60)
         if draws[2] < cfg.noise.prob and out.size:
             if source == "babble" and talkers:
-                noise, done.noise = babble(signal, talkers, out.size), "babble"
+                picked = signal.choice(len(talkers), min(BABBLE_TALKERS, len(talkers)), replace=False)
+                noise, done.noise = babble(signal, [talkers[i] for i in sorted(picked)], out.size), "babble"
             elif self.noises:
                 noise = fit_length(self.noises[int(signal.integers(len(self.noises)))], out.size, signal)
                 done.noise = "recording"
@@ -280,3 +283,20 @@ class Augmenter:
         if draws[3] < cfg.gain.prob:
             out, done.gain_db = gain(out, db), db
         return out, done
+
+    def batch(self, samples: list, epoch: int, speaker_of: dict[str, str | None] | None = None) -> list:
+        """A micro-batch's ``(example, waveform)`` pairs augmented (text-only ones as they are), each clip's babble
+        from the batch's other speakers (``speaker_of``: utterance id -> speaker; other utterances where it names
+        none). The decoded waveforms are not changed: each result is a new array."""
+        speaker_of = speaker_of or {}
+
+        def voice(ex) -> str:
+            return speaker_of.get(ex.utt_id) or ex.utt_id
+
+        out = []
+        for ex, wave in samples:
+            if wave is not None:
+                talkers = [w for other, w in samples if w is not None and voice(other) != voice(ex)]
+                wave = self(wave, ex.id, epoch, talkers)[0]
+            out.append((ex, wave))
+        return out
