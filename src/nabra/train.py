@@ -121,11 +121,13 @@ class Recipe:
         self.collator = Collator.for_bundle(self.bundle, cfg.collate)
         self.data = run_data.prepare(cfg, self.collator, manifests, self.say)
         self.run.write_train_data(self.data.train)
-        self.augmenter = (Augmenter(cfg.data.augment, seed=cfg.train.seed, sample_rate=self.collator.sampling_rate)
+        self.augmenter = (Augmenter.from_config(cfg.data.augment, seed=cfg.train.seed,
+                                                sample_rate=self.collator.sampling_rate)
                           if cfg.data.augment.active else None)
         self.speaker_of = {u.id: u.speaker for u in self.data.utterances}
         if self.augmenter is not None:
-            self.say(f"data.augment: {cfg.data.augment.describe()} (training clips only, seeded per example and epoch)")
+            self.say(f"data.augment: {cfg.data.augment.describe()}; {self.augmenter.sources()} "
+                     "(training clips only, seeded per example and epoch)")
         self.total_steps = total_steps(cfg, len(self.data.train))
         # The plan of the run's first start: an extended max_steps keeps the TPC stages, the tpc_ads
         # switch and the LR curve of the original plan (the LR stays at its final value past it).

@@ -280,3 +280,67 @@ def test_evaluate_by_a_field_breaks_every_task_down_and_adds_back_up(tmp_path, t
     # a field no utterance has is refused before any generation
     assert main([*base, "--by", "gender"]) == 2
     assert "--by gender: no train utterance" in capsys.readouterr().err
+
+
+def test_conditions_give_every_run_the_same_corrupted_audio(tmp_path, tiny_dir, corpus, monkeypatch, capsys):
+    # Two different models (the base and a run's adapter) scored clean, in babble at 0 dB and in a room: each
+    # condition's clips are the same, bit for bit, for both; each is its own folder with its own metrics.json.
+    import hashlib
+
+    import numpy as np
+
+    from nabra.corpus.augment import power
+
+    heard: dict[str, dict[str, tuple]] = {}
+    real = runner.generate_batch
+
+    def spy(model, tokenizer, collator, samples, *a, **k):
+        for ex, wave in samples:
+            key = hashlib.sha256(wave.tobytes()).hexdigest() if wave is not None else None
+            heard.setdefault(spy.condition, {})[ex.id] = (key, wave)
+        return real(model, tokenizer, collator, samples, *a, **k)
+
+    monkeypatch.setattr(runner, "generate_batch", spy)
+    log_lines = []
+
+    def log(line):
+        log_lines.append(line)
+        if line.startswith("condition "):
+            spy.condition = f"{spy.model}|{line.removeprefix('condition ')}"
+
+    run = _run_folder(tmp_path, tiny_dir, corpus)
+    specs = ["clean", "noise:snr=0,source=babble", "reverb"]
+    for name, model in (("base", tiny_dir), ("run", run)):
+        spy.model = name
+        result = evaluate(model, corpus, split="train", tasks=["asr", "did"], out_dir=tmp_path / f"ev-{name}",
+                          batch_size=4, max_new_tokens=2, progress=False, log=log, conditions=specs)
+        assert list(result["conditions"]) == ["clean", "noise:snr=0,source=babble", "reverb:rt60=0.6"]
+    for cond in ("clean", "noise:snr=0,source=babble", "reverb:rt60=0.6"):
+        a, b = heard[f"base|{cond}"], heard[f"run|{cond}"]
+        assert {k: v[0] for k, v in a.items()} == {k: v[0] for k, v in b.items()}
+    clean, noisy = heard["base|clean"], heard["base|noise:snr=0,source=babble"]
+    assert all(clean[k][0] != noisy[k][0] for k in clean)
+    for k, (_, wave) in clean.items():  # the babble is at the SNR asked: 0 dB within 0.1 dB
+        noise = noisy[k][1].astype(np.float64) - wave
+        assert abs(10 * np.log10(power(wave) / power(noise))) < 0.1
+    # an utterance's tasks hear the same clip
+    ids = sorted(noisy)
+    for asr_id in (i for i in ids if i.endswith("#asr")):
+        did = asr_id.replace("#asr", "#did")
+        if did in noisy:
+            assert noisy[did][0] == noisy[asr_id][0]
+    out = tmp_path / "ev-run"
+    assert json.loads((out / "metrics.json").read_text())["condition"]["name"] == "clean"
+    saved = json.loads((out / "noise-snr_0-babble" / "metrics.json").read_text())
+    assert saved["condition"] == {"name": "noise:snr=0,source=babble", "kind": "noise", "snr": 0.0, "source": "babble"}
+    assert (out / "reverb-rt60_0.6" / "predictions.jsonl").is_file()
+    # the CLI prints the per-condition table; unknown kinds and keys are refused before any work
+    assert main(["evaluate", str(tiny_dir), "--manifest", str(corpus), "--split", "train", "--tasks", "did",
+                 "--out", str(tmp_path / "cli"), "--max-new-tokens", "2", "--quiet",
+                 "--condition", "clean", "--condition", "noise:snr=20,source=pink"]) == 0
+    printed = capsys.readouterr().out
+    assert "by condition" in printed and "noise:snr=20,source=pink" in printed
+    for bad, says in (("noise:db=3", "noise takes snr, source"), ("wind", "unknown kind 'wind'"),
+                      ("noise:snr=x", "snr must be a number"), ("noise:source=/no/such", "neither")):
+        assert main(["evaluate", str(tiny_dir), "--manifest", str(corpus), "--condition", bad]) == 2
+        assert says in capsys.readouterr().err

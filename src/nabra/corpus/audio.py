@@ -91,9 +91,11 @@ def load_audio(
     offset: float = 0.0,
     duration: float | None = None,
     sample_rate: int = SAMPLE_RATE,
+    channel: int | None = None,
 ) -> np.ndarray:
     """Decode ``path`` (or the segment ``offset``..``offset+duration`` seconds) to mono float32 at
-    ``sample_rate``. Stereo is averaged; other rates are resampled with soxr.
+    ``sample_rate``. Stereo is averaged (``channel``: that channel instead, e.g. one microphone of a
+    multichannel impulse response); other rates are resampled with soxr.
 
     The span is a segment whenever ``offset`` is non-zero or ``duration`` is shorter than the file (a
     Kaldi ``segments`` line or a lhotse supervision starting at 0.00); a ``duration`` within
@@ -103,18 +105,21 @@ def load_audio(
     try:
         with sf.SoundFile(str(path)) as f:
             _check_bounds(path, f.samplerate, f.channels)
-            return _read_blocks(path, f, offset, duration, sample_rate)
+            if channel is not None and not 0 <= channel < f.channels:
+                raise AudioError(path, f"no channel {channel} (the file has {f.channels})")
+            return _read_blocks(path, f, offset, duration, sample_rate, channel)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         data, sr = _av_load(path, e)
     start = int(round(offset * sr))
     stop = None if _whole(offset, duration, len(data) / sr) else start + int(round(duration * sr))
-    samples = data[start:stop, 0]
+    samples = data[start:stop, 0]  # av decodes to mono (a channel pick needs a libsndfile format)
     if sr != sample_rate and samples.size:
         samples = soxr.resample(samples, sr, sample_rate, quality="HQ")
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def _read_blocks(path: Path, f: sf.SoundFile, offset: float, duration: float | None, sample_rate: int) -> np.ndarray:
+def _read_blocks(path: Path, f: sf.SoundFile, offset: float, duration: float | None, sample_rate: int,
+                 channel: int | None = None) -> np.ndarray:
     """The span of the open file ``f``, decoded, downmixed and resampled :data:`_BLOCK` frames at a
     time (soxr's stream gives the same samples as resampling the whole at once)."""
     sr = f.samplerate
@@ -129,7 +134,7 @@ def _read_blocks(path: Path, f: sf.SoundFile, offset: float, duration: float | N
         block = f.read(min(_BLOCK, max(left, 0)), dtype="float32", always_2d=True)
         left -= len(block)
         last = left <= 0 or len(block) == 0
-        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        mono = block[:, channel] if channel is not None else block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
         parts.append(stream.resample_chunk(mono, last=last) if stream is not None else mono)
         if last:
             break

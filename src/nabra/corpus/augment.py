@@ -14,10 +14,13 @@ changes the length), then the room, then the noise the microphone hears on top, 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from nabra.corpus.noise import ArrayBank, NoiseBank, RirBank, collection, fit_length
 from nabra.errors import NabraError
 
 SAMPLE_RATE = 16_000
@@ -41,6 +44,9 @@ class ReverbConfig:
     """Share of the training clips reverberated."""
     rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])
     """Reverberation time range (seconds) of the synthetic impulse responses, drawn uniformly."""
+    rirs: list[str] = field(default_factory=list)
+    """Real impulse responses instead of synthetic ones: recordings lists (``nabra data import rirs`` of
+    RIRS_NOISES) or folders of impulse-response audio; their ``rir`` recordings are drawn from uniformly."""
 
 
 @dataclass
@@ -52,8 +58,14 @@ class NoiseConfig:
     snr: list[float] = field(default_factory=lambda: [5.0, 20.0])
     """SNR range in dB (signal power over noise power, over the whole clip), drawn uniformly."""
     sources: list[str] = field(default_factory=lambda: ["coloured", "babble"])
-    """Noises drawn from, uniformly: ``coloured`` (synthetic, one of ``colours``) and ``babble`` (up to four other
-    speakers of the clip's micro-batch, summed at equal power; coloured noise where the micro-batch has none)."""
+    """Noises drawn from, uniformly: ``coloured`` (synthetic, one of ``colours``), ``babble`` (up to four other
+    speakers of the clip's micro-batch, summed at equal power; coloured noise where the micro-batch has none) and
+    ``recordings`` (a stretch of one of ``recordings``)."""
+    recordings: list[str] = field(default_factory=list)
+    """Noise recordings for the ``recordings`` source: recordings lists (``nabra data import musan``) or folders
+    of audio."""
+    kinds: list[str] = field(default_factory=lambda: ["noise", "music"])
+    """Which of the lists' recordings are used (MUSAN's parts: noise, music, speech)."""
     colours: list[str] = field(default_factory=lambda: ["white", "pink", "brown"])
     """Synthetic noise colours drawn from (1/f^0, 1/f^1, 1/f^2 power spectra)."""
 
@@ -92,6 +104,13 @@ class AugmentConfig:
                 raise NabraError(f"data.augment.{name} must be a [low, high] range, got {pair}")
         if self.reverb.rt60[0] <= 0:
             raise NabraError(f"data.augment.reverb.rt60 must be positive seconds, got {self.reverb.rt60}")
+        if ("recordings" in self.noise.sources) != bool(self.noise.recordings):
+            raise NabraError("data.augment.noise: the 'recordings' source needs noise.recordings (a recordings list "
+                             "from `nabra data import musan`, or a folder of audio), and noise.recordings needs "
+                             "'recordings' in noise.sources" + (f" (sources: {self.noise.sources})" if self.noise.recordings else ""))
+        bad_kinds = sorted(set(self.noise.kinds) - {"noise", "music", "speech"})
+        if bad_kinds or not self.noise.kinds:
+            raise NabraError(f"data.augment.noise.kinds: unknown {bad_kinds or 'none given'}; choose from noise, music, speech")
         bad = sorted(set(self.noise.sources) - set(NOISE_SOURCES))
         if bad or not self.noise.sources:
             raise NabraError(f"data.augment.noise.sources: unknown {bad or 'none given'}; choose from "
@@ -122,8 +141,8 @@ class AugmentConfig:
 
 BABBLE_TALKERS = 4
 """Babble is at most this many other speakers at once (a crowd, not every clip of a large micro-batch)."""
-NOISE_SOURCES = ("coloured", "babble")
-"""The built-in noise sources (no noise corpus needed)."""
+NOISE_SOURCES = ("coloured", "babble", "recordings")
+"""The noise sources: two built in (no noise corpus needed) and a noise corpus's recordings."""
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 """Power-spectrum exponent of each noise colour (power ∝ 1/f^exponent)."""
 
@@ -188,18 +207,6 @@ def coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
     return (noise / np.sqrt(p) if p > 0 else noise).astype(np.float32)
 
 
-def fit_length(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``noise`` cut or tiled to ``n`` samples, from a random start (a recording shorter than the clip loops)."""
-    if not noise.size:
-        raise NabraError("a noise recording with no samples")
-    if noise.size >= n:
-        start = int(rng.integers(0, noise.size - n + 1))
-        return noise[start:start + n]
-    reps = -(-n // noise.size)
-    start = int(rng.integers(0, noise.size))
-    return np.tile(noise, reps + 1)[start:start + n]
-
-
 def babble(rng: np.random.Generator, talkers: list[np.ndarray], n: int) -> np.ndarray:
     """Several other speakers at once (``talkers``' clips summed at equal power), ``n`` samples, unit power."""
     mix = np.zeros(n, dtype=np.float64)
@@ -241,13 +248,37 @@ class Applied:
 
 class Augmenter:
     """Applies an :class:`AugmentConfig` to training clips. ``rirs``: real impulse responses drawn from
-    instead of synthetic ones; ``noises``: noise recordings drawn from instead of coloured noise (both read
-    by the caller); ``talkers`` (per call): other speakers' clips, for the ``babble`` source."""
+    instead of synthetic ones; ``noises``: the ``recordings`` source's noises (each a
+    :class:`~nabra.corpus.noise.RirBank` / :class:`~nabra.corpus.noise.NoiseBank`, or arrays in memory;
+    :meth:`from_config` reads the config's); ``talkers`` (per call): other speakers' clips, for ``babble``."""
 
     def __init__(self, cfg: AugmentConfig, *, seed: int = 0, sample_rate: int = SAMPLE_RATE,
-                 rirs: list[np.ndarray] | None = None, noises: list[np.ndarray] | None = None):
+                 rirs: RirBank | ArrayBank | list[np.ndarray] | None = None,
+                 noises: NoiseBank | ArrayBank | list[np.ndarray] | None = None):
         self.cfg, self.seed, self.sample_rate = cfg, seed, sample_rate
-        self.rirs, self.noises = list(rirs or []), list(noises or [])
+        self.rirs = ArrayBank(rirs) if isinstance(rirs, list) else rirs
+        self.noises = ArrayBank(noises) if isinstance(noises, list) else noises
+        if self.rirs is not None and not len(self.rirs):
+            self.rirs = None
+        if "recordings" in cfg.noise.sources and not self.noises:
+            raise NabraError("data.augment.noise: the 'recordings' source has no recordings")
+
+    @classmethod
+    def from_config(cls, cfg: AugmentConfig, *, seed: int = 0, sample_rate: int = SAMPLE_RATE) -> Augmenter:
+        """An augmenter with the config's noise recordings and impulse responses (their lists read now)."""
+        noises = (NoiseBank(collection(cfg.noise.recordings, cfg.noise.kinds, folder_kind="noise"), sample_rate)
+                  if cfg.noise.recordings else None)
+        rirs = RirBank(collection(cfg.reverb.rirs, ["rir"], folder_kind="rir"), sample_rate) if cfg.reverb.rirs else None
+        return cls(cfg, seed=seed, sample_rate=sample_rate, rirs=rirs, noises=noises)
+
+    def sources(self) -> str:
+        """What the noise and room draws come from (for the run's log)."""
+        parts = []
+        if self.noises is not None and isinstance(self.noises, NoiseBank):
+            parts.append(f"{len(self.noises):,} noise recordings ({self.noises.hours():.1f} h)")
+        if self.rirs is not None:
+            parts.append(f"{len(self.rirs):,} impulse responses")
+        return ", ".join(parts) or "built-in noises and synthetic rooms"
 
     def __call__(self, wave: np.ndarray, example_id: str, epoch: int,
                  talkers: list[np.ndarray] | None = None) -> tuple[np.ndarray, Applied]:
@@ -267,16 +298,14 @@ class Augmenter:
         if draws[0] < cfg.speed.prob and factor != 1.0:
             out, done.speed = speed(out, factor, self.sample_rate), factor
         if draws[1] < cfg.reverb.prob:
-            rir = (self.rirs[int(signal.integers(len(self.rirs)))] if self.rirs
-                   else synthetic_rir(signal, rt60, self.sample_rate))
-            out, done.rt60 = reverberate(out, rir), (None if self.rirs else rt60)
+            rir = self.rirs.rir(signal) if self.rirs is not None else synthetic_rir(signal, rt60, self.sample_rate)
+            out, done.rt60 = reverberate(out, rir), (None if self.rirs is not None else rt60)
         if draws[2] < cfg.noise.prob and out.size:
             if source == "babble" and talkers:
                 picked = signal.choice(len(talkers), min(BABBLE_TALKERS, len(talkers)), replace=False)
                 noise, done.noise = babble(signal, [talkers[i] for i in sorted(picked)], out.size), "babble"
-            elif self.noises:
-                noise = fit_length(self.noises[int(signal.integers(len(self.noises)))], out.size, signal)
-                done.noise = "recording"
+            elif source == "recordings":
+                noise, done.noise = self.noises.segment(signal, out.size), "recording"
             else:
                 noise, done.noise = coloured_noise(signal, out.size, colour), colour
             out, done.snr = add_noise(out, noise, snr), snr
@@ -300,3 +329,147 @@ class Augmenter:
                 wave = self(wave, ex.id, epoch, talkers)[0]
             out.append((ex, wave))
         return out
+
+
+# ============================================================================================
+# evaluation conditions
+# ============================================================================================
+
+CONDITION_KINDS = {
+    "clean": {},
+    "noise": {"snr": float, "source": str},
+    "reverb": {"rt60": float, "rirs": str},
+    "speed": {"factor": float},
+    "gain": {"db": float},
+}
+"""Condition kinds and the keys each takes (``noise:snr=0,source=babble``)."""
+CONDITION_DEFAULTS = {"noise": {"snr": 10.0, "source": "white"}, "reverb": {"rt60": 0.6}, "speed": {"factor": 1.1},
+                      "gain": {"db": -20.0}}
+CONDITION_SEED = 0
+"""The seed of every condition's draws: the same corruption of the same utterance for every run."""
+CONDITION_HELP = ("clean; noise[:snr=DB][,source=white|pink|brown|babble|LIST_OR_FOLDER] (default snr 10, white); "
+                  "reverb[:rt60=S | :rirs=LIST_OR_FOLDER] (default rt60 0.6); speed[:factor=F]; gain[:db=DB]")
+
+
+@dataclass
+class Condition:
+    """One way of hearing the evaluated audio (``nabra evaluate --condition``): clean, or corrupted by noise at an
+    SNR, a room, a speed or a gain. The draws (noise samples, room, babble talkers) come from :data:`CONDITION_SEED`,
+    the condition and the utterance id, never from the run: every run is scored on the same audio, and an
+    utterance's tasks (its ASR and its SER) hear the same clip."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> Condition:
+        """``kind[:key=value,...]`` (:data:`CONDITION_HELP`); unknown kinds, keys and values are refused."""
+        head, _, rest = spec.strip().partition(":")
+        kind = head.strip().lower()
+        if kind not in CONDITION_KINDS:
+            raise NabraError(f"--condition {spec!r}: unknown kind {kind!r}; conditions: {CONDITION_HELP}")
+        params = dict(CONDITION_DEFAULTS.get(kind, {}))
+        for item in filter(None, (p.strip() for p in rest.split(","))):
+            key, eq, value = item.partition("=")
+            key = key.strip().lower()
+            if not eq or key not in CONDITION_KINDS[kind]:
+                raise NabraError(f"--condition {spec!r}: {kind} takes {', '.join(CONDITION_KINDS[kind]) or 'no keys'} "
+                                 f"as key=value, got {item!r}")
+            try:
+                params[key] = CONDITION_KINDS[kind][key](value.strip())
+            except ValueError:
+                raise NabraError(f"--condition {spec!r}: {key} must be a number, got {value!r}") from None
+        if kind == "reverb" and "rirs" in params:
+            params.pop("rt60", None)
+        cond = cls(kind, params)
+        cond.check()
+        return cond
+
+    def check(self) -> None:
+        p = self.params
+        if self.kind == "noise" and p["source"] not in (*COLOUR_EXPONENTS, "babble") and not Path(p["source"]).exists():
+            raise NabraError(f"--condition {self.name}: source {p['source']!r} is neither "
+                             f"{', '.join(COLOUR_EXPONENTS)}, babble, nor a recordings list or folder")
+        if self.kind == "reverb" and "rirs" in p and not Path(p["rirs"]).exists():
+            raise NabraError(f"--condition {self.name}: no recordings list or folder {p['rirs']}")
+        if self.kind == "reverb" and p.get("rt60", 1.0) <= 0 or self.kind == "speed" and p["factor"] <= 0:
+            raise NabraError(f"--condition {self.name}: must be positive")
+
+    @property
+    def name(self) -> str:
+        """The canonical spelling (defaults filled in): how tables and metrics.json name it."""
+        if not self.params:
+            return self.kind
+        return f"{self.kind}:" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in self.params.items())
+
+    @property
+    def slug(self) -> str:
+        """A folder name: ``noise-snr_0-babble`` (a path source by its file name)."""
+        values = [f"{k}_{v:g}" if isinstance(v, float) else Path(str(v)).name.split(".")[0] if k in ("source", "rirs")
+                  else str(v) for k, v in self.params.items()]
+        return re.sub(r"[^A-Za-z0-9._+-]+", "-", "-".join([self.kind, *values])).strip("-")
+
+    @property
+    def snr(self) -> float | None:
+        return self.params.get("snr") if self.kind == "noise" else None
+
+    @property
+    def clean(self) -> bool:
+        return self.kind == "clean"
+
+    def describe(self) -> dict:
+        """What metrics.json records of the condition."""
+        return {"name": self.name, "kind": self.kind, **self.params}
+
+    def rng(self, utt_id: str) -> np.random.Generator:
+        return rng_for(CONDITION_SEED, f"{self.slug}\x00{utt_id}", 0)
+
+    def apply(self, wave: np.ndarray, utt_id: str, talkers: list[np.ndarray] | None = None,
+              sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """``wave`` (utterance ``utt_id``) as heard in this condition; ``talkers``: other speakers' clips for
+        babble (the caller's choice, the same for every run)."""
+        if self.kind == "clean" or not wave.size:
+            return wave
+        rng, p = self.rng(utt_id), self.params
+        if self.kind == "speed":
+            return speed(wave, p["factor"], sample_rate)
+        if self.kind == "gain":
+            return gain(wave, p["db"])
+        if self.kind == "reverb":
+            rir = self._bank("rirs", sample_rate).rir(rng) if "rirs" in p else synthetic_rir(rng, p["rt60"], sample_rate)
+            return reverberate(wave, rir)
+        source = p["source"]
+        if source == "babble":
+            if not talkers:
+                raise NabraError(f"--condition {self.name}: no other speaker's clip to make babble from")
+            picked = rng.choice(len(talkers), min(BABBLE_TALKERS, len(talkers)), replace=False)
+            noise = babble(rng, [talkers[i] for i in sorted(picked)], wave.size)
+        elif source in COLOUR_EXPONENTS:
+            noise = coloured_noise(rng, wave.size, source)
+        else:
+            noise = self._bank("source", sample_rate).segment(rng, wave.size)
+        return add_noise(wave, noise, p["snr"])
+
+    def _bank(self, key: str, sample_rate: int):
+        cache = self.__dict__.setdefault("_banks", {})
+        if key not in cache:
+            if key == "rirs":
+                cache[key] = RirBank(collection([self.params["rirs"]], ["rir"], folder_kind="rir"), sample_rate)
+            else:
+                cache[key] = NoiseBank(collection([self.params["source"]], ["noise", "music", "speech"],
+                                                  folder_kind="noise"), sample_rate)
+        return cache[key]
+
+
+def parse_conditions(specs: list[str] | None) -> list[Condition]:
+    """The conditions of ``--condition`` options (duplicates, by canonical name, refused)."""
+    out = [Condition.parse(s) for s in specs or ()]
+    names = [c.name for c in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise NabraError(f"--condition given twice: {', '.join(twice)}")
+    slugs = [c.slug for c in out]
+    if len(set(slugs)) != len(slugs):
+        raise NabraError(f"--condition: two conditions would share an output folder ({', '.join(slugs)})")
+    return out

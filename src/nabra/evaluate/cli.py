@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nabra.corpus.augment import CONDITION_HELP
 from nabra.corpus.manifest import SPLITS, TASKS
 from nabra.errors import NabraError
 from nabra.text.arabic import SCHEMES
@@ -44,6 +45,9 @@ def register(top_subparsers) -> None:
     ev.add_argument("--by", action="append", metavar="FIELD", default=None,
                     help="also break every task's metrics down by this manifest field (speaker, dialect, source, or "
                          "an extra field such as l1); repeatable")
+    ev.add_argument("--condition", action="append", metavar="SPEC", default=None,
+                    help=f"score under this listening condition too (repeatable; the same seeded corruption for every "
+                         f"run; the first table is clean when given): {CONDITION_HELP}")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -65,12 +69,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, scheme=args.scheme, base=args.base, device=args.device,
                       dtype=args.dtype, max_new_tokens=args.max_new_tokens,
                       bertscore_model=args.bertscore_model, stop_loops=not args.keep_loops, progress=not args.quiet,
-                      batch_tokens=args.batch_tokens, by=args.by)
-    print_table(result)
-    print_by(result)
-    out = Path(result["out_dir"])
-    print(f"wrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")
+                      batch_tokens=args.batch_tokens, by=args.by, conditions=args.condition)
+    for one in result.get("conditions", {"": result}).values():
+        print_table(one)
+        print_by(one)
+        out = Path(one["out_dir"])
+        print(f"wrote {out / 'predictions.jsonl'} and {out / 'metrics.json'}")
+    if len(result.get("conditions", {})) > 1:
+        print_conditions(result["conditions"])
     return 0
+
+
+def print_conditions(results: dict) -> None:
+    """One row per condition, each task's headline metric (%), and its change from clean where clean was scored."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nabra.evaluate.metrics import primary
+
+    tasks = list(dict.fromkeys(t for r in results.values() for t in r["metrics"]))
+    clean = results.get("clean")
+    table = Table(title="by condition (%): each task's headline metric" + (", change from clean" if clean else ""))
+    table.add_column("condition")
+    for task in tasks:
+        table.add_column(f"{task} {primary(task)[0]}", justify="right")
+    for name, r in results.items():
+        cells = []
+        for task in tasks:
+            key = primary(task)[0]
+            v = r["metrics"].get(task, {}).get(key)
+            c = clean["metrics"].get(task, {}).get(key) if clean and name != "clean" else None
+            cells.append("-" if v is None else f"{100 * v:.1f}" + (f" ({100 * (v - c):+.1f})" if c is not None else ""))
+        table.add_row(name, *cells)
+    Console().print(table)
 
 
 def print_by(result: dict) -> None:

@@ -15,11 +15,14 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from nabra import data
 from nabra.config import RunConfig
+from nabra.corpus.audio import load_audio
+from nabra.corpus.augment import CONDITION_SEED, Condition, parse_conditions, rng_for
 from nabra.corpus.manifest import TASKS, Utterance
 from nabra.errors import NabraError
 from nabra.evaluate.metrics import (
@@ -298,7 +301,7 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
              scheme: str = "default", base: str | None = None, device: str | None = None,
              dtype: str | None = None, max_new_tokens: int | None = None, bertscore_model: str | None = None,
              stop_loops: bool = True, progress: bool = True, log=print, batch_tokens: int | None = None,
-             by: list[str] | None = None) -> dict:
+             by: list[str] | None = None, conditions: list[str] | None = None) -> dict:
     """Evaluate the model at ``path`` on the ``split`` of ``manifest``; writes ``predictions.jsonl``
     and ``metrics.json`` to ``out_dir`` (default ``<run folder or path>/eval-<split>``) and returns
     what ``metrics.json`` holds, plus ``out_dir``.
@@ -309,7 +312,12 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
     ``batch_tokens``: also at most this many tokens a generation batch (default: the run's ``train.micro_batch_tokens``).
     ``by``: manifest fields (``speaker``, ``dialect``, ``source``, or any extra field such as ``l1``) to break every
     task's metrics down by (``by`` in ``metrics.json``: each value's figures, and ``(none)`` for the utterances
-    without the field, so the groups add up to the whole)."""
+    without the field, so the groups add up to the whole).
+    ``conditions``: how the audio is heard (:class:`~nabra.corpus.augment.Condition` specs: ``clean``,
+    ``noise:snr=10``, ``noise:snr=0,source=babble``, ``reverb``, ...; default clean): each is scored with the same
+    seeded corruption for every run; clean writes to ``out_dir``, the others to ``out_dir/<condition slug>/``, and
+    the result holds every condition's under ``conditions``."""
+    conds = parse_conditions(conditions) or [Condition("clean")]
     if bertscore_model:
         require_bertscore()  # before minutes of generation, not after
     run = RunFolder.find(path)
@@ -331,33 +339,87 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
         if not any(v is not None for v in values.values()):
             raise NabraError(f"--by {name}: no {split} utterance of {manifest} has a {name!r} field")
     model, bundle = load_for_eval(path, base=base, dtype=dtype, device=device, run=run)
+    collator = Collator.for_bundle(bundle, cfg.collate)
     store = AudioStore(cfg.data.audio_cache_mb, cfg.data.load_workers)
-    try:
-        preds = generate_predictions(
-            model, bundle, Collator.for_bundle(bundle, cfg.collate), examples, store,
-            batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, task_set=task_set,
-            dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops,
-            batch_tokens=batch_tokens or cfg.train.micro_batch_tokens)
-    finally:
-        store.close()
-    # Audio that failed to decode: its examples have no answer and count as wrong; named here.
-    unreadable = sorted({f"{where.get(ex.utt_id, ex.utt_id)} (id {ex.utt_id}): {reason}"
-                         for ex, reason in store.take_failures()})
-    for line in unreadable:
-        log(f"audio failed to decode, its examples count as wrong: {line}")
-    metrics = compute_metrics(preds, scheme=scheme, task_set=task_set,
-                              bertscore_model=bertscore_model, skipped=skipped)
-    result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
-              "stop_loops": stop_loops,
-              "metrics": metrics, "composite": composite_score(metrics, cfg.train.composite_weights or None, task_set),
-              "skipped": skipped, "unreadable_audio": unreadable}
-    if value_of:
-        result["by"] = {name: metrics_by(preds, values, scheme=scheme, task_set=task_set)
-                        for name, values in value_of.items()}
     # Beside the run's other outputs (where `nabra report` looks), also when given run/final.
     out = Path(out_dir) if out_dir else run.eval_dir(split) if run else Path(path) / f"eval-{split}"
-    write_outputs(out, preds, result)
-    return {**result, "out_dir": str(out)}
+    results = {}
+    try:
+        for cond in conds:
+            if len(conds) > 1:
+                log(f"condition {cond.name}")
+            heard = store if cond.clean else ConditionStore(store, cond, utts, used, collator.sampling_rate)
+            preds = generate_predictions(
+                model, bundle, collator, examples, heard,
+                batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, task_set=task_set,
+                dialect_of={u.id: u.dialect for u in utts if u.dialect}, stop_loops=stop_loops,
+                batch_tokens=batch_tokens or cfg.train.micro_batch_tokens)
+            # Audio that failed to decode: its examples have no answer and count as wrong; named here.
+            unreadable = sorted({f"{where.get(ex.utt_id, ex.utt_id)} (id {ex.utt_id}): {reason}"
+                                 for ex, reason in store.take_failures()})
+            for line in unreadable:
+                log(f"audio failed to decode, its examples count as wrong: {line}")
+            metrics = compute_metrics(preds, scheme=scheme, task_set=task_set,
+                                      bertscore_model=bertscore_model, skipped=skipped)
+            result = {"model": str(path), "manifest": str(manifest), "split": split, "scheme": scheme,
+                      "stop_loops": stop_loops, "condition": cond.describe(), "metrics": metrics,
+                      "composite": composite_score(metrics, cfg.train.composite_weights or None, task_set),
+                      "skipped": skipped, "unreadable_audio": unreadable}
+            if value_of:
+                result["by"] = {name: metrics_by(preds, values, scheme=scheme, task_set=task_set)
+                                for name, values in value_of.items()}
+            where_to = out if cond.clean else out / cond.slug
+            write_outputs(where_to, preds, result)
+            results[cond.name] = {**result, "out_dir": str(where_to)}
+    finally:
+        store.close()
+    first = results.get("clean") or next(iter(results.values()))
+    return {**first, "conditions": results} if len(conds) > 1 or not conds[0].clean else first
+
+
+BABBLE_POOL = 16
+"""Clips of the evaluated split that a babble condition's talkers are drawn from (chosen once, by the condition's
+seed): the crowd under every clip comes from these, never from the clip's own speaker."""
+
+
+class ConditionStore:
+    """An :class:`~nabra.model.loader.AudioStore` heard through a :class:`~nabra.corpus.augment.Condition`: the
+    clean clips are decoded (and cached) as ever, each batch's copies corrupted. Babble's talkers are a fixed pool of
+    the split's clips (:data:`BABBLE_POOL`), so every run hears the same crowd."""
+
+    def __init__(self, store: AudioStore, condition: Condition, utts: list[Utterance], used: set[str],
+                 sample_rate: int):
+        self.store, self.condition, self.sample_rate = store, condition, sample_rate
+        self.speaker_of = {u.id: u.speaker for u in utts if u.id in used}
+        self.pool: list[tuple[str, str | None, np.ndarray]] = []
+        if condition.params.get("source") == "babble":
+            self.pool = babble_pool(condition, [u for u in utts if u.id in used and u.audio], sample_rate)
+
+    def talkers(self, utt_id: str) -> list[np.ndarray]:
+        speaker = self.speaker_of.get(utt_id)
+        others = [(spk, w) for uid, spk, w in self.pool if uid != utt_id]
+        voices = [w for spk, w in others if speaker is None or spk != speaker]
+        return voices or [w for _, w in others]  # a one-speaker split: the speaker's other clips
+
+    def samples(self, batch: list[Example]) -> list:
+        return [(ex, self.condition.apply(w, ex.utt_id, self.talkers(ex.utt_id), self.sample_rate)
+                 if w is not None else None) for ex, w in self.store.samples(batch)]
+
+    def take_failures(self):
+        return self.store.take_failures()
+
+
+def babble_pool(condition: Condition, utts: list[Utterance], sample_rate: int) -> list:
+    """``(utterance id, speaker, clip)`` of up to :data:`BABBLE_POOL` of ``utts``, chosen by the condition's seed
+    from the ids in sorted order (the same pool whatever order the manifest lists them in)."""
+    utts = sorted(utts, key=lambda u: u.id)
+    if len(utts) < 2:
+        raise NabraError(f"--condition {condition.name}: babble needs at least two clips in the split")
+    rng = rng_for(CONDITION_SEED, f"{condition.slug}\x00pool", 0)
+    picked = sorted(rng.choice(len(utts), min(BABBLE_POOL, len(utts)), replace=False))
+    return [(utts[i].id, utts[i].speaker,
+             load_audio(utts[i].audio, offset=utts[i].offset, duration=utts[i].duration, sample_rate=sample_rate))
+            for i in picked]
 
 
 UTTERANCE_FIELDS = {f.name for f in dataclasses.fields(Utterance)} - {"extra"}
