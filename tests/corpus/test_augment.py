@@ -115,9 +115,12 @@ def test_recordings_and_real_rirs_are_drawn_when_given():
     wave = tone(0.5)
     rir = np.zeros(400, dtype=np.float32)
     rir[0], rir[200] = 1.0, 0.5
-    cfg = AugmentConfig(reverb={"prob": 1.0}, noise={"prob": 1.0, "snr": [10, 10], "sources": ["coloured"]})
+    cfg = AugmentConfig(reverb={"prob": 1.0}, noise={"prob": 1.0, "snr": [10, 10], "sources": ["recordings"],
+                                                     "recordings": ["read by from_config, not here"]})
     out, done = Augmenter(cfg, rirs=[rir], noises=[tone(0.1, 1000)])(wave, "x", 0)
     assert done.noise == "recording" and done.rt60 is None and out.size == wave.size
+    with pytest.raises(NabraError, match="has no recordings"):
+        Augmenter(cfg)
     talk = AugmentConfig(noise={"prob": 1.0, "snr": [10, 10], "sources": ["babble"]})
     out, done = Augmenter(talk)(wave, "x", 0, talkers=[tone(0.2, 300)])
     assert done.noise == "babble" and done.snr == 10

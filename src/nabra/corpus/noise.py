@@ -13,8 +13,9 @@ The layouts are the releases' own, read as lhotse's recipes read them (``lhotse/
   ``speech/{librivox,us-gov}``. Each subset has an ``ANNOTATIONS`` file: music ``<id> <genres> <vocals Y/N>
   <artist>`` (lhotse keeps those four fields), speech ``<id> <gender> <language>``. The id is the file's stem.
 - **RIRS_NOISES** (openslr 28): ``RIRS_NOISES/simulated_rirs/{small,medium,large}room/RoomNNN/RoomNNN-NNNNN.wav``
-  (ids ``<size>-<stem>``: the three sizes reuse file names), ``real_rirs_isotropic_noises/*.wav`` (an impulse
-  response where the stem has ``rir``, an isotropic noise where it has ``noise``; some are multichannel),
+  (ids ``<size>-<stem>``: the three sizes reuse file names), ``real_rirs_isotropic_noises/*.wav`` (the folder's
+  Kaldi ``rir_list`` and ``noise_list`` say which file is an impulse response and which an isotropic noise; without
+  them lhotse's rule, ``rir`` or ``noise`` in the name; some files are multichannel),
   ``pointsource_noises/*.wav`` (MUSAN's free-sound noises).
 """
 
@@ -42,7 +43,7 @@ MUSAN_LAYOUT = """\
   SRC/<part>/<subset>/ANNOTATIONS                  (music: id genres vocals artist; speech: id gender language)"""
 RIRS_LAYOUT = """\
   SRC/simulated_rirs/{small,medium,large}room/RoomNNN/RoomNNN-NNNNN.wav   (RIRS_NOISES, openslr 28)
-  SRC/real_rirs_isotropic_noises/*.wav     (stem with 'rir': impulse response; with 'noise': isotropic noise)
+  SRC/real_rirs_isotropic_noises/*.wav     (rir_list / noise_list say which; else 'rir' / 'noise' in the name)
   SRC/pointsource_noises/*.wav             (point-source noises)"""
 ROOM_SIZES = ("small", "medium", "large")
 
@@ -165,19 +166,45 @@ def read_rirs(root: str | os.PathLike, report: ListReport) -> Iterator[Recording
                              extra={"room": f"{size}-{path.parent.name}"})
             if rec is not None:
                 yield rec
+    listed = {**_kaldi_list(real / "rir_list", "--rir-id", "--room-id"),
+              **_kaldi_list(real / "noise_list", "--noise-id", "--room-linkage")}
     for path in sorted(real.glob("*.wav")) if real.is_dir() else ():
-        kind, part = ("rir", "real_rir") if "rir" in path.stem else ("noise", "iso_noise") if "noise" in path.stem else (None, None)
+        # The release's own lists first (Kaldi's rir_list / noise_list); lhotse's rule by name where they are absent
+        # (that rule alone leaves out the AIR responses, air_type1_air_binaural_*.wav: no 'rir' in their names).
+        entry = listed.get(path.name)
+        if entry is not None:
+            kind, room = entry
+        else:
+            kind, room = ("rir" if "rir" in path.stem else "noise" if "noise" in path.stem else None), None
         if kind is None:
             report.found += 1
-            report.skipped.append((str(path), "neither 'rir' nor 'noise' in the name"))
+            report.skipped.append((str(path), "in neither rir_list nor noise_list, and neither 'rir' nor 'noise' "
+                                              "in the name"))
             continue
-        rec = _recording(path, report, id=path.stem, kind=kind, part=part, subset="real_rirs_isotropic_noises")
+        rec = _recording(path, report, id=path.stem, kind=kind, part="real_rir" if kind == "rir" else "iso_noise",
+                         subset="real_rirs_isotropic_noises", extra={"room": room} if room else None)
         if rec is not None:
             yield rec
     for path in sorted(point.rglob("*.wav")) if point.is_dir() else ():
         rec = _recording(path, report, id=path.stem, kind="noise", part="point_noise", subset="pointsource_noises")
         if rec is not None:
             yield rec
+
+
+def _kaldi_list(path: Path, id_flag: str, room_flag: str) -> dict[str, tuple[str, str | None]]:
+    """File name -> (kind, room) of a RIRS_NOISES list: ``--rir-id ID --room-id ROOM ... PATH`` (rir_list) or
+    ``--noise-id ID --noise-type isotropic ... --room-linkage ROOM PATH`` (noise_list), one per line."""
+    out: dict[str, tuple[str, str | None]] = {}
+    if not path.is_file():
+        return out
+    kind = "rir" if id_flag == "--rir-id" else "noise"
+    for _, line in iter_lines(path, max_bytes=None):
+        tokens = line.split()
+        if not tokens or id_flag not in tokens:
+            continue
+        room = tokens[tokens.index(room_flag) + 1] if room_flag in tokens[:-1] else None
+        out[Path(tokens[-1]).name] = (kind, room)
+    return out
 
 
 def read_folder(root: str | os.PathLike, kind: str, report: ListReport) -> Iterator[Recording]:

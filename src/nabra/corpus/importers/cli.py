@@ -67,6 +67,44 @@ def _add_import(data) -> None:
             p.add_argument("src", type=Path, help="source folder or file")
         _KIND_ARGUMENTS[kind](p)
         p.set_defaults(func=cmd_data_import)
+    for kind, what in RECORDING_IMPORTERS.items():  # noise and rooms for data.augment: a recordings list
+        p = kinds.add_parser(kind, help=what)
+        p.add_argument("src", type=Path, help="the release's folder")
+        p.add_argument("--out", type=Path, required=True, help="the recordings list to write (.jsonl or .jsonl.gz)")
+        if kind == "musan":
+            p.add_argument("--parts", default="music,noise,speech", help="MUSAN parts (default music,noise,speech)")
+        p.add_argument("--force", action="store_true", help="replace --out when it exists")
+        p.set_defaults(func=cmd_import_recordings)
+
+
+RECORDING_IMPORTERS = {
+    "musan": "MUSAN (music, noise, speech) as a recordings list for data.augment.noise.recordings (not a manifest)",
+    "rirs": "RIRS_NOISES (simulated and real room impulse responses, noises) for data.augment.reverb.rirs",
+}
+
+
+def cmd_import_recordings(args) -> int:
+    from nabra.corpus.noise import ListReport, read_musan, read_rirs, write_recordings
+    from nabra.files import check_output_file
+
+    out = check_output_file(args.out, what="recordings list", protect=[("the release", args.src)])
+    report = ListReport()
+    if args.kind == "musan":
+        rows = read_musan(args.src, report, [p.strip() for p in args.parts.split(",") if p.strip()])
+    else:
+        rows = read_rirs(args.src, report)
+    kinds: dict[str, int] = {}
+
+    def counted():
+        for rec in rows:
+            kinds[f"{rec.kind} ({rec.part})"] = kinds.get(f"{rec.kind} ({rec.part})", 0) + 1
+            yield rec
+
+    n = write_recordings(out, counted(), force=args.force)
+    print(report.summary(n))
+    print("; ".join(f"{k}: {v:,}" for k, v in kinds.items()))
+    print(f"wrote {out}")
+    return 0
 
 
 def _commonvoice_arguments(p) -> None:
