@@ -123,3 +123,53 @@ def test_report_cli(tmp_path, capsys):
     assert "report.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "out2")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+def _condition(run, name, slug, f1, wer):
+    import json
+
+    kind, _, rest = name.partition(":")
+    folder = run / "eval-test" / slug
+    folder.mkdir(parents=True)
+    params = dict(p.split("=") for p in rest.split(",")) if rest else {}
+    metrics = {"asr": {"wer": wer, "cer": wer / 3, "n": 30}, "did": {"macro_f1": f1, "accuracy": f1, "n": 22}}
+    (folder / "metrics.json").write_text(json.dumps({"condition": {"name": name, "kind": kind, **params},
+                                                     "metrics": metrics, "composite": 0.4}))
+
+
+def test_the_robustness_section_tables_plots_and_says_who_loses_least(tmp_path):
+    # Two schedules, two seeds each, scored clean and in white noise at 10 and 0 dB (`nabra evaluate --condition`):
+    # uniform loses 30 points of DID at 0 dB, ads 10 — beyond the seed spread.
+    import json
+
+    runs = []
+    for schedule, clean_f1, loss in (("uniform", 0.60, 0.30), ("ads", 0.62, 0.10)):
+        for seed in (0, 1):
+            f1 = clean_f1 + 0.01 * seed
+            run = fake_run(tmp_path / f"{schedule}-s{seed}", schedule, seed, wer=0.30, rouge=0.2, f1=f1)
+            _condition(run, "noise:snr=10,source=white", "noise-snr_10-white", f1 - loss / 3, 0.40)
+            _condition(run, "noise:snr=0,source=white", "noise-snr_0-white", f1 - loss, 0.70)
+            saved = json.loads((run / "eval-test" / "metrics.json").read_text())
+            saved["by"] = {"l1": {"arabic": {"did": {"macro_f1": f1 + 0.05, "n": 12}},
+                                  "hindi": {"did": {"macro_f1": f1 - 0.05, "n": 10}}}}
+            (run / "eval-test" / "metrics.json").write_text(json.dumps(saved))
+            runs.append(run)
+    out = tmp_path / "report"
+    make_report(runs, out)
+    md = (out / "report.md").read_text()
+    assert "## Robustness: the test split under other listening conditions" in md
+    assert md.index("noise:snr=10,source=white") < md.index("| noise:snr=0,source=white")  # SNR high to low
+    # DID at 0 dB: uniform 60.5 ± 0.7 clean -> 30.5 ± 0.7 (-30.0); ads 62.5 -> 52.5 (-10.0)
+    assert "| noise:snr=0,source=white | 30.5 ± 0.7 (-30.0) | 52.5 ± 0.7 (-10.0) |" in md
+    # ASR's WER rises: its change is a loss, negative
+    assert "| noise:snr=0,source=white | 70.0 ± 0.0 (-40.0) | 70.0 ± 0.0 (-40.0) |" in md
+    assert (out / "robustness-did-macro_f1.png").stat().st_size > 0 and (out / "robustness-asr-cer.png").is_file()
+    assert "**uniform** (did): did macro_f1 60.5 ± 0.7 clean, 30.5 ± 0.7 under noise:snr=0,source=white" in md
+    assert ("did under noise:snr=0,source=white (the hardest condition): **ads** loses least (-10.0 points against "
+            "uniform's -30.0; beyond the seed spread)") in md
+    # the --by breakdown: a row per value, most examples first
+    assert "### did macro_f1 by l1" in md
+    assert "| arabic | 12 | 65.5 ± 0.7 | 67.5 ± 0.7 |" in md and md.index("| arabic |") < md.index("| hindi |")
+    # no condition scored: no section
+    make_report(two_schedules(tmp_path / "plain"), tmp_path / "plain-report")
+    assert "Robustness" not in (tmp_path / "plain-report" / "report.md").read_text()

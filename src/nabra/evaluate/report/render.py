@@ -14,6 +14,7 @@ from nabra.evaluate.claims import run_tasks as report_tasks
 from nabra.evaluate.report.differs import differs
 from nabra.evaluate.report.plots import plot_confusions, plot_curves, plot_task_weights, plot_volatility
 from nabra.evaluate.report.prose import ranked, summary
+from nabra.evaluate.report.robustness import by_field_blocks, robustness_blocks
 from nabra.evaluate.report.runs import (
     Run,
     by_schedule,
@@ -87,6 +88,8 @@ def build_blocks(runs: list[Run], out: Path) -> list[tuple]:
               "standard deviation over the seeds of the two sides compared."),
         ("ul", [c.sentence() for c in check_claims(ranked(groups))]),
         ("h2", "Final metrics"), *_tables(groups),
+        *robustness_blocks(groups, out),
+        *by_field_blocks(groups),
         ("h2", "Learning curves"),
     ]
     for task in report_tasks(groups):

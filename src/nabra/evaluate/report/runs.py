@@ -66,6 +66,9 @@ class Run:
     """``test`` (eval-test/metrics.json), ``dev`` (the last dev evaluation) or empty (none)."""
     train_data: dict | None = None
     """``train-data.json``: training examples per task and per label (``None`` for a run from before it)."""
+    conditions: dict[str, dict] = field(default_factory=dict)
+    """Condition name -> ``metrics.json`` of ``nabra evaluate --condition`` on the test split (clean not among them:
+    that is :attr:`final`)."""
     notes: list[str] = field(default_factory=list)
     name: str = ""
     """How the report names the run: its folder name (with its parent's when two runs share one)."""
@@ -73,12 +76,16 @@ class Run:
     def __post_init__(self):
         self.name = self.name or self.path.name
 
-    def value(self, task: str, key: str) -> float | None:
-        """A final metric (``task == "composite"`` for the composite score); ``None`` when absent."""
-        if not self.final:
-            return None
-        v = self.final.get("composite") if task == "composite" else self.final.get("metrics", {}).get(task, {}).get(key)
-        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+    def value(self, task: str, key: str, condition: str = "clean") -> float | None:
+        """A final metric (``task == "composite"`` for the composite score), clean or under a ``condition``;
+        ``None`` when absent."""
+        final = self.final if condition == "clean" else self.conditions.get(condition)
+        return _metric(final, task, key) if final else None
+
+
+def _metric(final: dict, task: str, key: str) -> float | None:
+    v = final.get("composite") if task == "composite" else final.get("metrics", {}).get(task, {}).get(key)
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
 def read_run(path: str | os.PathLike) -> Run:
@@ -110,7 +117,24 @@ def _read_records(run: Run, folder: RunFolder) -> None:
         run.notes.append(f"{run.name}: {bad} unreadable line(s) in metrics.jsonl skipped")
 
 
+def _read_conditions(run: Run, folder: RunFolder) -> None:
+    """The test split's other listening conditions: ``eval-test/<slug>/metrics.json`` with a ``condition``."""
+    from nabra.files import read_json
+
+    root = folder.eval_dir("test")
+    for path in sorted(root.glob("*/metrics.json")) if root.is_dir() else ():
+        try:
+            data = read_json(path)
+        except Exception as e:  # noqa: BLE001 - a torn file is a note, not the end of the report
+            run.notes.append(f"{run.name}: {path} unreadable ({e}); its condition left out")
+            continue
+        name = (data.get("condition") or {}).get("name")
+        if name and name != "clean":
+            run.conditions[name] = data
+
+
 def _read_final(run: Run, folder: RunFolder) -> None:
+    _read_conditions(run, folder)
     test = folder.final_metrics("test")
     if test is not None:
         run.final, run.final_source = test, "test"
