@@ -80,6 +80,9 @@ SHAPE = {
     # More SER in the base (ASR 3 : SER 2 : TSUM 1, or 3,000 steps at 3 : 1.5 : 1) lifted the base's SER to
     # 0.68 / 0.56, but every fine-tuned short-clip CER to 0.48-0.61 (docs/notes/demo-shaped-corpus.md).
     "packing": True, "base_steps": 2000,
+    # The test split heard clean and under one noise condition (`nabra evaluate --condition`): babble of the test
+    # split's other voices at 10 dB, the same for every run, for the report's robustness section.
+    "conditions": ["noise:snr=10,source=babble"],
 }
 """The demo's fine-tuning corpus and base (``nabra demo``), the corpus's shape from real corpora (docs/demo.md):
 the skews under which balance and curricula matter. ``nabra demo --balanced`` leaves it out."""
@@ -230,9 +233,19 @@ def run_overrides(out: Path, manifest: Path, base: Path, schedule: str, seed: in
             f"train.eval_every={every}", f"train.save_every={every}"]
 
 
-def train_and_evaluate(overrides: list[str], manifest: str, threads: int, test: bool = True) -> tuple[str, float]:
-    """One fine-tuning run and (``test``) its test evaluation, in a worker process (``threads`` torch
-    threads); its lines go to ``demo.log`` in the run folder. Returns the run folder and the seconds it took."""
+def missing_conditions(folder: Path, conditions: list[str]) -> list[str]:
+    """Which of clean and ``conditions`` ``folder`` (a run's ``eval-test``) has no metrics for."""
+    from nabra.corpus.augment import Condition
+
+    wanted = [Condition("clean"), *(Condition.parse(c) for c in conditions)]
+    return [c.name for c in wanted if not (folder / ("" if c.clean else c.slug) / "metrics.json").is_file()]
+
+
+def train_and_evaluate(overrides: list[str], manifest: str, threads: int, test: bool = True,
+                       conditions: list[str] = ()) -> tuple[str, float]:
+    """One fine-tuning run and (``test``) its test evaluation, clean and under ``conditions``, in a worker process
+    (``threads`` torch threads); its lines go to ``demo.log`` in the run folder. Returns the run folder and the
+    seconds it took."""
     import warnings
 
     import torch
@@ -248,9 +261,11 @@ def train_and_evaluate(overrides: list[str], manifest: str, threads: int, test: 
         def log(*parts):
             print(*parts, file=log_file, flush=True)
 
-        train(cfg, progress=False, log=log)
-        if test and not (run / "eval-test" / "metrics.json").is_file():
-            evaluate(run, manifest, split="test", progress=False, log=log)
+        if not RunFolder(run).has_weights("final"):  # an evaluation added to a finished run does not retrain it
+            train(cfg, progress=False, log=log)
+        todo = missing_conditions(run / "eval-test", list(conditions)) if test else []
+        if todo:
+            evaluate(run, manifest, split="test", progress=False, log=log, conditions=todo)
     return str(run), time.perf_counter() - t0
 
 
@@ -259,8 +274,9 @@ def fine_tune_all(out: Path, manifest: Path, base: Path, plan: dict, seeds: int,
     """Every schedule × seed, ``jobs`` at a time; finished runs (evaluated) are reused."""
     plans = [(s, seed) for seed in range(seeds) for s in SCHEDULE_NAMES]
     runs = [out / "runs" / f"{s}-seed{seed}" for s, seed in plans]
+    conditions = plan.get("conditions", [])
     todo = [(s, seed) for (s, seed), run in zip(plans, runs, strict=True)
-            if not (run / "eval-test" / "metrics.json").is_file()]
+            if missing_conditions(run / "eval-test", conditions)]
     if not todo:
         return runs
     jobs = max(1, min(jobs, len(todo)))
@@ -268,7 +284,7 @@ def fine_tune_all(out: Path, manifest: Path, base: Path, plan: dict, seeds: int,
     console.rule(f"[bold]fine-tune the base with LoRA: {len(todo)} run(s) of {plan['steps']} steps, {jobs} at a time")
     with progress_bar("runs", len(todo)) as advance, ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(train_and_evaluate, [*run_overrides(out, manifest, base, s, seed, plan["steps"]), *packed],
-                               str(manifest), 1): (s, seed) for s, seed in todo}
+                               str(manifest), 1, True, conditions): (s, seed) for s, seed in todo}
         for future in as_completed(futures):
             s, seed = futures[future]
             try:
@@ -281,17 +297,19 @@ def fine_tune_all(out: Path, manifest: Path, base: Path, plan: dict, seeds: int,
     return runs
 
 
-def evaluate_base(out: Path, base: Path, manifest: Path, console: Console) -> Path:
+def evaluate_base(out: Path, base: Path, manifest: Path, console: Console, conditions: list[str] = ()) -> Path:
     """The base before fine-tuning, evaluated the same way: what each schedule keeps or loses."""
     folder = out / "runs" / "base"
-    if not (folder / "eval-test" / "metrics.json").is_file():
+    todo = missing_conditions(folder / "eval-test", list(conditions))
+    if todo:
         console.rule("[bold]evaluate the base (before fine-tuning)")
         folder.mkdir(parents=True, exist_ok=True)
         cfg = load_config("demo", [f"data.manifest={manifest}", f"model.path={base}", "schedule.name=uniform"])
         text = dump_config(cfg).replace("name: uniform", "name: base", 1)
         write_text(folder / "config.yaml", text)
         with torch_threads(BASE_THREADS):
-            evaluate(base, manifest, split="test", out_dir=folder / "eval-test", progress=True, log=console.print)
+            evaluate(base, manifest, split="test", out_dir=folder / "eval-test", progress=True, log=console.print,
+                     conditions=todo)
     return folder
 
 
@@ -357,8 +375,9 @@ def default_jobs() -> int:
 def check_plan(out: Path, plan: dict, family: str) -> None:
     """Refuse to add to a demo folder made with another plan (``--quick`` vs the full demo, another
     family): it reuses the corpus, the base and every finished run it finds, so the two would mix. The
-    plan (seeds aside: more seeds add runs) is kept in ``demo-plan.json``."""
-    key = json.loads(json.dumps({"family": family, **{k: v for k, v in sorted(plan.items()) if k != "seeds"}}))
+    plan (seeds and conditions aside: they add runs and evaluations) is kept in ``demo-plan.json``."""
+    key = json.loads(json.dumps({"family": family, **{k: v for k, v in sorted(plan.items())
+                                                      if k not in ("seeds", "conditions")}}))
     path = out / "demo-plan.json"
     if path.is_file():
         before = read_json(path)
@@ -397,7 +416,7 @@ def run_demo(out: Path | None = None, quick: bool = False, seeds: int | None = N
     console.rule(f"[bold]Nabra demo: synthetic Arabic corpus, tiny {fam.title}, {len(SCHEDULE_NAMES)} schedules")
     manifest = ensure_corpus(out / "corpus", plan, console)
     base = ensure_base(out, manifest, plan, console, fam)
-    baseline = evaluate_base(out, base, manifest, console)
+    baseline = evaluate_base(out, base, manifest, console, plan.get("conditions", []))
     runs = fine_tune_all(out, manifest, base, plan, seeds, jobs or default_jobs(), console)
     report = make_report([*runs, baseline], out / "report")
     console.rule("[bold]Result")

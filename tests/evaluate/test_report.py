@@ -164,9 +164,11 @@ def test_the_robustness_section_tables_plots_and_says_who_loses_least(tmp_path):
     # ASR's WER rises: its change is a loss, negative
     assert "| noise:snr=0,source=white | 70.0 ± 0.0 (-40.0) | 70.0 ± 0.0 (-40.0) |" in md
     assert (out / "robustness-did-macro_f1.png").stat().st_size > 0 and (out / "robustness-asr-cer.png").is_file()
-    assert "**uniform** (did): did macro_f1 60.5 ± 0.7 clean, 30.5 ± 0.7 under noise:snr=0,source=white" in md
-    assert ("did under noise:snr=0,source=white (the hardest condition): **ads** loses least (-10.0 points against "
-            "uniform's -30.0; beyond the seed spread)") in md
+    assert "- **uniform** clean → noise:snr=0,source=white: asr wer 30.0 ± 0.0 → 70.0 ± 0.0; did macro_f1 60.5 ± 0.7 " \
+           "→ 30.5 ± 0.7." in md
+    assert ("did macro_f1 under noise:snr=0,source=white: best **ads** 52.5 ± 0.7 against uniform's 30.5 ± 0.7 "
+            "(beyond the seed spread); least lost from clean: **ads** -10.0 points against uniform's -30.0 "
+            "(beyond the seed spread).") in md
     # the --by breakdown: a row per value, most examples first
     assert "### did macro_f1 by l1" in md
     assert "| arabic | 12 | 65.5 ± 0.7 | 67.5 ± 0.7 |" in md and md.index("| arabic |") < md.index("| hindi |")

@@ -78,7 +78,6 @@ def robustness_blocks(groups: dict[str, list[Run]], out: Path) -> list[tuple]:
               "corrupted audio (seeded by condition and utterance). Values in %, mean ± std over seeds; in brackets "
               "the change from clean (negative: worse, for error rates too)."),
     ]
-    sentences = []
     for task, key, label, higher in rows(tested):
         if not any(r.value(task, key) is not None for rs in tested.values() for r in rs):
             continue
@@ -95,43 +94,63 @@ def robustness_blocks(groups: dict[str, list[Run]], out: Path) -> list[tuple]:
         if plot_robustness(tested, task, key, label, conditions, out / name):
             blocks.append(("img", name, f"{label} against the SNR, per schedule (seeds averaged, bars ± 1 std); "
                                         "the rightmost point of each line is clean"))
-        if (task, key) == (task, primary(task)[0]):
-            sentences += schedule_sentences(tested, task, key, label, higher, conditions)
+    sentences = schedule_sentences(tested, conditions)
     if sentences:
         blocks += [("h3", "What each schedule keeps"), ("ul", sentences)]
     return blocks
 
 
-def schedule_sentences(groups: dict[str, list[Run]], task: str, key: str, label: str, higher: bool,
-                       conditions: list[str]) -> list[str]:
-    """A sentence per schedule (its largest loss under any condition), then who loses least at the hardest."""
-    out = []
-    worst_of: dict[str, tuple[str, Stat]] = {}
-    for schedule, runs in groups.items():
-        lost = [(c, d) for c in conditions if (d := drops(runs, task, key, c, higher)) is not None]
-        if not lost:
-            continue
-        cond, d = min(lost, key=lambda cd: cd[1].mean)
-        worst_of[schedule] = (cond, d)
-        clean = Stat.of([r.value(task, key) for r in runs])
-        under = Stat.of([r.value(task, key, cond) for r in runs])
-        out.append(f"**{schedule}** ({task}): {label} {clean.text(100)} clean, {under.text(100)} under {cond} — "
-                   f"{'a loss' if d.mean < 0 else 'no loss'} of {abs(100 * d.mean):.1f} points at its hardest condition.")
-    hardest = {}
+def hardest(groups: dict[str, list[Run]], task: str, key: str, higher: bool, conditions: list[str]) -> str | None:
+    """The condition under which the schedules lose most of ``task`` on average."""
+    mean_drop = {}
     for cond in conditions:
-        per = {s: d for s, runs in groups.items() if (d := drops(runs, task, key, cond, higher)) is not None}
-        if len(per) >= 2:
-            hardest[cond] = per
-    if hardest:
-        cond = min(hardest, key=lambda c: np.mean([d.mean for d in hardest[c].values()]))
-        ranked = sorted(hardest[cond].items(), key=lambda sd: -sd[1].mean)
-        (best, a), (second, b) = ranked[0], ranked[1]
-        cmp = compare(a, b, True)
-        verdict = ("tied" if cmp.tie else "beyond the seed spread" if cmp.beyond_spread()
-                   else "within the seed spread" if cmp.spread is not None else "one seed: no spread to test against")
-        out.append(f"{task} under {cond} (the hardest condition): **{best}** loses least "
-                   f"({100 * a.mean:+.1f} points against {second}'s {100 * b.mean:+.1f}; {verdict}).")
+        per = [d.mean for runs in groups.values() if (d := drops(runs, task, key, cond, higher)) is not None]
+        if per:
+            mean_drop[cond] = float(np.mean(per))
+    return min(mean_drop, key=mean_drop.get) if mean_drop else None
+
+
+def schedule_sentences(groups: dict[str, list[Run]], conditions: list[str]) -> list[str]:
+    """A sentence per schedule (each task's change under that task's hardest condition), then per task which
+    schedule is best under it and which loses least, each with its verdict against the seed spread."""
+    primaries = [(t, k, lab, up) for t, k, lab, up in rows(groups) if k == primary(t)[0]]
+    worst = {t: hardest(groups, t, k, up, conditions) for t, k, _, up in primaries}
+    out = []
+    one = len({c for c in worst.values() if c}) == 1  # one condition for every task: named once
+    for schedule, runs in groups.items():
+        parts = []
+        for task, key, label, _ in primaries:
+            cond = worst[task]
+            clean = Stat.of([r.value(task, key) for r in runs])
+            under = Stat.of([r.value(task, key, cond) for r in runs]) if cond else None
+            if clean and under:
+                parts.append(f"{label} {clean.text(100)} → {under.text(100)}" + ("" if one else f" ({cond})"))
+        if parts:
+            named = f" clean → {next(c for c in worst.values() if c)}" if one else ""
+            out.append(f"**{schedule}**{named}: " + "; ".join(parts) + ".")
+    for task, key, label, higher in primaries:
+        cond = worst[task]
+        if cond is None:
+            continue
+        under = {s: st for s, runs in groups.items() if (st := Stat.of([r.value(task, key, cond) for r in runs]))}
+        lost = {s: d for s, runs in groups.items() if (d := drops(runs, task, key, cond, higher)) is not None}
+        if len(under) < 2:
+            continue
+        ranked = sorted(under, key=lambda s: under[s].mean, reverse=higher)
+        least = sorted(lost, key=lambda s: -lost[s].mean)
+        out.append(f"{label} under {cond}: best **{ranked[0]}** {under[ranked[0]].text(100)} against {ranked[1]}'s "
+                   f"{under[ranked[1]].text(100)} ({_verdict(compare(under[ranked[0]], under[ranked[1]], higher))}); "
+                   f"least lost from clean: **{least[0]}** {100 * lost[least[0]].mean:+.1f} points against "
+                   f"{least[1]}'s {100 * lost[least[1]].mean:+.1f} ({_verdict(compare(lost[least[0]], lost[least[1]], True))}).")
     return out
+
+
+def _verdict(cmp) -> str:
+    if cmp.tie:
+        return "tied"
+    if cmp.spread is None:
+        return "one seed: no spread to test against"
+    return "beyond the seed spread" if cmp.beyond_spread() else "within the seed spread"
 
 
 def plot_robustness(groups: dict[str, list[Run]], task: str, key: str, label: str, conditions: list[str],
