@@ -50,6 +50,11 @@ def rate(collator, examples, batch: int, workers: int, repeats: int = 2, augment
     return best
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=64)
@@ -67,6 +72,18 @@ def main() -> None:
         # every knob on, every clip: the data path's worst case (speed 0.9/1.1, a room, babble or coloured noise)
         augmenter = Augmenter(AugmentConfig(speed={"prob": 1.0, "factors": [0.9, 1.1]}, reverb={"prob": 1.0},
                                             noise={"prob": 1.0}))
+        # the same with MUSAN-like noise read from disk (a stretch of one of 8 one-minute 16-kHz WAVs per clip) and
+        # real-room responses (16 of 0.5 s, decoded once and kept)
+        for i in range(8):
+            sf.write(_mkdir(tmp / "noise") / f"noise-free-sound-{i:04d}.wav",
+                     (0.1 * rng.standard_normal(16000 * 60)).astype(np.float32), 16000)
+        for i in range(16):
+            rir = np.zeros(8000, np.float32)
+            rir[0], rir[1:] = 1.0, 0.05 * rng.standard_normal(7999) * np.exp(-np.arange(7999) / 1500)
+            sf.write(_mkdir(tmp / "rirs") / f"Room{i:03d}-00001.wav", rir, 16000)
+        recorded = Augmenter.from_config(AugmentConfig(
+            speed={"prob": 1.0, "factors": [0.9, 1.1]}, reverb={"prob": 1.0, "rirs": [str(tmp / "rirs")]},
+            noise={"prob": 1.0, "sources": ["recordings"], "recordings": [str(tmp / "noise")]}))
         for fmt in ("wav", "flac"):
             examples = []
             for i in range(args.clips):
@@ -74,10 +91,11 @@ def main() -> None:
                 sf.write(path, (0.1 * rng.standard_normal(int(44100 * args.seconds))).astype(np.float32), 44100)
                 utt = Utterance(f"{fmt}{i}", audio=str(path), transcript="الجو جميل اليوم", duration=args.seconds)
                 examples.append(make_example(utt, "asr"))
-            for aug, workers in ((None, 1), (None, 2), (augmenter, 1), (augmenter, 2)):
+            for aug, workers in ((None, 1), (None, 2), (augmenter, 1), (augmenter, 2), (recorded, 1)):
                 r = rate(collator, examples, args.batch, workers, augmenter=aug)
                 cores = args.gpu_examples_per_s / r
-                what = ", augmented (speed + reverb + noise)" if aug else ""
+                what = ("" if aug is None else ", augmented (speed + reverb + noise)" if aug is augmenter
+                        else ", augmented (speed + recorded rooms + noise recordings from disk)")
                 print(f"{fmt:>4}, {args.seconds:g}-s clips at 44.1 kHz, {workers} decoding thread(s){what}: {r:7.1f} "
                       f"examples/s -> {cores:.2f} such pipelines per GPU at {args.gpu_examples_per_s:g} examples/s")
                 record("loader", f"{fmt} {args.seconds:g}-s clips, {workers} decoding thread(s){what}", r, "examples/s")

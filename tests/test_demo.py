@@ -41,10 +41,24 @@ def test_demo_end_to_end_in_small(tmp_path, capsys):
     assert (tmp_path / "report" / "report.html").stat().st_size > 10_000  # images embedded
     out = capsys.readouterr().out
     assert "test split" in out and "adaptive" in out and "report.html" in out
+    # The test split was also heard in babble at 10 dB, by the base and every run: the report's robustness section.
+    for run in [runs / "base", *(runs / f"{s}-seed0" for s in SCHEDULES)]:
+        noisy = json.loads((run / "eval-test" / "noise-snr_10-babble" / "metrics.json").read_text())
+        assert noisy["condition"]["name"] == "noise:snr=10,source=babble" and "ser" in noisy["metrics"]
+    assert "## Robustness" in report and (tmp_path / "report" / "robustness-ser-macro_f1.png").is_file()
     # A second run reuses everything that is finished.
     assert run_demo(tmp_path, quick=True, plan=plan, jobs=2) == 0
     out = capsys.readouterr().out
     assert "fine-tune the base" not in out and "pre-train the base" not in out
+    # Another condition only adds its evaluations: nothing is trained again, and the plan is the same plan.
+    adapter = runs / "ads-seed0" / "final" / "adapter_model.safetensors"
+    before = adapter.stat().st_mtime_ns
+    assert run_demo(tmp_path, quick=True, plan={**plan, "conditions": ["noise:snr=10,source=babble", "reverb"]},
+                    jobs=2) == 0
+    out = capsys.readouterr().out
+    assert "evaluate 6 finished run(s)" in out and "fine-tune the base" not in out
+    assert adapter.stat().st_mtime_ns == before and (runs / "ads-seed0" / "eval-test" / "reverb-rt60_0.6").is_dir()
+    assert (runs / "base" / "eval-test" / "reverb-rt60_0.6" / "metrics.json").is_file()
 
 
 def test_a_demo_folder_of_another_plan_is_refused_untouched(tmp_path):

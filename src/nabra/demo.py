@@ -281,7 +281,9 @@ def fine_tune_all(out: Path, manifest: Path, base: Path, plan: dict, seeds: int,
         return runs
     jobs = max(1, min(jobs, len(todo)))
     packed = packing_overrides(plan, base)
-    console.rule(f"[bold]fine-tune the base with LoRA: {len(todo)} run(s) of {plan['steps']} steps, {jobs} at a time")
+    untrained = sum(not RunFolder(out / "runs" / f"{s}-seed{seed}").has_weights("final") for s, seed in todo)
+    console.rule(f"[bold]fine-tune the base with LoRA: {untrained} run(s) of {plan['steps']} steps, {jobs} at a time"
+                 if untrained else f"[bold]evaluate {len(todo)} finished run(s) under the condition(s) they lack")
     with progress_bar("runs", len(todo)) as advance, ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(train_and_evaluate, [*run_overrides(out, manifest, base, s, seed, plan["steps"]), *packed],
                                str(manifest), 1, True, conditions): (s, seed) for s, seed in todo}
@@ -292,7 +294,7 @@ def fine_tune_all(out: Path, manifest: Path, base: Path, plan: dict, seeds: int,
             except Exception as e:
                 raise NabraError(f"fine-tuning {s} (seed {seed}) failed: {e} (see "
                                  f"{out / 'runs' / f'{s}-seed{seed}' / 'demo.log'})") from e
-            console.print(f"  {s} seed {seed}: trained and evaluated in {seconds:.0f} s ({run})")
+            console.print(f"  {s} seed {seed}: {'trained and ' if untrained else ''}evaluated in {seconds:.0f} s ({run})")
             advance()
     return runs
 
