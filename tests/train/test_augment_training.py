@@ -38,3 +38,29 @@ def test_training_clips_are_augmented_and_budgets_plan_for_the_slowest_speed(mak
     finally:
         plain.cleanup()
         slow.cleanup()
+
+
+def test_a_run_draws_its_noise_and_rooms_from_the_recordings_it_names(make_config, tmp_path):
+    # data.augment.noise.recordings / reverb.rirs: folders of audio here (a MUSAN list works alike, tested with
+    # the importer); set-up reads them once and says what it loaded.
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "noise").mkdir()
+    (tmp_path / "rooms").mkdir()
+    for i in range(3):
+        sf.write(tmp_path / "noise" / f"noise-free-sound-{i:04d}.wav", 0.1 * np.random.default_rng(i).standard_normal(32000), 16000)
+    rir = np.zeros(4000)
+    rir[0], rir[800] = 1.0, 0.4
+    sf.write(tmp_path / "rooms" / "Room001-00001.wav", rir, 16000)
+    aug = {"noise": {"prob": 1.0, "snr": [0, 0], "sources": ["recordings"], "recordings": [str(tmp_path / "noise")]},
+           "reverb": {"prob": 1.0, "rirs": [str(tmp_path / "rooms")]}}
+    said = []
+    recipe = setup(load_config(make_config("recorded", data={"augment": aug})), log=said.append)
+    try:
+        assert any("3 noise recordings" in line and "1 impulse response" in line for line in said)
+        exs = [ex for ex in recipe.data.train if ex.audio][:2]
+        clean, noisy = recipe._batch(exs), recipe._batch(exs, augment=True)
+        assert not torch.equal(clean["input_features"], noisy["input_features"])
+    finally:
+        recipe.cleanup()

@@ -275,9 +275,11 @@ class Augmenter:
         """What the noise and room draws come from (for the run's log)."""
         parts = []
         if self.noises is not None and isinstance(self.noises, NoiseBank):
-            parts.append(f"{len(self.noises):,} noise recordings ({self.noises.hours():.1f} h)")
+            n = len(self.noises)
+            parts.append(f"{n:,} noise recording{'s' * (n != 1)} ({self.noises.hours():.1f} h)")
         if self.rirs is not None:
-            parts.append(f"{len(self.rirs):,} impulse responses")
+            n = len(self.rirs)
+            parts.append(f"{n:,} impulse response{'s' * (n != 1)}")
         return ", ".join(parts) or "built-in noises and synthetic rooms"
 
     def __call__(self, wave: np.ndarray, example_id: str, epoch: int,

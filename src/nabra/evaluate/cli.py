@@ -46,8 +46,8 @@ def register(top_subparsers) -> None:
                     help="also break every task's metrics down by this manifest field (speaker, dialect, source, or "
                          "an extra field such as l1); repeatable")
     ev.add_argument("--condition", action="append", metavar="SPEC", default=None,
-                    help=f"score under this listening condition too (repeatable; the same seeded corruption for every "
-                         f"run; the first table is clean when given): {CONDITION_HELP}")
+                    help=f"score under this listening condition (repeatable; the same seeded corruption for every run; "
+                         f"clean writes to --out, each other condition to a folder under it): {CONDITION_HELP}")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 
