@@ -181,3 +181,19 @@ def test_a_recordings_list_with_a_bad_line_names_it(tmp_path):
     bad.write_text(json.dumps({"id": "a", "audio": "a.wav", "duration": 1, "kind": "noise"}) + "\n{\"id\": 1}\n")
     with pytest.raises(NabraError, match=r"bad.jsonl:2: not a recording line: no audio, duration, kind"):
         read_recordings(bad)
+
+
+def test_an_evaluation_condition_can_draw_from_musan_and_real_rooms(musan, rirs_noises, tmp_path):
+    from nabra.corpus.augment import Condition
+
+    assert main(["data", "import", "musan", str(musan), "--out", str(tmp_path / "m.jsonl"), "--parts", "noise"]) == 0
+    noisy = Condition.parse(f"noise:snr=5,source={tmp_path / 'm.jsonl'}")
+    assert noisy.slug == "noise-snr_5-m"
+    clean = (0.2 * np.sin(np.arange(SR) / 7.0)).astype(np.float32)
+    a, b = noisy.apply(clean, "utt-1"), noisy.apply(clean, "utt-1")
+    assert np.array_equal(a, b) and not np.array_equal(a, noisy.apply(clean, "utt-2"))
+    assert abs(10 * np.log10(power(clean) / power(a - clean)) - 5.0) < 0.1
+    room = Condition.parse(f"reverb:rirs={rirs_noises / 'simulated_rirs'}")
+    assert room.name == f"reverb:rirs={rirs_noises / 'simulated_rirs'}" and "rt60" not in room.params
+    wet = room.apply(clean, "utt-1")
+    assert wet.size == clean.size and not np.array_equal(wet, clean)
