@@ -344,3 +344,22 @@ def test_conditions_give_every_run_the_same_corrupted_audio(tmp_path, tiny_dir, 
                       ("noise:snr=x", "snr must be a number"), ("noise:source=/no/such", "neither")):
         assert main(["evaluate", str(tiny_dir), "--manifest", str(corpus), "--condition", bad]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_the_babble_pool_passes_over_what_does_not_decode_and_reads_at_most_30_s(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from nabra.corpus.augment import Condition
+
+    utts = []
+    for i, seconds in enumerate((1.0, 45.0, 2.0)):
+        sf.write(tmp_path / f"c{i}.wav", 0.1 * np.random.default_rng(i).standard_normal(int(16000 * seconds)), 16000)
+        utts.append(Utterance(f"u{i}", audio=str(tmp_path / f"c{i}.wav"), duration=seconds, speaker=f"s{i}"))
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    utts.append(Utterance("u3", audio=str(tmp_path / "bad.wav"), duration=1.0, speaker="s3"))
+    pool = runner.babble_pool(Condition.parse("noise:source=babble"), utts, 16000)
+    assert sorted(uid for uid, _, _ in pool) == ["u0", "u1", "u2"]
+    assert max(w.size for _, _, w in pool) == 16000 * runner.BABBLE_SECONDS
+    again = runner.babble_pool(Condition.parse("noise:source=babble"), list(reversed(utts)), 16000)
+    assert [uid for uid, _, _ in again] == [uid for uid, _, _ in pool]  # the manifest's order does not matter

@@ -24,7 +24,7 @@ from nabra.config import RunConfig
 from nabra.corpus.audio import load_audio
 from nabra.corpus.augment import CONDITION_SEED, Condition, parse_conditions, rng_for
 from nabra.corpus.manifest import TASKS, Utterance
-from nabra.errors import NabraError
+from nabra.errors import AudioError, NabraError
 from nabra.evaluate.metrics import (
     GENERATIVE,
     Prediction,
@@ -380,6 +380,8 @@ def evaluate(path: str | os.PathLike, manifest: str | os.PathLike, *, split: str
 BABBLE_POOL = 16
 """Clips of the evaluated split that a babble condition's talkers are drawn from (chosen once, by the condition's
 seed): the crowd under every clip comes from these, never from the clip's own speaker."""
+BABBLE_SECONDS = 30.0
+"""The most of each pool clip that is read (a crowd loops its voices under a longer clip)."""
 
 
 class ConditionStore:
@@ -411,15 +413,28 @@ class ConditionStore:
 
 def babble_pool(condition: Condition, utts: list[Utterance], sample_rate: int) -> list:
     """``(utterance id, speaker, clip)`` of up to :data:`BABBLE_POOL` of ``utts``, chosen by the condition's seed
-    from the ids in sorted order (the same pool whatever order the manifest lists them in)."""
+    from the ids in sorted order (the same pool whatever order the manifest lists them in); at most
+    :data:`BABBLE_SECONDS` of each (an episode is not decoded whole to be a voice in a crowd); a clip that does not
+    decode is passed over for the next."""
     utts = sorted(utts, key=lambda u: u.id)
     if len(utts) < 2:
         raise NabraError(f"--condition {condition.name}: babble needs at least two clips in the split")
     rng = rng_for(CONDITION_SEED, f"{condition.slug}\x00pool", 0)
-    picked = sorted(rng.choice(len(utts), min(BABBLE_POOL, len(utts)), replace=False))
-    return [(utts[i].id, utts[i].speaker,
-             load_audio(utts[i].audio, offset=utts[i].offset, duration=utts[i].duration, sample_rate=sample_rate))
-            for i in picked]
+    pool = []
+    for i in rng.permutation(len(utts)):
+        u = utts[int(i)]
+        try:
+            wave = load_audio(u.audio, offset=u.offset, duration=min(u.duration or BABBLE_SECONDS, BABBLE_SECONDS),
+                              sample_rate=sample_rate)
+        except AudioError:
+            continue
+        if wave.size:
+            pool.append((u.id, u.speaker, wave))
+        if len(pool) == BABBLE_POOL:
+            break
+    if len(pool) < 2:
+        raise NabraError(f"--condition {condition.name}: fewer than two clips of the split decode; no babble")
+    return pool
 
 
 UTTERANCE_FIELDS = {f.name for f in dataclasses.fields(Utterance)} - {"extra"}
