@@ -20,6 +20,7 @@ from nabra.evaluate.metrics import primary
 from nabra.evaluate.report.plots import COLORS, _figure
 from nabra.evaluate.report.runs import Run, stat_cell
 from nabra.evaluate.stats import Stat, compare
+from nabra.run.folder import BASELINES
 
 AUDIO_TASKS_EXCLUDED = ("tsum",)
 """Tasks whose input is text: a listening condition does not change them."""
@@ -132,9 +133,11 @@ def schedule_sentences(groups: dict[str, list[Run]], conditions: list[str]) -> l
         cond = worst[task]
         if cond is None:
             continue
-        under = {s: st for s, runs in groups.items() if (st := Stat.of([r.value(task, key, cond) for r in runs]))}
-        lost = {s: d for s, runs in groups.items() if (d := drops(runs, task, key, cond, higher)) is not None}
-        if len(under) < 2:
+        ranked_groups = {s: runs for s, runs in groups.items() if s not in BASELINES}  # compared with, never ranked
+        under = {s: st for s, runs in ranked_groups.items()
+                 if (st := Stat.of([r.value(task, key, cond) for r in runs]))}
+        lost = {s: d for s, runs in ranked_groups.items() if (d := drops(runs, task, key, cond, higher)) is not None}
+        if len(under) < 2 or len(lost) < 2:
             continue
         ranked = sorted(under, key=lambda s: under[s].mean, reverse=higher)
         least = sorted(lost, key=lambda s: -lost[s].mean)
