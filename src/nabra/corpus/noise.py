@@ -334,9 +334,9 @@ class NoiseBank:
 
 
 class RirBank:
-    """Impulse responses, decoded on first use and kept (a least-recently-used cache of ``cache`` of them: the
-    60,000 simulated RIRs of RIRS_NOISES take ~4 GB decoded). A multichannel response gives its first channel:
-    the channels are different microphones, and their average is no room."""
+    """Impulse responses, decoded on first use and kept (a least-recently-used cache of ``cache`` of them: the tens
+    of thousands of simulated RIRs of RIRS_NOISES would take gigabytes decoded). A multichannel response gives its
+    first channel: the channels are different microphones, and their average is no room."""
 
     def __init__(self, recordings: list[Recording], sample_rate: int = 16_000, cache: int = 2048):
         if not recordings:
