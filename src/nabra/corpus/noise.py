@@ -10,8 +10,9 @@ The layouts are the releases' own, read as lhotse's recipes read them (``lhotse/
 
 - **MUSAN** (openslr 17): ``musan/{music,noise,speech}/<subset>/<id>.wav``, 16 kHz mono; subsets
   ``music/{fma,fma-western-art,hd-classical,jamendo,rfm}``, ``noise/{free-sound,sound-bible}``,
-  ``speech/{librivox,us-gov}``. Each subset has an ``ANNOTATIONS`` file: music ``<id> <genres> <vocals Y/N>
-  <artist>`` (lhotse keeps those four fields), speech ``<id> <gender> <language>``. The id is the file's stem.
+  ``speech/{librivox,us-gov}``. A subset's ``ANNOTATIONS`` file: music ``<id> <genres> <vocals Y/N> <artist>``,
+  speech ``<id> <gender m/f> <language>`` (``speech/us-gov`` has none; audiomate's MusanReader reads four and three
+  columns). The id is the file's stem.
 - **RIRS_NOISES** (openslr 28): ``RIRS_NOISES/simulated_rirs/{small,medium,large}room/RoomNNN/RoomNNN-NNNNN.wav``
   (ids ``<size>-<stem>``: the three sizes reuse file names), ``real_rirs_isotropic_noises/*.wav`` (the folder's
   Kaldi ``rir_list`` and ``noise_list`` say which file is an impulse response and which an isotropic noise; without
@@ -111,15 +112,16 @@ def _recording(path: Path, report: ListReport, *, id: str, kind: str, part: str,
 
 
 def _annotations(path: Path, fields: tuple[str, ...]) -> dict[str, dict]:
-    """``<id> <field>...`` per line of an ANNOTATIONS file (as lhotse reads it: whitespace-split, the first
-    ``len(fields) + 1`` fields kept)."""
+    """``<id> <field>...`` per line of an ANNOTATIONS file, split on whitespace into at most ``len(fields) + 1``
+    columns, so the last field keeps its spaces (music's artist, "Some Band": audiomate's MusanReader reads it so;
+    lhotse's recipe keeps its first word). A subset without the file (the release's ``speech/us-gov``) has none."""
     out = {}
     if not path.is_file():
         return out
     for _, line in iter_lines(path, max_bytes=None):
-        parts = line.split()
+        parts = line.split(None, len(fields))
         if parts:
-            out[parts[0]] = dict(zip(fields, parts[1: len(fields) + 1], strict=False))
+            out[parts[0]] = dict(zip(fields, parts[1:], strict=False))
     return out
 
 
@@ -209,10 +211,10 @@ def _kaldi_list(path: Path, id_flag: str, room_flag: str) -> dict[str, tuple[str
 
 def read_folder(root: str | os.PathLike, kind: str, report: ListReport) -> Iterator[Recording]:
     """Every audio file under ``root`` as a recording of ``kind`` (id: the path under ``root``)."""
-    from nabra.corpus.importers.common import AUDIO_SUFFIXES
+    from nabra.corpus.importers.common import audio_files
 
     root = Path(root)
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+    for path in audio_files(root):
         rec = _recording(path, report, id=path.relative_to(root).with_suffix("").as_posix(), kind=kind, part="folder",
                          subset=path.parent.relative_to(root).as_posix())
         if rec is not None:

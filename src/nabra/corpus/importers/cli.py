@@ -74,6 +74,7 @@ def _add_import(data) -> None:
         if kind == "musan":
             p.add_argument("--parts", default="music,noise,speech", help="MUSAN parts (default music,noise,speech)")
         p.add_argument("--force", action="store_true", help="replace --out when it exists")
+        p.add_argument("--quiet", action="store_true", help="no progress count")
         p.set_defaults(func=cmd_import_recordings)
 
 
@@ -86,6 +87,7 @@ RECORDING_IMPORTERS = {
 def cmd_import_recordings(args) -> int:
     from nabra.corpus.noise import ListReport, read_musan, read_rirs, write_recordings
     from nabra.files import check_output_file
+    from nabra.progress import progress_bar
 
     out = check_output_file(args.out, what="recordings list", protect=[("the release", args.src)])
     report = ListReport()
@@ -95,12 +97,14 @@ def cmd_import_recordings(args) -> int:
         rows = read_rirs(args.src, report)
     kinds: dict[str, int] = {}
 
-    def counted():
+    def counted(advance):
         for rec in rows:
             kinds[f"{rec.kind} ({rec.part})"] = kinds.get(f"{rec.kind} ({rec.part})", 0) + 1
+            advance(report.found)  # every header read (RIRS_NOISES has tens of thousands)
             yield rec
 
-    n = write_recordings(out, counted(), force=args.force)
+    with progress_bar(f"list {args.kind}", None, enabled=not args.quiet, unit="files") as advance:
+        n = write_recordings(out, counted(advance), force=args.force)
     print(report.summary(n))
     print("; ".join(f"{k}: {v:,}" for k, v in kinds.items()))
     print(f"wrote {out}")

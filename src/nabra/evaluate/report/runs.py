@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nabra.corpus.manifest import TASKS
+from nabra.errors import NabraError
 from nabra.evaluate.claims import run_tasks as report_tasks
 from nabra.evaluate.stats import Stat
+from nabra.files import read_json
 from nabra.run.folder import RunFolder
 from nabra.schedule import SCHEDULE_NAMES
 
@@ -119,13 +121,11 @@ def _read_records(run: Run, folder: RunFolder) -> None:
 
 def _read_conditions(run: Run, folder: RunFolder) -> None:
     """The test split's other listening conditions: ``eval-test/<slug>/metrics.json`` with a ``condition``."""
-    from nabra.files import read_json
-
     root = folder.eval_dir("test")
     for path in sorted(root.glob("*/metrics.json")) if root.is_dir() else ():
         try:
             data = read_json(path)
-        except Exception as e:  # noqa: BLE001 - a torn file is a note, not the end of the report
+        except (NabraError, OSError) as e:  # a torn file is a note, not the end of the report
             run.notes.append(f"{run.name}: {path} unreadable ({e}); its condition left out")
             continue
         name = (data.get("condition") or {}).get("name")
