@@ -12,9 +12,12 @@ from nabra.schedule import SCHEDULE_NAMES as SCHEDULES
 def test_demo_end_to_end_in_small(tmp_path, capsys):
     # The quick demo, reduced: tiny corpora, a few steps of base pre-training and of each schedule.
     plan = {"utterances": 80, "steps": 4, "long_fraction": 0.0, "base_utterances": 60, "base_steps": 4,
-            "base_summary_pairs": 20, "split_shares": {"train": 0.7, "dev": 0.1, "test": 0.2}}
+            "base_summary_pairs": 20, "split_shares": {"train": 0.7, "dev": 0.1, "test": 0.2},
+            "min_summaries": {"test": 3}}
     assert run_demo(tmp_path, quick=True, plan=plan, jobs=2) == 0
     runs = tmp_path / "runs"
+    # the test split's news paragraphs topped up to min_summaries, and every run scored its summaries on them
+    assert json.loads((runs / "ads-seed0" / "eval-test" / "metrics.json").read_text())["metrics"]["ssum"]["n"] == 3
     base = runs / "base-pretrain" / "final"
     assert json.loads((base / "config.json").read_text())["text_config"]["vocab_size"] == 3000  # news words whole
     # The base learnt ASR, SER and text summaries (not DID), from its own corpus, none of whose sentences the
@@ -103,6 +106,8 @@ def test_the_shaped_demo_synthesizes_the_skewed_corpus(tmp_path, monkeypatch):
     shaped, base = seen
     assert shaped.dialect_shares == demo.SHAPE["dialect_shares"] and shaped.emotion_fraction == 0.065
     assert shaped.balanced_splits == ("test",) and base.dialect_shares is None and base.emotion_fraction == 1.0
+    assert shaped.min_summaries == {"test": 20} and base.min_summaries == {}  # summaries scored on 20 clips, not ~3
+    assert demo.demo_plan()["min_summaries"] == {"test": 40}
 
 
 def test_the_shaped_base_learns_text_summaries_from_pairs_added_once(tmp_path):

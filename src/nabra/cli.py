@@ -100,7 +100,16 @@ def _synth_config(args):
                        emotion_shares=_shares(args.emotion_shares, "--emotion-shares"),
                        dialect_fraction=args.dialect_fraction, emotion_fraction=args.emotion_fraction,
                        balanced_splits=tuple(s for s in (args.balanced_splits or "").split(",") if s),
+                       min_summaries=_counts(args.min_summaries, "--min-summaries"),
                        **({"split_shares": _shares(args.split_shares, "--split-shares")} if args.split_shares else {}))
+
+
+def _counts(text: str | None, flag: str) -> dict[str, int]:
+    """``test=40,dev=20`` as a mapping of whole numbers (empty for no flag)."""
+    shares = _shares(text, flag) or {}
+    if any(v != int(v) for v in shares.values()):
+        raise NabraError(f"{flag} takes SPLIT=COUNT pairs of whole numbers, got {text!r}")
+    return {k: int(v) for k, v in shares.items()}
 
 
 def _shares(text: str | None, flag: str) -> dict[str, float] | None:
@@ -433,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="share of the clips in each split (default 0.8, 0.1, 0.1)")
     synth.add_argument("--balanced-splits", metavar="test",
                        help="comma-separated splits kept label-balanced and fully labelled (e.g. test)")
+    synth.add_argument("--min-summaries", metavar="test=40",
+                       help="at least this many news paragraphs with summaries in a split (added after the other "
+                            "clips, which stay the same): summary scores over more than a handful")
     synth.add_argument("--workers", type=int, default=0, help="parallel eSpeak workers (0 = all cores)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=cmd_synth)

@@ -181,6 +181,26 @@ def test_task_sizes_follow_the_summary_fraction():
     assert len(paragraphs) == 100  # 5 % of 2,000: SSUM and TSUM scarce beside 1,900 transcribed clips
 
 
+def test_min_summaries_adds_paragraphs_and_leaves_every_other_clip_as_it_was():
+    config = dict(utterances=400, summary_fraction=0.05, long_fraction=0.25)
+    before = plan_corpus(SynthConfig(**config))
+    after = plan_corpus(SynthConfig(**config, min_summaries={"test": 12, "dev": 1}))
+    assert after[: len(before)] == before  # the same clips, ids and all: runs on the corpus stay comparable
+    extra = after[len(before):]
+    have = sum(c.split == "test" and c.summary is not None for c in before)
+    assert have == 2 and len(extra) == 10  # dev already had its 1
+    assert all(c.split == "test" and c.summary and c.emotion is None and c.dialect is None for c in extra)
+    assert {c.voice for c in extra} == set(synth.SPLIT_VOICES["test"])  # the test split's own speakers
+    assert sum(len(c.text.split()) >= synth.LONG_MIN_WORDS for c in extra) == 3  # long_fraction of the 10
+    assert len({c.text for c in after if c.summary}) == sum(c.summary is not None for c in after)
+    assert plan_corpus(SynthConfig(**config, min_summaries={"test": 2})) == before  # already met: nothing added
+    assert after == plan_corpus(SynthConfig(**config, min_summaries={"test": 12, "dev": 1}))  # deterministic
+    with pytest.raises(NabraError, match="min_summaries must give a count >= 0 for some of train, dev, test"):
+        SynthConfig(min_summaries={"eval": 3})
+    with pytest.raises(NabraError, match="min_summaries must give a count"):
+        SynthConfig(min_summaries={"test": 2.5})
+
+
 # --- the audio carries the labels ----------------------------------------------------------------
 
 
@@ -303,10 +323,13 @@ def test_cli_synth_takes_the_shape_knobs(monkeypatch, capsys):
     monkeypatch.setattr(synth, "synthesize", lambda out, config, progress: seen.setdefault("config", config) and 1 / 0)
     with pytest.raises(ZeroDivisionError):  # stop after the config is built: the flags reached it
         cli.main(["synth", "x", "--dialect-shares", "EGY=4,GLF=3,LAV=2,NOR=1,MSA=1", "--emotion-fraction", "0.3",
-                  "--balanced-splits", "test,dev", "--split-shares", "train=8,dev=1,test=1", "--quiet"])
+                  "--balanced-splits", "test,dev", "--split-shares", "train=8,dev=1,test=1", "--min-summaries",
+                  "test=40", "--quiet"])
     config = seen["config"]
     assert config.dialect_shares == {"EGY": 4.0, "GLF": 3.0, "LAV": 2.0, "NOR": 1.0, "MSA": 1.0}
     assert config.emotion_fraction == 0.3 and config.balanced_splits == ("test", "dev") and config.emotion_shares is None
-    assert config.split_shares == {"train": 8.0, "dev": 1.0, "test": 1.0}
+    assert config.split_shares == {"train": 8.0, "dev": 1.0, "test": 1.0} and config.min_summaries == {"test": 40}
+    assert cli.main(["synth", "x", "--min-summaries", "test=2.5"]) == 2
+    assert "--min-summaries takes SPLIT=COUNT pairs of whole numbers" in capsys.readouterr().err
     assert cli.main(["synth", "x", "--dialect-shares", "EGY:4"]) == 2
     assert "--dialect-shares takes LABEL=NUMBER pairs" in capsys.readouterr().err

@@ -49,7 +49,7 @@ class SynthConfig:
     """What to synthesize. Every field has a default; the checks run on construction."""
 
     utterances: int = 1000
-    """Total clips (short labelled clips + summary paragraphs)."""
+    """Total clips (short labelled clips + summary paragraphs; ``min_summaries`` may add paragraphs)."""
     seed: int = 0
     """Seed of every random choice (texts, labels, prosody jitter, voices)."""
     summary_fraction: float = 0.1
@@ -75,6 +75,10 @@ class SynthConfig:
     """Share of the short clips whose emotion is labelled, as ``dialect_fraction``."""
     split_shares: dict[str, float] = field(default_factory=lambda: dict(SPLIT_SHARES))
     """Share of the clips in each split (train, dev, test): a larger corpus keeps its test split small."""
+    min_summaries: dict[str, int] = field(default_factory=dict)
+    """At least this many news paragraphs (with their summaries) in a split (``{test: 40}``): a summary score over
+    the five paragraphs a small split gets is noise. The extra paragraphs are planned after every other clip,
+    from a random stream of their own, so the rest of the corpus is the same, clip for clip, as without them."""
     balanced_splits: tuple[str, ...] = ()
     """Splits whose short clips are label-balanced and all labelled (``[test]``: macro-F1 then measures the
     rare labels on as many clips as the frequent ones); the other splits follow the shares and fractions."""
@@ -116,6 +120,11 @@ class SynthConfig:
         if set(self.split_shares) != set(SPLIT_SHARES) or not all(
                 isinstance(v, int | float) and v > 0 for v in self.split_shares.values()):
             raise NabraError(f"split_shares must give a positive share to each of train, dev, test, got {self.split_shares}")
+        self.min_summaries = dict(self.min_summaries)
+        bad = {k: v for k, v in self.min_summaries.items()
+               if k not in SPLIT_SHARES or not isinstance(v, int) or isinstance(v, bool) or v < 0}
+        if bad:
+            raise NabraError(f"min_summaries must give a count >= 0 for some of {', '.join(SPLIT_SHARES)}, got {bad}")
         unknown = [s for s in self.balanced_splits if s not in SPLIT_SHARES]
         if unknown:
             raise NabraError(f"balanced_splits: unknown split(s) {', '.join(unknown)} (splits: {', '.join(SPLIT_SHARES)})")
@@ -412,11 +421,29 @@ def plan_corpus(config: SynthConfig) -> list[Clip]:
     shares = [config.split_shares[s] for s in SPLIT_SHARES]
     sizes = apportion(config.utterances, shares)
     n_para = apportion(int(config.summary_fraction * config.utterances + 0.5), shares)
-    width = max(6, len(str(config.utterances - 1)))
     plans = []
     for split, n, n_p in zip(SPLIT_SHARES, sizes, n_para, strict=True):
         plans += _plan_split(rng, split, n, min(n_p, n), config)
+    plans += _extra_paragraphs(plans, config)
+    width = max(6, len(str(len(plans) - 1)))
     return [Clip(id=f"synth-{i:0{width}d}", **p) for i, p in enumerate(plans)]
+
+
+def _extra_paragraphs(plans: list[dict], config: SynthConfig) -> list[dict]:
+    """The paragraphs ``min_summaries`` asks for beyond those the shares gave (their own random stream, read by
+    their split's voices in turn after its paragraphs; ``long_fraction`` of them long)."""
+    rng = random.Random(f"min_summaries-{config.seed}")
+    extra = []
+    for split, want in config.min_summaries.items():
+        have = sum(p["split"] == split and "summary" in p for p in plans)
+        voices = SPLIT_VOICES[split]
+        n = max(0, want - have)
+        n_long = int(config.long_fraction * n + 0.5)
+        for i in range(n):
+            text, summary = _paragraph(rng, long=i < n_long)
+            extra.append(dict(text=text, summary=summary, split=split, voice=voices[(have + i) % len(voices)],
+                              **_jittered(rng, "neutral")))
+    return extra
 
 
 # ---------------------------------------------------------------------------------------------
