@@ -108,6 +108,7 @@ def test_the_shaped_demo_synthesizes_the_skewed_corpus(tmp_path, monkeypatch):
     assert shaped.balanced_splits == ("test",) and base.dialect_shares is None and base.emotion_fraction == 1.0
     assert shaped.min_summaries == base.min_summaries == {}  # the quick check keeps its split's few paragraphs
     assert demo.demo_plan()["min_summaries"] == {"test": 40}  # the full demo scores summaries on 40
+    assert "min_summaries" not in demo.demo_plan(quick=True)  # so a quick folder made before keeps its plan
 
 
 def test_the_shaped_base_learns_text_summaries_from_pairs_added_once(tmp_path):

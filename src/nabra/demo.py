@@ -90,11 +90,13 @@ SHAPE = {
 }
 """The demo's fine-tuning corpus and base (``nabra demo``), the corpus's shape from real corpora (docs/demo.md):
 the skews under which balance and curricula matter. ``nabra demo --balanced`` leaves it out."""
-SHAPE_QUICK = {"utterances": 1500, "base_utterances": 1000, "base_steps": 500, "min_summaries": {}}
+SHAPE_QUICK = {"utterances": 1500, "base_utterances": 1000, "base_steps": 500}
 """``nabra demo --quick`` on the skewed corpus: half the clips (test and dev about 50 each), a shorter base, and
-:data:`QUICK`'s one seed of 80 steps a schedule — every task still learned by its best schedule (tested). Its test
-split keeps the 3 paragraphs its share gives: 20 more cost 38 s of the 5 minutes (4 min 39 s), and a one-seed
-check that everything works makes no claim about the summaries."""
+:data:`QUICK`'s one seed of 80 steps a schedule — every task still learned by its best schedule (tested)."""
+QUICK_LEAVES_OUT = ("min_summaries",)
+"""Keys of :data:`SHAPE` the quick demo goes without: its test split keeps the 3 paragraphs its share gives (20 more
+cost 38 s of its 5 minutes, 4 min 39 s, and a one-seed check that everything works makes no claim about the
+summaries); left out of the plan, a quick demo folder made before the full demo had them is still its plan."""
 SYNTH_SHAPE = ("dialect_shares", "emotion_shares", "dialect_fraction", "emotion_fraction", "balanced_splits",
                "split_shares", "min_summaries")
 """The keys of :data:`SHAPE` that are the fine-tuning corpus's :class:`SynthConfig` knobs."""
@@ -403,7 +405,8 @@ def demo_plan(quick: bool = False, balanced: bool = False, plan: dict | None = N
     """The sizes and shape of a demo: the skewed corpus of :data:`SHAPE` (with :data:`SHAPE_QUICK`'s sizes
     for ``quick``), or ``balanced``: the earlier balanced corpus and its character-level base; ``plan``
     overrides any of it (tests)."""
-    shape = {} if balanced else {**SHAPE, **(SHAPE_QUICK if quick else {})}
+    shape = {} if balanced else {k: v for k, v in {**SHAPE, **(SHAPE_QUICK if quick else {})}.items()
+                                 if not (quick and k in QUICK_LEAVES_OUT)}
     return {**(QUICK if quick else FULL), **shape, **(plan or {})}
 
 
