@@ -388,15 +388,21 @@ def _paragraph(rng: random.Random, long: bool) -> tuple[str, str]:
     return " ".join(fill(s) for s in sentences), fill(summary)
 
 
+def _news(rng: random.Random, n: int, config: SynthConfig) -> list[dict]:
+    """``n`` news paragraphs with their summaries (without split or voice), ``long_fraction`` of them long."""
+    n_long = int(config.long_fraction * n + 0.5)
+    news = []
+    for i in range(n):
+        text, summary = _paragraph(rng, long=i < n_long)
+        # News is read in neutral prosody; it carries no emotion label, so SER stays balanced.
+        news.append(dict(text=text, summary=summary, **_jittered(rng, "neutral")))
+    return news
+
+
 def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: SynthConfig) -> list[dict]:
     """The clips of one split (without ids), in random order."""
     voices = SPLIT_VOICES[split]
-    n_long = int(config.long_fraction * n_para + 0.5)
-    clips = []
-    for i in range(n_para):
-        text, summary = _paragraph(rng, long=i < n_long)
-        # News is read in neutral prosody; it carries no emotion label, so SER stays balanced.
-        clips.append(dict(text=text, summary=summary, **_jittered(rng, "neutral")))
+    clips = _news(rng, n_para, config)
     balanced = split in config.balanced_splits
     pairs = _label_pairs(n - n_para, config, rng, balanced)
     keep_d = _labelled(rng, [d for d, _ in pairs], config.dialects, 1.0 if balanced else config.dialect_fraction)
@@ -437,12 +443,8 @@ def _extra_paragraphs(plans: list[dict], config: SynthConfig) -> list[dict]:
     for split, want in config.min_summaries.items():
         have = sum(p["split"] == split and "summary" in p for p in plans)
         voices = SPLIT_VOICES[split]
-        n = max(0, want - have)
-        n_long = int(config.long_fraction * n + 0.5)
-        for i in range(n):
-            text, summary = _paragraph(rng, long=i < n_long)
-            extra.append(dict(text=text, summary=summary, split=split, voice=voices[(have + i) % len(voices)],
-                              **_jittered(rng, "neutral")))
+        for i, clip in enumerate(_news(rng, max(0, want - have), config)):
+            extra.append(dict(clip, split=split, voice=voices[(have + i) % len(voices)]))
     return extra
 
 
