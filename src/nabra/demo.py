@@ -8,7 +8,7 @@ As in the paper's setting, the schedules fine-tune a model that already knows AS
    sentences than the fine-tuning corpus's (any that coincide are dropped, and counted);
 3. fine-tune the base with LoRA once per schedule and seed, on the same budget (recipe ``demo``),
    several runs at a time (one CPU thread each: the results do not depend on how many run at once);
-4. evaluate the base and every run on the test split (unseen voices and sentences);
+4. evaluate the base and every run on the test split (unseen voices; the base never heard its sentences);
 5. write the schedule-comparison report, the paper's claims tested on these runs included.
 
 Finished pieces are reused when the demo is run again.
@@ -337,7 +337,7 @@ def headline(runs: list[Path], console: Console) -> None:
     # What a skewed corpus changes first: the F1 of each label task's rare labels (mean over them).
     rare = {task: labels for task in ("did", "ser") if (labels := rare_labels(shape.get(task, {})))}
     cols = [(title, task, key) for task, key, title in HEADLINE]
-    table = Table(title="test split (unseen voices and sentences, labels balanced), mean over seeds")
+    table = Table(title="test split (unseen voices, labels balanced), mean over seeds")
     table.add_column("schedule")
     for task in rare:
         table.add_column(f"{task.upper()} rare F1", justify="right")
