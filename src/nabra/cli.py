@@ -101,6 +101,7 @@ def _synth_config(args):
                        dialect_fraction=args.dialect_fraction, emotion_fraction=args.emotion_fraction,
                        balanced_splits=tuple(s for s in (args.balanced_splits or "").split(",") if s),
                        min_summaries=_counts(args.min_summaries, "--min-summaries"),
+                       disjoint_sentences=args.disjoint_sentences,
                        **({"split_shares": _shares(args.split_shares, "--split-shares")} if args.split_shares else {}))
 
 
@@ -445,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--min-summaries", metavar="test=40",
                        help="at least this many news paragraphs with summaries in a split (added after the other "
                             "clips, which stay the same): summary scores over more than a handful")
+    synth.add_argument("--disjoint-sentences", action="store_true",
+                       help="dev and test clips never say what a train clip says (those that would are given another "
+                            "sentence; every other clip stays the same)")
     synth.add_argument("--workers", type=int, default=0, help="parallel eSpeak workers (0 = all cores)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=cmd_synth)

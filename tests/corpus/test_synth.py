@@ -181,6 +181,47 @@ def test_task_sizes_follow_the_summary_fraction():
     assert len(paragraphs) == 100  # 5 % of 2,000: SSUM and TSUM scarce beside 1,900 transcribed clips
 
 
+def test_disjoint_sentences_gives_dev_and_test_unsaid_sentences_and_changes_nothing_else():
+    # Four words of one dialect's lexicon recur: the demo's corpus had 24 of its 100 short test clips saying a
+    # sentence a training clip says. Two-word sentences make it certain here.
+    config = dict(utterances=600, dialect_density=1.0, words_per_utterance=(2, 2), min_summaries={"test": 8})
+    before = plan_corpus(SynthConfig(**config))
+    after = plan_corpus(SynthConfig(**config, disjoint_sentences=True))
+    train = {c.text for c in before if c.split == "train"}
+    said = [i for i, c in enumerate(before) if c.split != "train" and c.text in train]
+    assert len(said) > 10
+    assert not [c for c in after if c.split != "train" and c.text in train]
+    assert [c for c in after if c.split == "train"] == [c for c in before if c.split == "train"]
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert changed == said  # only the clips train says: each keeps its id, labels, voice and prosody
+    for i in changed:
+        a, b = before[i], after[i]
+        assert replace(b, text=a.text) == a
+        assert set(b.text.split()) <= set(load_lexicon()["dialects"][a.dialect]) if a.dialect else True
+    assert after == plan_corpus(SynthConfig(**config, disjoint_sentences=True))  # deterministic
+    with pytest.raises(NabraError, match="disjoint_sentences must be true or false"):
+        SynthConfig(disjoint_sentences="yes")
+
+
+def test_disjoint_sentences_redraws_news_paragraphs_too_and_says_when_it_cannot(monkeypatch):
+    # A news lexicon of 40 paragraphs: the train split says some, dev and test get the others.
+    monkeypatch.setattr(synth, "_paragraph", lambda rng, long: (f"خبر {rng.randrange(40)}", "ملخص"))
+    config = dict(utterances=200, summary_fraction=0.5, min_summaries={"test": 30})
+    after = plan_corpus(SynthConfig(**config, disjoint_sentences=True))
+    train = {c.text for c in after if c.split == "train" and c.summary}
+    others = [c for c in after if c.split != "train" and c.summary]
+    assert len(others) >= 30 and not [c for c in others if c.text in train]
+    assert [c.text for c in plan_corpus(SynthConfig(**config)) if c.split != "train" and c.text in train]
+    monkeypatch.setattr(synth, "_paragraph", lambda rng, long: (f"خبر {rng.randrange(3)}", "ملخص"))
+    with pytest.raises(NabraError, match="disjoint_sentences: 100 draws of a news paragraph all said in the "
+                                         "train split too"):
+        plan_corpus(SynthConfig(**config, disjoint_sentences=True))
+    monkeypatch.undo()
+    with pytest.raises(NabraError, match="sentence all said in the train split too .1-1 words a short clip."):
+        plan_corpus(SynthConfig(utterances=600, dialect_density=1.0, words_per_utterance=(1, 1),
+                                disjoint_sentences=True))
+
+
 def test_min_summaries_adds_paragraphs_and_leaves_every_other_clip_as_it_was():
     config = dict(utterances=400, summary_fraction=0.05, long_fraction=0.25)
     before = plan_corpus(SynthConfig(**config))
@@ -324,11 +365,12 @@ def test_cli_synth_takes_the_shape_knobs(monkeypatch, capsys):
     with pytest.raises(ZeroDivisionError):  # stop after the config is built: the flags reached it
         cli.main(["synth", "x", "--dialect-shares", "EGY=4,GLF=3,LAV=2,NOR=1,MSA=1", "--emotion-fraction", "0.3",
                   "--balanced-splits", "test,dev", "--split-shares", "train=8,dev=1,test=1", "--min-summaries",
-                  "test=40", "--quiet"])
+                  "test=40", "--disjoint-sentences", "--quiet"])
     config = seen["config"]
     assert config.dialect_shares == {"EGY": 4.0, "GLF": 3.0, "LAV": 2.0, "NOR": 1.0, "MSA": 1.0}
     assert config.emotion_fraction == 0.3 and config.balanced_splits == ("test", "dev") and config.emotion_shares is None
     assert config.split_shares == {"train": 8.0, "dev": 1.0, "test": 1.0} and config.min_summaries == {"test": 40}
+    assert config.disjoint_sentences is True
     assert cli.main(["synth", "x", "--min-summaries", "test=2.5"]) == 2
     assert "--min-summaries takes SPLIT=COUNT pairs of whole numbers" in capsys.readouterr().err
     assert cli.main(["synth", "x", "--dialect-shares", "EGY:4"]) == 2

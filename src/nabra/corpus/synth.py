@@ -79,6 +79,10 @@ class SynthConfig:
     """At least this many news paragraphs (with their summaries) in a split (``{test: 40}``): a summary score over
     the five paragraphs a small split gets is noise. The extra paragraphs are planned after every other clip,
     from a random stream of their own, so the rest of the corpus is the same, clip for clip, as without them."""
+    disjoint_sentences: bool = False
+    """Dev and test clips never say what a train clip says: a clip whose sentence (or paragraph) train has is
+    given another, drawn from a random stream of its own, so every other clip is the same clip for clip as
+    without it (four words of a dialect's lexicon recur: 24 of the demo's 100 short test clips did)."""
     balanced_splits: tuple[str, ...] = ()
     """Splits whose short clips are label-balanced and all labelled (``[test]``: macro-F1 then measures the
     rare labels on as many clips as the frequent ones); the other splits follow the shares and fractions."""
@@ -120,6 +124,8 @@ class SynthConfig:
         if set(self.split_shares) != set(SPLIT_SHARES) or not all(
                 isinstance(v, int | float) and v > 0 for v in self.split_shares.values()):
             raise NabraError(f"split_shares must give a positive share to each of train, dev, test, got {self.split_shares}")
+        if not isinstance(self.disjoint_sentences, bool):
+            raise NabraError(f"disjoint_sentences must be true or false, got {self.disjoint_sentences!r}")
         self.min_summaries = dict(self.min_summaries)
         bad = {k: v for k, v in self.min_summaries.items()
                if k not in SPLIT_SHARES or not isinstance(v, int) or isinstance(v, bool) or v < 0}
@@ -388,27 +394,62 @@ def _paragraph(rng: random.Random, long: bool) -> tuple[str, str]:
     return " ".join(fill(s) for s in sentences), fill(summary)
 
 
-def _news(rng: random.Random, n: int, config: SynthConfig) -> list[dict]:
-    """``n`` news paragraphs with their summaries (without split or voice), ``long_fraction`` of them long."""
+REDRAWS = 100
+"""Draws ``disjoint_sentences`` makes for one clip before it gives up with an error."""
+
+
+class _Unsaid:
+    """``disjoint_sentences``: the train split's texts, and the random stream that redraws a clip which says one."""
+
+    def __init__(self, config: SynthConfig, said: set[str]):
+        self.config, self.said = config, said
+        self.rng = random.Random(f"disjoint_sentences-{config.seed}")
+
+    def __call__(self, value, draw, text=lambda v: v, what: str = "sentence"):
+        """``value``, or if train says its ``text``, the first ``draw(rng)`` whose text train does not say."""
+        if text(value) not in self.said:
+            return value
+        for _ in range(REDRAWS):
+            value = draw(self.rng)
+            if text(value) not in self.said:
+                return value
+        lo, hi = self.config.words_per_utterance
+        raise NabraError(f"disjoint_sentences: {REDRAWS} draws of a {what} all said in the train split too "
+                         f"({lo}-{hi} words a short clip); give longer sentences (words_per_utterance) or "
+                         f"leave disjoint_sentences off")
+
+
+def _keep(value, draw, text=lambda v: v, what: str = "sentence"):
+    """No ``disjoint_sentences``: every draw stands."""
+    return value
+
+
+def _news(rng: random.Random, n: int, config: SynthConfig, unsaid=_keep) -> list[dict]:
+    """``n`` news paragraphs with their summaries (without split or voice), ``long_fraction`` of them long;
+    ``unsaid`` may redraw one that train says (:class:`_Unsaid`)."""
     n_long = int(config.long_fraction * n + 0.5)
     news = []
     for i in range(n):
-        text, summary = _paragraph(rng, long=i < n_long)
+        long = i < n_long
+        text, summary = unsaid(_paragraph(rng, long=long), lambda r, long=long: _paragraph(r, long=long),
+                               text=lambda v: v[0], what="news paragraph")
         # News is read in neutral prosody; it carries no emotion label, so SER stays balanced.
         news.append(dict(text=text, summary=summary, **_jittered(rng, "neutral")))
     return news
 
 
-def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: SynthConfig) -> list[dict]:
-    """The clips of one split (without ids), in random order."""
+def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: SynthConfig,
+                unsaid=_keep) -> list[dict]:
+    """The clips of one split (without ids), in random order; ``unsaid``: see :class:`_Unsaid`."""
     voices = SPLIT_VOICES[split]
-    clips = _news(rng, n_para, config)
+    clips = _news(rng, n_para, config, unsaid)
     balanced = split in config.balanced_splits
     pairs = _label_pairs(n - n_para, config, rng, balanced)
     keep_d = _labelled(rng, [d for d, _ in pairs], config.dialects, 1.0 if balanced else config.dialect_fraction)
     keep_e = _labelled(rng, [e for _, e in pairs], config.emotions, 1.0 if balanced else config.emotion_fraction)
     for (dialect, emotion), has_d, has_e in zip(pairs, keep_d, keep_e, strict=True):
-        text = _short_text(rng, dialect, config)
+        text = unsaid(_short_text(rng, dialect, config), lambda r, d=dialect: _short_text(r, d, config),
+                      what=f"{dialect} sentence")
         # The clip is spoken in its dialect's words and its emotion's prosody whether or not it is labelled.
         clips.append(dict(text=text, dialect=dialect if has_d else None, emotion=emotion if has_e else None,
                           **_jittered(rng, emotion)))
@@ -427,15 +468,17 @@ def plan_corpus(config: SynthConfig) -> list[Clip]:
     shares = [config.split_shares[s] for s in SPLIT_SHARES]
     sizes = apportion(config.utterances, shares)
     n_para = apportion(int(config.summary_fraction * config.utterances + 0.5), shares)
-    plans = []
+    plans, unsaid = [], _keep
     for split, n, n_p in zip(SPLIT_SHARES, sizes, n_para, strict=True):
-        plans += _plan_split(rng, split, n, min(n_p, n), config)
-    plans += _extra_paragraphs(plans, config)
+        plans += _plan_split(rng, split, n, min(n_p, n), config, unsaid)
+        if split == "train" and config.disjoint_sentences:  # train is planned first: dev and test avoid it
+            unsaid = _Unsaid(config, {p["text"] for p in plans})
+    plans += _extra_paragraphs(plans, config, unsaid)
     width = max(6, len(str(len(plans) - 1)))
     return [Clip(id=f"synth-{i:0{width}d}", **p) for i, p in enumerate(plans)]
 
 
-def _extra_paragraphs(plans: list[dict], config: SynthConfig) -> list[dict]:
+def _extra_paragraphs(plans: list[dict], config: SynthConfig, unsaid=_keep) -> list[dict]:
     """The paragraphs ``min_summaries`` asks for beyond those the shares gave (their own random stream, read by
     their split's voices in turn after its paragraphs; ``long_fraction`` of them long)."""
     rng = random.Random(f"min_summaries-{config.seed}")
@@ -443,7 +486,7 @@ def _extra_paragraphs(plans: list[dict], config: SynthConfig) -> list[dict]:
     for split, want in config.min_summaries.items():
         have = sum(p["split"] == split and "summary" in p for p in plans)
         voices = SPLIT_VOICES[split]
-        for i, clip in enumerate(_news(rng, max(0, want - have), config)):
+        for i, clip in enumerate(_news(rng, max(0, want - have), config, _keep if split == "train" else unsaid)):
             extra.append(dict(clip, split=split, voice=voices[(have + i) % len(voices)]))
     return extra
 
