@@ -183,7 +183,9 @@ def test_task_sizes_follow_the_summary_fraction():
 
 def test_disjoint_sentences_gives_dev_and_test_unsaid_sentences_and_changes_nothing_else():
     # Four words of one dialect's lexicon recur: the demo's corpus had 24 of its 100 short test clips saying a
-    # sentence a training clip says. Two-word sentences make it certain here.
+    # sentence a training clip says. A real release keeps a sentence in one split (Common Voice: CorporaCreator's
+    # default -s 1, one recording per sentence; HarikalarKutusu/cv-tbox-dataset-analyzer README). Two-word
+    # sentences make the recurrence certain here.
     config = dict(utterances=600, dialect_density=1.0, words_per_utterance=(2, 2), min_summaries={"test": 8})
     before = plan_corpus(SynthConfig(**config))
     after = plan_corpus(SynthConfig(**config, disjoint_sentences=True))
