@@ -399,11 +399,12 @@ REDRAWS = 100
 
 
 class _Unsaid:
-    """``disjoint_sentences``: the train split's texts, and the random stream that redraws a clip which says one."""
+    """``disjoint_sentences``: the train split's texts (none: every first draw stands), and the random stream
+    that redraws a clip which says one."""
 
-    def __init__(self, config: SynthConfig, said: set[str]):
-        self.config, self.said = config, said
-        self.rng = random.Random(f"disjoint_sentences-{config.seed}")
+    def __init__(self, said: set[str] = frozenset(), seed: int = 0, words: tuple[int, int] = (4, 4)):
+        self.said, self.words = said, words
+        self.rng = random.Random(f"disjoint_sentences-{seed}")
 
     def __call__(self, value, draw, text=lambda v: v, what: str = "sentence"):
         """``value``, or if train says its ``text``, the first ``draw(rng)`` whose text train does not say."""
@@ -413,18 +414,17 @@ class _Unsaid:
             value = draw(self.rng)
             if text(value) not in self.said:
                 return value
-        lo, hi = self.config.words_per_utterance
+        lo, hi = self.words
         raise NabraError(f"disjoint_sentences: {REDRAWS} draws of a {what} all said in the train split too "
                          f"({lo}-{hi} words a short clip); give longer sentences (words_per_utterance) or "
                          f"leave disjoint_sentences off")
 
 
-def _keep(value, draw, text=lambda v: v, what: str = "sentence"):
-    """No ``disjoint_sentences``: every draw stands."""
-    return value
+_ANY = _Unsaid()
+"""No ``disjoint_sentences``: nothing to avoid."""
 
 
-def _news(rng: random.Random, n: int, config: SynthConfig, unsaid=_keep) -> list[dict]:
+def _news(rng: random.Random, n: int, config: SynthConfig, unsaid: _Unsaid = _ANY) -> list[dict]:
     """``n`` news paragraphs with their summaries (without split or voice), ``long_fraction`` of them long;
     ``unsaid`` may redraw one that train says (:class:`_Unsaid`)."""
     n_long = int(config.long_fraction * n + 0.5)
@@ -439,7 +439,7 @@ def _news(rng: random.Random, n: int, config: SynthConfig, unsaid=_keep) -> list
 
 
 def _plan_split(rng: random.Random, split: str, n: int, n_para: int, config: SynthConfig,
-                unsaid=_keep) -> list[dict]:
+                unsaid: _Unsaid = _ANY) -> list[dict]:
     """The clips of one split (without ids), in random order; ``unsaid``: see :class:`_Unsaid`."""
     voices = SPLIT_VOICES[split]
     clips = _news(rng, n_para, config, unsaid)
@@ -468,17 +468,17 @@ def plan_corpus(config: SynthConfig) -> list[Clip]:
     shares = [config.split_shares[s] for s in SPLIT_SHARES]
     sizes = apportion(config.utterances, shares)
     n_para = apportion(int(config.summary_fraction * config.utterances + 0.5), shares)
-    plans, unsaid = [], _keep
+    plans, unsaid = [], _ANY
     for split, n, n_p in zip(SPLIT_SHARES, sizes, n_para, strict=True):
         plans += _plan_split(rng, split, n, min(n_p, n), config, unsaid)
         if split == "train" and config.disjoint_sentences:  # train is planned first: dev and test avoid it
-            unsaid = _Unsaid(config, {p["text"] for p in plans})
+            unsaid = _Unsaid({p["text"] for p in plans}, config.seed, config.words_per_utterance)
     plans += _extra_paragraphs(plans, config, unsaid)
     width = max(6, len(str(len(plans) - 1)))
     return [Clip(id=f"synth-{i:0{width}d}", **p) for i, p in enumerate(plans)]
 
 
-def _extra_paragraphs(plans: list[dict], config: SynthConfig, unsaid=_keep) -> list[dict]:
+def _extra_paragraphs(plans: list[dict], config: SynthConfig, unsaid: _Unsaid = _ANY) -> list[dict]:
     """The paragraphs ``min_summaries`` asks for beyond those the shares gave (their own random stream, read by
     their split's voices in turn after its paragraphs; ``long_fraction`` of them long)."""
     rng = random.Random(f"min_summaries-{config.seed}")
@@ -486,7 +486,7 @@ def _extra_paragraphs(plans: list[dict], config: SynthConfig, unsaid=_keep) -> l
     for split, want in config.min_summaries.items():
         have = sum(p["split"] == split and "summary" in p for p in plans)
         voices = SPLIT_VOICES[split]
-        for i, clip in enumerate(_news(rng, max(0, want - have), config, _keep if split == "train" else unsaid)):
+        for i, clip in enumerate(_news(rng, max(0, want - have), config, _ANY if split == "train" else unsaid)):
             extra.append(dict(clip, split=split, voice=voices[(have + i) % len(voices)]))
     return extra
 
